@@ -1,0 +1,68 @@
+/* corral native plugin ABI, version 1.
+ *
+ * A native plugin is a shared library exporting one function,
+ * corral_plugin_v1_entry, which returns a pointer to a static table.
+ * The worker refuses a library without the symbol or with another
+ * abi_version. This header is the normative form of the ABI; the Rust
+ * macro export_plugin! produces exactly this.
+ *
+ * Memory: bytes the plugin returns (corral_owned) are allocated by the
+ * plugin and released by the worker through the table's free_owned;
+ * bytes the host returns are released through the host's free_owned.
+ * Borrowed bytes (corral_bytes) are valid only during the call.
+ */
+#ifndef CORRAL_PLUGIN_H
+#define CORRAL_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CORRAL_ABI_VERSION 1
+
+/* call results */
+#define CORRAL_CALL_OK 0
+#define CORRAL_CALL_ERR_PLUGIN 1          /* out: UTF-8 message */
+#define CORRAL_CALL_ERR_UNKNOWN_METHOD 2  /* out: UTF-8 message */
+#define CORRAL_CALL_ERR_PANIC 3           /* out: UTF-8 message */
+
+/* log levels */
+#define CORRAL_LOG_ERROR 1
+#define CORRAL_LOG_WARN 2
+#define CORRAL_LOG_INFO 3
+#define CORRAL_LOG_DEBUG 4
+#define CORRAL_LOG_TRACE 5
+
+typedef struct { const uint8_t *ptr; size_t len; } corral_bytes;  /* borrowed */
+typedef struct { uint8_t *ptr; size_t len; } corral_owned;         /* allocated by its producer */
+
+typedef struct corral_host {           /* provided by the worker, valid until destroy */
+  void *ctx;
+  void (*log)(void *ctx, int32_t level, corral_bytes msg);
+  uint64_t (*now_ms)(void *ctx);       /* milliseconds since the Unix epoch */
+  /* host service call: 0 = ok, out = reply or UTF-8 error message,
+     released with free_owned below */
+  int32_t (*call)(void *ctx, corral_bytes op, corral_bytes input, corral_owned *out);
+  void (*free_owned)(void *ctx, corral_owned out);
+} corral_host;
+
+typedef struct {
+  uint32_t abi_version;                                /* CORRAL_ABI_VERSION */
+  void *(*create)(const corral_host *host);            /* NULL = init failed */
+  /* CORRAL_CALL_OK: out holds the reply; otherwise out holds a UTF-8 message */
+  int32_t (*call)(void *instance, corral_bytes method, corral_bytes input, corral_owned *out);
+  int32_t (*health)(void *instance);                   /* 0 = healthy */
+  void (*destroy)(void *instance);
+  void (*free_owned)(corral_owned out);
+} corral_plugin_v1;
+
+const corral_plugin_v1 *corral_plugin_v1_entry(void);  /* the one exported symbol */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CORRAL_PLUGIN_H */

@@ -1,0 +1,131 @@
+//! Glue behind [`export_plugin!`](crate::export_plugin): the native C ABI
+//! functions for a [`Plugin`] type. Not a public API.
+//!
+//! Every function catches panics at the boundary: a panic in `call` comes
+//! back as a [`CALL_ERR_PANIC`](abi::CALL_ERR_PANIC) error, a panic in
+//! `create` as a failed init.
+#![allow(unsafe_code, reason = "implements the plugin side of the C ABI")]
+
+use crate::abi;
+use crate::plugin::{Host, LogLevel, Plugin};
+use std::any::Any;
+use std::ffi::c_void;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+struct Instance<P> {
+    plugin: P,
+    host: Host,
+}
+
+/// Builds the ABI table for `P`; the macro stores it in a `static`.
+pub const fn vtable<P: Plugin + Default>() -> abi::PluginV1 {
+    abi::PluginV1 {
+        abi_version: abi::ABI_VERSION,
+        create: Some(create::<P>),
+        call: Some(call::<P>),
+        health: Some(health::<P>),
+        destroy: Some(destroy::<P>),
+        free_owned: Some(free_owned),
+    }
+}
+
+unsafe extern "C" fn create<P: Plugin + Default>(host: *const abi::HostV1) -> *mut c_void {
+    if host.is_null() {
+        return std::ptr::null_mut();
+    }
+    let made = catch_unwind(|| {
+        let host = Host::from_raw(host);
+        let mut plugin = P::default();
+        match plugin.init(&host) {
+            Ok(()) => Some(Box::new(Instance { plugin, host })),
+            Err(error) => {
+                host.log(LogLevel::Error, &format!("init failed: {error}"));
+                None
+            }
+        }
+    });
+    match made {
+        Ok(Some(instance)) => Box::into_raw(instance).cast(),
+        Ok(None) | Err(_) => std::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn call<P: Plugin>(
+    instance: *mut c_void,
+    method: abi::Bytes,
+    input: abi::Bytes,
+    out: *mut abi::Owned,
+) -> i32 {
+    // SAFETY: the worker passes the pointer `create` returned, uses it from
+    // one thread at a time and not after `destroy`.
+    let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
+    // SAFETY: the worker passes buffers valid for the duration of the call.
+    let (method, input) = unsafe { (method.as_slice(), input.as_slice()) };
+    let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(method) {
+        Ok(method) => instance.plugin.call(&instance.host, method, input),
+        Err(_) => Err(crate::PluginError::new("method name is not UTF-8")),
+    }));
+    let (code, bytes) = match result {
+        Ok(Ok(reply)) => (abi::CALL_OK, reply),
+        Ok(Err(error)) => (error.abi_code(), error.into_message().into_bytes()),
+        Err(panic) => (
+            abi::CALL_ERR_PANIC,
+            format!("plugin panicked: {}", panic_message(&*panic)).into_bytes(),
+        ),
+    };
+    if !out.is_null() {
+        // SAFETY: `out` is non-null and points to the worker's out-parameter.
+        unsafe { out.write(abi::Owned::from_vec(bytes)) };
+    }
+    code
+}
+
+unsafe extern "C" fn health<P: Plugin>(instance: *mut c_void) -> i32 {
+    // SAFETY: as in `call`.
+    let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
+    match catch_unwind(AssertUnwindSafe(|| instance.plugin.health(&instance.host))) {
+        Ok(Ok(())) => 0,
+        Ok(Err(_)) | Err(_) => 1,
+    }
+}
+
+unsafe extern "C" fn destroy<P: Plugin>(instance: *mut c_void) {
+    if instance.is_null() {
+        return;
+    }
+    // SAFETY: `instance` came from `Box::into_raw` in `create` and the
+    // worker destroys it once.
+    let instance = unsafe { Box::from_raw(instance.cast::<Instance<P>>()) };
+    // A panicking Drop must not unwind into the worker.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(instance)));
+}
+
+unsafe extern "C" fn free_owned(out: abi::Owned) {
+    // SAFETY: the worker hands back exactly what `call` produced, once.
+    drop(unsafe { out.into_vec() });
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        message
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message
+    } else {
+        "non-string panic payload"
+    }
+}
+
+/// Exports a [`Plugin`](crate::Plugin) type (which must implement
+/// `Default`) as a corral plugin: the native C ABI entry
+/// `corral_plugin_v1_entry` when built as a `cdylib`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        /// corral plugin ABI v1 entry point.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn corral_plugin_v1_entry() -> *const $crate::abi::PluginV1 {
+            static VTABLE: $crate::abi::PluginV1 = $crate::export::vtable::<$plugin>();
+            &VTABLE
+        }
+    };
+}

@@ -1,0 +1,26 @@
+//! What corral plugins and the corral supervisor share.
+//!
+//! - [`Plugin`], [`Host`] and [`export_plugin!`]: write a plugin once in Rust;
+//!   built as a `cdylib` it exports the native C ABI described in [`abi`]
+//!   (and in `include/corral_plugin.h`).
+//! - [`manifest`]: the `plugin.toml` schema and its validation.
+//! - [`wire`]: the frames exchanged between host apps, the supervisor and
+//!   workers, and their codec.
+//! - [`RemoteError`]: errors that cross a process boundary, as data.
+//!
+//! This crate has no async runtime and no wasm runtime in it: it builds for
+//! `wasm32` guests as well as for the host.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::print_stdout)]
+
+pub mod abi;
+mod error;
+#[doc(hidden)]
+pub mod export;
+pub mod manifest;
+mod plugin;
+pub mod wire;
+
+pub use error::{ErrorKind, RemoteError};
+pub use plugin::{Host, LogLevel, Plugin, PluginError};

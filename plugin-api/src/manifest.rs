@@ -1,0 +1,331 @@
+//! `plugin.toml`: the manifest every plugin folder holds, parsed and
+//! validated without touching the file system.
+//!
+//! ```toml
+//! [plugin]
+//! name = "hello"          # [a-z0-9-]{1,64}, starting with a letter or digit
+//! version = "1.2.0"       # semver
+//! kind = "native"         # native | wasm
+//! entry = "libhello.so"   # relative to the manifest's folder, no ".."
+//! api = 1                 # plugin ABI version
+//! ```
+//!
+//! Unknown keys are errors. Every error names the file, the line and
+//! column, the key and what is expected.
+
+use crate::abi::ABI_VERSION;
+use crate::wire::PluginKind;
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use toml::Spanned;
+
+/// Longest plugin name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Plugin name, unique within a supervisor.
+    pub name: String,
+    /// Plugin version.
+    pub version: semver::Version,
+    /// Native library or wasm module.
+    pub kind: PluginKind,
+    /// The module, relative to the manifest's folder; never absolute and
+    /// never leaving the folder.
+    pub entry: PathBuf,
+    /// Plugin ABI version.
+    pub api: u32,
+}
+
+/// A manifest that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ManifestError {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// 1-based line and column of the offending text, when known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.path.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    plugin: RawPlugin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    kind: PluginKind,
+    entry: Spanned<String>,
+    api: Spanned<u32>,
+}
+
+impl Manifest {
+    /// Parses and validates manifest `text`; `path` is used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ManifestError> {
+        let error = |span: Option<Range<usize>>, message: String| ManifestError {
+            path: path.to_owned(),
+            position: span.map(|span| line_column(text, span.start)),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let message = match e.span().and_then(|span| key_at(text, span.start)) {
+                Some(key) if !e.message().contains("unknown field") => {
+                    format!("{key}: {}", e.message())
+                }
+                _ => e.message().to_owned(),
+            };
+            error(e.span(), message)
+        })?;
+        let plugin = raw.plugin;
+
+        let name = plugin.name.get_ref();
+        if let Err(problem) = check_name(name) {
+            return Err(error(
+                Some(plugin.name.span()),
+                format!("[plugin] name = {name:?}: {problem}"),
+            ));
+        }
+        let version = semver::Version::parse(plugin.version.get_ref()).map_err(|e| {
+            error(
+                Some(plugin.version.span()),
+                format!(
+                    "[plugin] version = {:?}: not a semver version like \"1.2.0\": {e}",
+                    plugin.version.get_ref()
+                ),
+            )
+        })?;
+        let entry = check_entry(plugin.entry.get_ref()).map_err(|problem| {
+            error(
+                Some(plugin.entry.span()),
+                format!("[plugin] entry = {:?}: {problem}", plugin.entry.get_ref()),
+            )
+        })?;
+        let api = *plugin.api.get_ref();
+        if api != ABI_VERSION {
+            return Err(error(
+                Some(plugin.api.span()),
+                format!("[plugin] api = {api}: this corral speaks plugin ABI {ABI_VERSION}"),
+            ));
+        }
+        Ok(Self {
+            name: name.clone(),
+            version,
+            kind: plugin.kind,
+            entry,
+            api,
+        })
+    }
+}
+
+/// Checks a plugin name: 1 to 64 of `a-z`, `0-9` and `-`, not starting
+/// with `-`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and '-', not starting with '-'"
+        ))
+    }
+}
+
+fn check_entry(entry: &str) -> Result<PathBuf, &'static str> {
+    let path = Path::new(entry);
+    if entry.is_empty() || entry.contains('\0') {
+        return Err("expected a file name relative to the plugin folder");
+    }
+    let mut normal = false;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => normal = true,
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative to the plugin folder, not absolute");
+            }
+            Component::ParentDir => return Err("must stay inside the plugin folder (no \"..\")"),
+        }
+    }
+    if normal {
+        Ok(path.to_owned())
+    } else {
+        Err("expected a file name relative to the plugin folder")
+    }
+}
+
+/// The `[table] key` whose value stands at `offset`, if the line there is
+/// a `key = value` line.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .unwrap_or("");
+    Some(format!("{table} {}", key.trim()).trim_start().to_owned())
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |newline| before.len() - newline - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[plugin]
+name = "hello"
+version = "1.2.0"
+kind = "native"
+entry = "libhello.so"
+api = 1
+"#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("plugins/hello/plugin.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_good_manifest() {
+        let manifest = parse(GOOD).unwrap();
+        assert_eq!(manifest.name, "hello");
+        assert_eq!(manifest.version, semver::Version::new(1, 2, 0));
+        assert_eq!(manifest.kind, PluginKind::Native);
+        assert_eq!(manifest.entry, Path::new("libhello.so"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("api = 1", "api = 1\ncolour = \"red\"");
+        let message = error(&text);
+        assert!(
+            message.starts_with("plugins/hello/plugin.toml:8:1: "),
+            "{message}"
+        );
+        assert!(message.contains("unknown field `colour`"), "{message}");
+    }
+
+    #[test]
+    fn unknown_table_is_refused() {
+        let message = error(&format!("{GOOD}\n[extras]\nx = 1\n"));
+        assert!(message.contains("unknown field `extras`"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_fix() {
+        let cases = [
+            (
+                "name = \"hello\"",
+                "name = \"Hello!\"",
+                "[plugin] name = \"Hello!\": expected",
+            ),
+            ("name = \"hello\"", "name = \"\"", "[plugin] name = \"\""),
+            (
+                "version = \"1.2.0\"",
+                "version = \"1.x\"",
+                "not a semver version",
+            ),
+            (
+                "entry = \"libhello.so\"",
+                "entry = \"../evil.so\"",
+                "no \"..\"",
+            ),
+            (
+                "entry = \"libhello.so\"",
+                "entry = \"/lib/evil.so\"",
+                "not absolute",
+            ),
+            (
+                "entry = \"libhello.so\"",
+                "entry = \"\"",
+                "expected a file name",
+            ),
+            ("api = 1", "api = 2", "speaks plugin ABI 1"),
+            (
+                "kind = \"native\"",
+                "kind = \"python\"",
+                "unknown variant `python`",
+            ),
+            (
+                "api = 1",
+                "api = -1",
+                "[plugin] api: invalid value: integer `-1`",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let message = error(&GOOD.replace(from, to));
+            assert!(message.contains(expected), "{to}: {message}");
+            assert!(
+                message.starts_with("plugins/hello/plugin.toml:"),
+                "{to}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_points_at_the_bad_line() {
+        let message = error(&GOOD.replace("1.2.0", "banana"));
+        assert!(
+            message.starts_with("plugins/hello/plugin.toml:4:11: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_keys_and_syntax_errors_are_reported() {
+        assert!(error("[plugin]\nname = \"x\"\n").contains("missing field"));
+        assert!(error("[plugin\n").starts_with("plugins/hello/plugin.toml:1:"));
+    }
+
+    #[test]
+    fn names() {
+        for good in ["a", "hello-world", "x2", &"a".repeat(64)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "A", "a_b", "a.b", "ä", &"a".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

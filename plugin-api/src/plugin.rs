@@ -1,0 +1,189 @@
+//! The plugin side of corral: the [`Plugin`] trait a plugin implements and
+//! the [`Host`] services it may use.
+
+use crate::abi;
+use std::fmt;
+
+/// A corral plugin. One instance lives in its own worker process and gets
+/// its calls one at a time.
+///
+/// ```
+/// use corral_plugin_api::{export_plugin, Host, Plugin, PluginError};
+///
+/// #[derive(Default)]
+/// struct Echo;
+///
+/// impl Plugin for Echo {
+///     fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
+///         match method {
+///             "echo" => Ok(input.to_vec()),
+///             other => Err(PluginError::unknown_method(other)),
+///         }
+///     }
+/// }
+///
+/// export_plugin!(Echo);
+/// ```
+pub trait Plugin {
+    /// Runs once after the instance is created, before the first call.
+    /// An error stops the worker; the supervisor reports it.
+    fn init(&mut self, host: &Host) -> Result<(), PluginError> {
+        let _ = host;
+        Ok(())
+    }
+
+    /// Handles one call. Unknown methods should return
+    /// [`PluginError::unknown_method`].
+    fn call(&mut self, host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError>;
+
+    /// Reports whether the plugin can serve; called periodically.
+    fn health(&mut self, host: &Host) -> Result<(), PluginError> {
+        let _ = host;
+        Ok(())
+    }
+}
+
+/// An error a plugin returns from a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    unknown_method: bool,
+    message: String,
+}
+
+impl PluginError {
+    /// A plugin failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            unknown_method: false,
+            message: message.into(),
+        }
+    }
+
+    /// The plugin has no method called `method`.
+    pub fn unknown_method(method: &str) -> Self {
+        Self {
+            unknown_method: true,
+            message: format!("unknown method `{method}`"),
+        }
+    }
+
+    /// Whether this error says the method is unknown.
+    pub fn is_unknown_method(&self) -> bool {
+        self.unknown_method
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn abi_code(&self) -> i32 {
+        if self.unknown_method {
+            abi::CALL_ERR_UNKNOWN_METHOD
+        } else {
+            abi::CALL_ERR_PLUGIN
+        }
+    }
+
+    pub(crate) fn into_message(self) -> String {
+        self.message
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for PluginError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// Severity of a [`Host::log`] message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something looks wrong.
+    Warn,
+    /// Normal operation.
+    Info,
+    /// Detail for debugging.
+    Debug,
+    /// Even more detail.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's ABI number (`LOG_*` in the C header).
+    pub fn to_abi(self) -> i32 {
+        match self {
+            Self::Error => abi::LOG_ERROR,
+            Self::Warn => abi::LOG_WARN,
+            Self::Info => abi::LOG_INFO,
+            Self::Debug => abi::LOG_DEBUG,
+            Self::Trace => abi::LOG_TRACE,
+        }
+    }
+
+    /// The level for an ABI number; unknown numbers read as `Info`.
+    pub fn from_abi(level: i32) -> Self {
+        match level {
+            abi::LOG_ERROR => Self::Error,
+            abi::LOG_WARN => Self::Warn,
+            abi::LOG_DEBUG => Self::Debug,
+            abi::LOG_TRACE => Self::Trace,
+            _ => Self::Info,
+        }
+    }
+}
+
+/// The services the supervisor gives a plugin, reached through its worker.
+pub struct Host {
+    raw: *const abi::HostV1,
+}
+
+impl Host {
+    /// Wraps the host table the worker passed to `create`.
+    pub(crate) fn from_raw(raw: *const abi::HostV1) -> Self {
+        Self { raw }
+    }
+
+    /// Writes a message to the plugin's log.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        let host = self.table();
+        (host.log)(
+            host.ctx,
+            level.to_abi(),
+            abi::Bytes::new(message.as_bytes()),
+        );
+    }
+
+    /// Milliseconds since the Unix epoch, as the host sees it.
+    pub fn now_ms(&self) -> u64 {
+        let host = self.table();
+        (host.now_ms)(host.ctx)
+    }
+
+    #[allow(
+        unsafe_code,
+        reason = "dereferences the host table handed over the ABI"
+    )]
+    fn table(&self) -> &abi::HostV1 {
+        // SAFETY: the worker passes a valid host table to `create` and keeps
+        // it alive until `destroy`; a `Host` lives inside the instance, so it
+        // never outlives the table.
+        unsafe { &*self.raw }
+    }
+}

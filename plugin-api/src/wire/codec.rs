@@ -1,0 +1,235 @@
+//! Frame codec over byte slices: no I/O, so it builds for wasm32 and can be
+//! fuzzed. The length limit is checked before anything is allocated.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Bytes in a frame header (the `u32` little-endian body length).
+pub const HEADER_LEN: usize = 4;
+
+/// A frame that cannot be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The frame body is larger than the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Body length announced or produced.
+        len: u64,
+        /// The limit in force.
+        max: u32,
+    },
+    /// The body is not a valid message.
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    /// The body decoded but bytes were left over.
+    #[error("frame has {0} trailing bytes after the message")]
+    Trailing(usize),
+    /// The message could not be encoded.
+    #[error("cannot encode frame: {0}")]
+    Encode(String),
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame ({got} of {want} bytes)")]
+    Truncated {
+        /// Bytes received.
+        got: usize,
+        /// Bytes the frame needs.
+        want: usize,
+    },
+    /// Reading or writing the stream failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Body length in bytes, already checked against the limit.
+    pub body_len: usize,
+}
+
+impl FrameHeader {
+    /// Reads a header, refusing bodies over `max` bytes.
+    pub fn parse(header: [u8; HEADER_LEN], max: u32) -> Result<Self, WireError> {
+        let len = u32::from_le_bytes(header);
+        if len > max {
+            return Err(WireError::TooLarge {
+                len: u64::from(len),
+                max,
+            });
+        }
+        let body_len = usize::try_from(len).map_err(|_| WireError::TooLarge {
+            len: u64::from(len),
+            max,
+        })?;
+        Ok(Self { body_len })
+    }
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Appends one frame holding `message` to `out`. On error `out` is left as
+/// it was.
+pub fn encode_frame<T: Serialize>(
+    message: &T,
+    out: &mut Vec<u8>,
+    max: u32,
+) -> Result<(), WireError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    if let Err(error) = bincode::serde::encode_into_writer(message, VecWriter(out), config()) {
+        out.truncate(start);
+        return Err(WireError::Encode(error.to_string()));
+    }
+    let body_len = out.len() - start - HEADER_LEN;
+    match u32::try_from(body_len) {
+        Ok(len) if len <= max => {
+            out[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        _ => {
+            out.truncate(start);
+            Err(WireError::TooLarge {
+                len: body_len as u64,
+                max,
+            })
+        }
+    }
+}
+
+/// Decodes a whole frame body; trailing bytes are an error.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let (message, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|error| WireError::Decode(error.to_string()))?;
+    match body.len() - used {
+        0 => Ok(message),
+        extra => Err(WireError::Trailing(extra)),
+    }
+}
+
+/// Decodes only the leading fields of a body as `T`, ignoring the rest.
+/// Used to read the protocol version of a handshake this build cannot
+/// otherwise decode.
+pub fn decode_prefix<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    bincode::serde::decode_from_slice(body, config())
+        .ok()
+        .map(|(value, _)| value)
+}
+
+/// Decodes the first frame in `buf`: `Ok(None)` when `buf` holds less than
+/// a whole frame, otherwise the message and the bytes consumed.
+pub fn decode_frame<T: DeserializeOwned>(
+    buf: &[u8],
+    max: u32,
+) -> Result<Option<(T, usize)>, WireError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let header = FrameHeader::parse(*header, max)?;
+    let end = HEADER_LEN + header.body_len;
+    let Some(body) = buf.get(HEADER_LEN..end) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(body)?, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Call, ToWorker};
+
+    fn call(input: Vec<u8>) -> ToWorker {
+        ToWorker::Call(Call {
+            id: 7,
+            method: "echo".into(),
+            input,
+            deadline_ms: 1000,
+        })
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut buf = Vec::new();
+        encode_frame(&call(b"hi".to_vec()), &mut buf, 1024).unwrap();
+        encode_frame(&ToWorker::Shutdown, &mut buf, 1024).unwrap();
+        let (first, used) = decode_frame::<ToWorker>(&buf, 1024).unwrap().unwrap();
+        assert_eq!(first, call(b"hi".to_vec()));
+        let (second, used2) = decode_frame::<ToWorker>(&buf[used..], 1024)
+            .unwrap()
+            .unwrap();
+        assert_eq!(second, ToWorker::Shutdown);
+        assert_eq!(used + used2, buf.len());
+    }
+
+    #[test]
+    fn partial_frames_need_more_bytes() {
+        let mut buf = Vec::new();
+        encode_frame(&call(vec![1; 100]), &mut buf, 1024).unwrap();
+        for cut in 0..buf.len() {
+            assert!(
+                decode_frame::<ToWorker>(&buf[..cut], 1024)
+                    .unwrap()
+                    .is_none(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_header_is_refused_before_reading_the_body() {
+        let header = (u32::MAX).to_le_bytes();
+        let err = decode_frame::<ToWorker>(&header, 1024).unwrap_err();
+        assert!(
+            matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn oversized_message_is_not_encoded() {
+        let mut buf = vec![9];
+        let err = encode_frame(&call(vec![0; 2000]), &mut buf, 1024).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { max: 1024, .. }));
+        assert_eq!(buf, [9], "a failed encode leaves the buffer as it was");
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_errors() {
+        let garbage = [4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            decode_frame::<ToWorker>(&garbage, 1024),
+            Err(WireError::Decode(_))
+        ));
+        let mut buf = Vec::new();
+        encode_frame(&ToWorker::Shutdown, &mut buf, 1024).unwrap();
+        buf.push(0);
+        buf[0] += 1;
+        assert!(matches!(
+            decode_frame::<ToWorker>(&buf, 1024),
+            Err(WireError::Trailing(1))
+        ));
+    }
+
+    #[test]
+    fn huge_length_prefix_inside_a_small_frame_does_not_allocate() {
+        // variant 0 (Call), id 1, then a method string claiming u64::MAX bytes
+        let body = [0u8, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_body::<ToWorker>(&body).is_err());
+    }
+
+    #[test]
+    fn prefix_reads_the_protocol_of_a_foreign_handshake() {
+        let mut buf = Vec::new();
+        encode_frame(&(99u32, "from the future", [1u8, 2, 3]), &mut buf, 1024).unwrap();
+        assert_eq!(decode_prefix::<u32>(&buf[HEADER_LEN..]), Some(99));
+    }
+}

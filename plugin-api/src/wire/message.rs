@@ -1,0 +1,250 @@
+//! The messages on both channels. Field order is the wire format: add new
+//! fields at the end of a struct and new variants at the end of an enum,
+//! and bump [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION) when a peer of
+//! the old version could not read them.
+
+use crate::error::RemoteError;
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------------------
+// supervisor <-> worker
+
+/// What kind of module a plugin is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// A shared library exporting the native C ABI.
+    Native,
+    /// A WebAssembly module.
+    Wasm,
+}
+
+/// The supervisor's first frame to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must stay the first field: read on its own when the rest is foreign.
+    pub protocol: u32,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The plugin's version.
+    pub version: String,
+    /// The kind of module to load.
+    pub kind: PluginKind,
+    /// Absolute path of the module to load.
+    pub entry: String,
+    /// Largest frame body either side may send.
+    pub max_frame: u32,
+}
+
+/// The worker's answer to [`Hello`] once the plugin is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// Must stay the first field of the first variant of [`FromWorker`].
+    pub protocol: u32,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The plugin's version.
+    pub version: String,
+}
+
+/// A call of a plugin method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// Chosen by the supervisor; the reply carries it back.
+    pub id: u64,
+    /// The plugin method.
+    pub method: String,
+    /// Opaque input bytes.
+    #[serde(with = "serde_bytes")]
+    pub input: Vec<u8>,
+    /// Time the caller allows for the call, in milliseconds.
+    pub deadline_ms: u32,
+}
+
+/// Frames from the supervisor to a worker, after [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Call a plugin method; answered by [`FromWorker::Reply`].
+    Call(Call),
+    /// Liveness check; answered by [`FromWorker::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Release the plugin and exit 0.
+    Shutdown,
+}
+
+/// The result of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The reply bytes.
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Why the call failed.
+    Err(RemoteError),
+}
+
+/// Frames from a worker to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The plugin is loaded; the first frame on success.
+    Ready(Ready),
+    /// The worker cannot start; the first frame on failure, then it exits.
+    Failed {
+        /// Why, for the supervisor's status and log.
+        message: String,
+    },
+    /// The result of [`ToWorker::Call`] with the same id.
+    Reply {
+        /// The call's id.
+        id: u64,
+        /// What the plugin returned.
+        outcome: Outcome,
+    },
+    /// Answer to [`ToWorker::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// host app <-> supervisor
+
+/// A host app's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// Must stay the first field.
+    pub protocol: u32,
+    /// Free-form client name, for logs.
+    pub client: String,
+}
+
+/// The supervisor's answer to [`ClientHello`]; it closes the connection
+/// after it when the protocols differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    /// Must stay the first field.
+    pub protocol: u32,
+    /// The supervisor's version.
+    pub server: String,
+}
+
+/// A host app's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the client; the response carries it back.
+    pub id: u64,
+    /// What to do.
+    pub body: RequestBody,
+}
+
+/// What a host app can ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestBody {
+    /// Call `method` of `plugin`.
+    Call {
+        /// Plugin name.
+        plugin: String,
+        /// Method name.
+        method: String,
+        /// Opaque input bytes.
+        #[serde(with = "serde_bytes")]
+        input: Vec<u8>,
+        /// Deadline for the call in milliseconds; 0 means the supervisor's
+        /// default.
+        timeout_ms: u32,
+    },
+    /// Status of every plugin.
+    List,
+}
+
+/// The supervisor's response to [`Request`] with the same id. Id 0 carries
+/// connection-level errors, after which the supervisor closes the
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A call's reply bytes.
+    Called(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Status of every plugin.
+    Plugins(Vec<PluginInfo>),
+    /// The request failed.
+    Error(RemoteError),
+}
+
+/// Where a plugin is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginState {
+    /// A worker is being started.
+    Starting,
+    /// The worker is serving calls.
+    Ready,
+    /// The worker exited; waiting before the next start.
+    Backoff,
+    /// The worker is being stopped.
+    Stopping,
+    /// No worker runs and none will be started.
+    Stopped,
+    /// The plugin cannot run (for example a bad manifest).
+    Failed,
+}
+
+impl PluginState {
+    /// The state's name, as shown by `corral ps`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Backoff => "backoff",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// When the supervisor saw it, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Exit code, if the worker exited.
+    pub code: Option<i32>,
+    /// Signal number, if a signal killed it.
+    pub signal: Option<i32>,
+    /// One line for people: `killed by SIGKILL`, `exited with code 3: ...`.
+    pub description: String,
+}
+
+/// One plugin's status, as `corral ps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// Plugin name (the folder name when the manifest could not be read).
+    pub name: String,
+    /// Plugin version from the manifest, if it could be read.
+    pub version: Option<String>,
+    /// The plugin's folder.
+    pub dir: String,
+    /// Lifecycle state.
+    pub state: PluginState,
+    /// The current worker's process id.
+    pub pid: Option<u32>,
+    /// Milliseconds the current worker has been ready.
+    pub uptime_ms: Option<u64>,
+    /// How many times a worker was started again after the first.
+    pub restarts: u32,
+    /// How the last worker ended.
+    pub last_exit: Option<ExitInfo>,
+    /// The latest error (bad manifest, failed start, ...).
+    pub error: Option<String>,
+}

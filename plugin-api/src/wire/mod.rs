@@ -1,0 +1,26 @@
+//! The wire protocol: messages between host apps and the supervisor, and
+//! between the supervisor and its workers, framed as a `u32` little-endian
+//! body length followed by a bincode (2.x, standard config) body.
+//!
+//! Both channels open with a handshake whose first field is the protocol
+//! version ([`PROTOCOL_VERSION`]); a peer speaking another version gets an
+//! error naming both. Only this module names bincode.
+
+mod codec;
+mod message;
+mod stream;
+
+pub use codec::{
+    FrameHeader, HEADER_LEN, WireError, decode_body, decode_frame, decode_prefix, encode_frame,
+};
+pub use message::{
+    Call, ClientHello, ExitInfo, FromWorker, Hello, Outcome, PluginInfo, PluginKind, PluginState,
+    Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+};
+pub use stream::{read_frame, write_frame};
+
+/// The protocol version this build speaks on both channels.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default largest frame body accepted on either channel (16 MiB).
+pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

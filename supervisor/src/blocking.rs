@@ -1,0 +1,141 @@
+//! A blocking client for host apps without an async runtime: one request
+//! at a time on one connection, plain blocking socket I/O.
+//!
+//! ```no_run
+//! let mut client = corral::blocking::Client::connect("/run/corral/corral.sock")?;
+//! assert_eq!(client.call("hello", "echo", b"hi")?, b"hi");
+//! # Ok::<(), corral::ClientError>(())
+//! ```
+
+use crate::client::{
+    ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, timeout_ms, unexpected,
+};
+use corral_plugin_api::wire::{
+    self, DEFAULT_MAX_FRAME, PluginInfo, Reply, Request, RequestBody, Response,
+};
+use interprocess::TryClone;
+use interprocess::local_socket::traits::Stream as _;
+use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
+use std::io::BufReader;
+use std::path::Path;
+use std::time::Duration;
+
+/// A blocking connection to a corral supervisor.
+pub struct Client {
+    reader: BufReader<Stream>,
+    writer: Stream,
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    next_id: u64,
+    server: String,
+}
+
+impl Client {
+    /// Connects to the supervisor listening on `socket` and shakes hands.
+    pub fn connect(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = socket.as_ref();
+        let connect_error = |source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        let name = path
+            .to_fs_name::<GenericFilePath>()
+            .map_err(connect_error)?;
+        let writer = Stream::connect(name).map_err(connect_error)?;
+        let (recv, send) = (writer.try_clone().map_err(connect_error)?, writer);
+        let mut client = Self {
+            reader: BufReader::with_capacity(64 * 1024, recv),
+            writer: send,
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            next_id: 1,
+            server: String::new(),
+        };
+        wire::write_frame(
+            &mut client.writer,
+            &client_hello(),
+            &mut client.write_buf,
+            DEFAULT_MAX_FRAME,
+        )?;
+        if !wire::read_frame(&mut client.reader, &mut client.read_buf, DEFAULT_MAX_FRAME)? {
+            return Err(ClientError::Disconnected);
+        }
+        client.server = check_server_hello(&client.read_buf)?;
+        Ok(client)
+    }
+
+    /// The supervisor's version.
+    pub fn server_version(&self) -> &str {
+        &self.server
+    }
+
+    /// Calls `method` of `plugin` with the default deadline (30 s).
+    pub fn call(
+        &mut self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        self.call_with_timeout(plugin, method, input, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Calls `method` of `plugin`; the supervisor fails the call with a
+    /// timeout error if it takes longer than `timeout`.
+    pub fn call_with_timeout(
+        &mut self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let body = RequestBody::Call {
+            plugin: plugin.to_owned(),
+            method: method.to_owned(),
+            input: input.to_vec(),
+            timeout_ms: timeout_ms(timeout),
+        };
+        match self.request(body)? {
+            Reply::Called(reply) => Ok(reply),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every plugin's status.
+    pub fn list(&mut self) -> Result<Vec<PluginInfo>, ClientError> {
+        match self.request(RequestBody::List)? {
+            Reply::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn request(&mut self, body: RequestBody) -> Result<Reply, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        wire::write_frame(
+            &mut self.writer,
+            &Request { id, body },
+            &mut self.write_buf,
+            DEFAULT_MAX_FRAME,
+        )?;
+        loop {
+            if !wire::read_frame(&mut self.reader, &mut self.read_buf, DEFAULT_MAX_FRAME)? {
+                return Err(ClientError::Disconnected);
+            }
+            let response: Response = wire::decode_body(&self.read_buf)?;
+            match response {
+                Response { id: got, reply } if got == id => {
+                    return match reply {
+                        Reply::Error(error) => Err(ClientError::Remote(error)),
+                        reply => Ok(reply),
+                    };
+                }
+                Response {
+                    id: 0,
+                    reply: Reply::Error(error),
+                } => return Err(error.into()),
+                // An answer to an earlier request we stopped waiting for.
+                Response { .. } => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Command-line interface: a thin layer over the client library and
+//! [`corral::serve`].
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use corral::{ClientError, PluginInfo, PluginState, ServeConfig, blocking};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(name = "corral", version, about = "Process-isolated plugin supervisor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct SocketArg {
+    /// Host socket [default: /run/corral/corral.sock for root,
+    /// $XDG_RUNTIME_DIR/corral/corral.sock otherwise]
+    #[arg(long, env = "CORRAL_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn path(&self) -> Result<PathBuf> {
+        match &self.socket {
+            Some(path) => Ok(path.clone()),
+            None => corral::default_socket_path()
+                .context("no socket path: pass --socket PATH, or set XDG_RUNTIME_DIR"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the supervisor in the foreground until SIGINT or SIGTERM
+    Serve {
+        /// Folder whose subfolders with a plugin.toml are plugins (repeatable)
+        #[arg(long = "plugins", value_name = "DIR", required = true)]
+        plugin_dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// The corral-worker binary [default: next to corral]
+        #[arg(long, env = "CORRAL_WORKER", value_name = "PATH")]
+        worker: Option<PathBuf>,
+        /// Deadline for calls whose client sets none, in milliseconds
+        #[arg(long, default_value_t = 30_000, value_name = "MS")]
+        call_timeout_ms: u64,
+        /// Log filter (tracing syntax: info, debug, corral=trace, ...)
+        #[arg(long, env = "CORRAL_LOG", default_value = "info")]
+        log: String,
+    },
+    /// Call a plugin method; the reply goes to stdout
+    Call {
+        /// Plugin name
+        plugin: String,
+        /// Method name
+        method: String,
+        /// Input bytes; `-` reads stdin [default: empty]
+        data: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Deadline in milliseconds
+        #[arg(long, default_value_t = 30_000, value_name = "MS")]
+        timeout_ms: u64,
+        /// Print the outcome as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List plugins: NAME STATE PID UPTIME RESTARTS LAST-EXIT; exits 1 if
+    /// any is not ready
+    Ps {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("corral: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve {
+            plugin_dirs,
+            socket,
+            worker,
+            call_timeout_ms,
+            log,
+        } => {
+            init_logging(&log)?;
+            let worker = match worker {
+                Some(worker) => worker,
+                None => std::env::current_exe()
+                    .context("cannot find corral's own path")?
+                    .with_file_name("corral-worker"),
+            };
+            let mut config = ServeConfig::new(plugin_dirs, socket.path()?, worker);
+            config.call_timeout = Duration::from_millis(call_timeout_ms);
+            serve(config)
+        }
+        Command::Call {
+            plugin,
+            method,
+            data,
+            socket,
+            timeout_ms,
+            json,
+        } => {
+            let input = match data.as_deref() {
+                Some("-") => {
+                    let mut input = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut input)
+                        .context("cannot read stdin")?;
+                    input
+                }
+                Some(data) => data.as_bytes().to_vec(),
+                None => Vec::new(),
+            };
+            let mut client = connect(&socket)?;
+            let timeout = Duration::from_millis(timeout_ms);
+            let result = client.call_with_timeout(&plugin, &method, &input, timeout);
+            print_call(result, json)
+        }
+        Command::Ps { socket, json } => {
+            let plugins = connect(&socket)?.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plugins)?);
+            } else {
+                print!("{}", ps_table(&plugins, now_ms()));
+            }
+            let all_ready = plugins.iter().all(|p| p.state == PluginState::Ready);
+            Ok(if all_ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn serve(config: ServeConfig) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(corral::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn serve(_config: ServeConfig) -> Result<ExitCode> {
+    bail!("corral serve runs on Linux only")
+}
+
+fn init_logging(filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("bad log filter {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+fn connect(socket: &SocketArg) -> Result<blocking::Client> {
+    let path = socket.path()?;
+    if !path.exists() {
+        bail!(
+            "no corral is serving on {} (start one with `corral serve`)",
+            path.display()
+        );
+    }
+    Ok(blocking::Client::connect(path)?)
+}
+
+fn print_call(result: Result<Vec<u8>, ClientError>, json: bool) -> Result<ExitCode> {
+    match (result, json) {
+        (Ok(reply), false) => {
+            std::io::stdout().write_all(&reply)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        (Ok(reply), true) => {
+            let value = match String::from_utf8(reply) {
+                Ok(text) => serde_json::json!({ "ok": true, "reply": text }),
+                Err(bytes) => serde_json::json!({ "ok": true, "reply_bytes": bytes.into_bytes() }),
+            };
+            println!("{value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(ClientError::Remote(error)), false) => {
+            eprintln!("corral: {} ({})", error.message, error.kind);
+            Ok(ExitCode::from(1))
+        }
+        (Err(ClientError::Remote(error)), true) => {
+            println!("{}", serde_json::json!({ "ok": false, "error": error }));
+            Ok(ExitCode::from(1))
+        }
+        (Err(error), _) => Err(error.into()),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "STATE".to_owned(),
+        "PID".to_owned(),
+        "UPTIME".to_owned(),
+        "RESTARTS".to_owned(),
+        "LAST-EXIT".to_owned(),
+    ]];
+    for plugin in plugins {
+        let last_exit = match (&plugin.last_exit, &plugin.error) {
+            (Some(exit), _) => {
+                let ago = Duration::from_millis(now_ms.saturating_sub(exit.at_unix_ms));
+                format!("{} {} ago", short_exit(exit), human(ago))
+            }
+            (None, Some(error)) if plugin.state == PluginState::Failed => error.clone(),
+            _ => "-".to_owned(),
+        };
+        rows.push([
+            plugin.name.clone(),
+            plugin.state.as_str().to_owned(),
+            plugin
+                .pid
+                .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+            plugin
+                .uptime_ms
+                .map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms))),
+            plugin.restarts.to_string(),
+            last_exit,
+        ]);
+    }
+    let mut widths = [0; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn short_exit(exit: &corral::ExitInfo) -> String {
+    match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exit {code}"),
+        (_, Some(signal)) => signal_name(signal),
+        _ => "?".to_owned(),
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    #[cfg(target_os = "linux")]
+    if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
+        return signal.as_str().to_owned();
+    }
+    format!("signal {signal}")
+}
+
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral::ExitInfo;
+
+    fn info(name: &str, state: PluginState) -> PluginInfo {
+        PluginInfo {
+            name: name.into(),
+            version: Some("1.0.0".into()),
+            dir: format!("/p/{name}"),
+            state,
+            pid: None,
+            uptime_ms: None,
+            restarts: 0,
+            last_exit: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn ps_table_lines_up_columns() {
+        let mut hello = info("hello", PluginState::Ready);
+        hello.pid = Some(4242);
+        hello.uptime_ms = Some(125_000);
+        hello.restarts = 1;
+        hello.last_exit = Some(ExitInfo {
+            at_unix_ms: 1_000,
+            code: None,
+            signal: Some(9),
+            description: "killed by signal 9 (SIGKILL)".into(),
+        });
+        let mut bad = info("bad", PluginState::Failed);
+        bad.error = Some("p/bad/plugin.toml:2:1: unknown field `x`".into());
+        let table = ps_table(&[hello, bad], 6_000);
+        assert_eq!(
+            table,
+            "NAME   STATE   PID   UPTIME  RESTARTS  LAST-EXIT\n\
+             hello  ready   4242  2m05s   1         SIGKILL 5s ago\n\
+             bad    failed  -     -       0         p/bad/plugin.toml:2:1: unknown field `x`\n"
+        );
+    }
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0s"),
+            (59, "59s"),
+            (61, "1m01s"),
+            (3_660, "1h01m"),
+            (90_000, "1d01h"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(human(Duration::from_secs(secs)), text);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The async client for host apps.
+//!
+//! One [`Client`] is one connection; it is cheap to share (`&self`
+//! methods) and many calls may be in flight on it at once.
+
+use crate::framed::{self, FrameReader, FrameWriter, SharedStream};
+use corral_plugin_api::wire::{
+    self, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginInfo, Reply, Request,
+    RequestBody, Response, ServerHello, WireError,
+};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::tokio::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The deadline a call gets unless told otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Extra time the client waits beyond a call's deadline for the
+/// supervisor's own timeout answer.
+const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+
+/// A client-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be reached.
+    #[error("cannot connect to corral at {}: {source}", path.display())]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The supervisor does not speak this client's protocol.
+    #[error("handshake with corral failed: {0}")]
+    Handshake(String),
+    /// A frame could not be sent or read.
+    #[error("connection to corral failed: {0}")]
+    Wire(#[from] WireError),
+    /// The supervisor or the plugin answered with an error.
+    #[error("{0}")]
+    Remote(#[from] RemoteError),
+    /// The connection closed with requests in flight.
+    #[error("corral closed the connection")]
+    Disconnected,
+}
+
+impl ClientError {
+    /// The remote error kind, when the supervisor or plugin answered with
+    /// an error.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Remote(error) => Some(error.kind),
+            _ => None,
+        }
+    }
+}
+
+type Slots = HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>;
+
+struct Shared {
+    writer: tokio::sync::Mutex<FrameWriter<SharedStream<Stream>>>,
+    /// `None` once the connection is gone.
+    slots: Mutex<Option<Slots>>,
+    next_id: AtomicU64,
+}
+
+/// An async connection to a corral supervisor.
+pub struct Client {
+    shared: Arc<Shared>,
+    server: String,
+    reader: JoinHandle<()>,
+}
+
+impl Client {
+    /// Connects to the supervisor listening on `socket` and shakes hands.
+    pub async fn connect(socket: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = socket.as_ref();
+        let connect_error = |source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        let name = path
+            .to_fs_name::<GenericFilePath>()
+            .map_err(connect_error)?;
+        let stream = Stream::connect(name).await.map_err(connect_error)?;
+        let (mut reader, mut writer) = framed::split(stream, DEFAULT_MAX_FRAME);
+        writer.send(&client_hello()).await?;
+        let body = reader.next_body().await?.ok_or(ClientError::Disconnected)?;
+        let server = check_server_hello(body)?;
+        let shared = Arc::new(Shared {
+            writer: tokio::sync::Mutex::new(writer),
+            slots: Mutex::new(Some(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        });
+        let reader = tokio::spawn(read_responses(reader, shared.clone()));
+        Ok(Self {
+            shared,
+            server,
+            reader,
+        })
+    }
+
+    /// The supervisor's version.
+    pub fn server_version(&self) -> &str {
+        &self.server
+    }
+
+    /// Calls `method` of `plugin` with the default deadline (30 s).
+    pub async fn call(
+        &self,
+        plugin: &str,
+        method: &str,
+        input: Vec<u8>,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.call_with_timeout(plugin, method, input, DEFAULT_CALL_TIMEOUT)
+            .await
+    }
+
+    /// Calls `method` of `plugin`; the supervisor fails the call with a
+    /// timeout error if it takes longer than `timeout`.
+    pub async fn call_with_timeout(
+        &self,
+        plugin: &str,
+        method: &str,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let body = RequestBody::Call {
+            plugin: plugin.to_owned(),
+            method: method.to_owned(),
+            input,
+            timeout_ms: timeout_ms(timeout),
+        };
+        match self.request(body, timeout + TIMEOUT_SLACK).await? {
+            Reply::Called(reply) => Ok(reply),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every plugin's status.
+    pub async fn list(&self) -> Result<Vec<PluginInfo>, ClientError> {
+        match self
+            .request(RequestBody::List, DEFAULT_CALL_TIMEOUT)
+            .await?
+        {
+            Reply::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn request(&self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (slot, answer) = oneshot::channel();
+        match lock(&self.shared.slots).as_mut() {
+            Some(slots) => slots.insert(id, slot),
+            None => return Err(ClientError::Disconnected),
+        };
+        let sent = self
+            .shared
+            .writer
+            .lock()
+            .await
+            .send(&Request { id, body })
+            .await;
+        let result = match sent {
+            Ok(()) => match tokio::time::timeout(wait, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(ClientError::Disconnected),
+                Err(_) => Err(ClientError::Remote(RemoteError::new(
+                    ErrorKind::Timeout,
+                    format!("no answer from corral within {} ms", wait.as_millis()),
+                ))),
+            },
+            Err(error) => Err(error.into()),
+        };
+        if let Some(slots) = lock(&self.shared.slots).as_mut() {
+            slots.remove(&id);
+        }
+        match result? {
+            Reply::Error(error) => Err(ClientError::Remote(error)),
+            reply => Ok(reply),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+async fn read_responses(mut reader: FrameReader<SharedStream<Stream>>, shared: Arc<Shared>) {
+    let failure = loop {
+        let response = match reader.next_body().await {
+            Ok(Some(body)) => wire::decode_body::<Response>(body),
+            Ok(None) => break ClientError::Disconnected,
+            Err(error) => Err(error),
+        };
+        match response {
+            Ok(Response {
+                id: 0,
+                reply: Reply::Error(error),
+            }) => break ClientError::Remote(error),
+            Ok(Response { id, reply }) => {
+                let slot = lock(&shared.slots)
+                    .as_mut()
+                    .and_then(|slots| slots.remove(&id));
+                if let Some(slot) = slot {
+                    let _ = slot.send(Ok(reply));
+                }
+            }
+            Err(error) => break error.into(),
+        }
+    };
+    // Fail everything in flight with the same cause; later requests get
+    // `Disconnected`.
+    let slots = lock(&shared.slots).take().unwrap_or_default();
+    for (_, slot) in slots {
+        let _ = slot.send(Err(match &failure {
+            ClientError::Remote(error) => ClientError::Remote(error.clone()),
+            _ => ClientError::Disconnected,
+        }));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn client_hello() -> ClientHello {
+    ClientHello {
+        protocol: PROTOCOL_VERSION,
+        client: format!("corral-client {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Checks the supervisor's hello; returns its version.
+pub(crate) fn check_server_hello(body: &[u8]) -> Result<String, ClientError> {
+    match wire::decode_body::<ServerHello>(body) {
+        Ok(hello) if hello.protocol == PROTOCOL_VERSION => Ok(hello.server),
+        Ok(hello) => Err(ClientError::Handshake(format!(
+            "corral {} speaks protocol {}, this client speaks {PROTOCOL_VERSION}",
+            hello.server, hello.protocol
+        ))),
+        Err(error) => Err(ClientError::Handshake(
+            match wire::decode_prefix::<u32>(body) {
+                Some(theirs) if theirs != PROTOCOL_VERSION => {
+                    format!(
+                        "corral speaks protocol {theirs}, this client speaks {PROTOCOL_VERSION}"
+                    )
+                }
+                _ => format!("bad hello from corral: {error}"),
+            },
+        )),
+    }
+}
+
+pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+pub(crate) fn unexpected(reply: &Reply) -> ClientError {
+    let what = match reply {
+        Reply::Called(_) => "call reply",
+        Reply::Plugins(_) => "plugin list",
+        Reply::Error(_) => "error",
+    };
+    ClientError::Remote(RemoteError::new(
+        ErrorKind::Protocol,
+        format!("unexpected {what} from corral"),
+    ))
+}

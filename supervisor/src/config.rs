@@ -1,0 +1,40 @@
+//! How a supervisor is set up: what `corral serve` turns its flags into.
+
+use corral_plugin_api::wire::DEFAULT_MAX_FRAME;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings for [`serve`](crate::serve).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Folders whose `*/plugin.toml` are plugins.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The host socket.
+    pub socket: PathBuf,
+    /// The `corral-worker` binary.
+    pub worker_exe: PathBuf,
+    /// Largest frame body on either channel.
+    pub max_frame: u32,
+    /// Deadline for calls whose client gives none.
+    pub call_timeout: Duration,
+    /// Time a worker has to get from spawn to `Ready`.
+    pub start_timeout: Duration,
+    /// Time a worker has to exit after `Shutdown` before it is killed.
+    pub stop_grace: Duration,
+}
+
+impl ServeConfig {
+    /// Settings with the defaults: 16 MiB frames, 30 s call deadline, 10 s
+    /// start deadline, 2 s stop grace.
+    pub fn new(plugin_dirs: Vec<PathBuf>, socket: PathBuf, worker_exe: PathBuf) -> Self {
+        Self {
+            plugin_dirs,
+            socket,
+            worker_exe,
+            max_frame: DEFAULT_MAX_FRAME,
+            call_timeout: Duration::from_secs(30),
+            start_timeout: Duration::from_secs(10),
+            stop_grace: Duration::from_secs(2),
+        }
+    }
+}

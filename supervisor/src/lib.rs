@@ -1,0 +1,53 @@
+//! corral: a process-isolated plugin supervisor.
+//!
+//! The `corral` binary runs the supervisor (`corral serve`) and the admin
+//! commands. This library holds the supervisor itself and the client
+//! library for host apps:
+//!
+//! - [`Client`]: async (tokio) client for host apps;
+//! - [`blocking::Client`]: the same calls without an async runtime;
+//! - [`serve`]: runs a supervisor until SIGINT/SIGTERM (Linux only).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), corral::ClientError> {
+//! let client = corral::Client::connect("/run/corral/corral.sock").await?;
+//! let reply = client.call("hello", "upper", b"hi".to_vec()).await?;
+//! assert_eq!(reply, b"HI");
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(clippy::print_stdout)]
+
+pub mod blocking;
+mod client;
+mod config;
+mod framed;
+mod paths;
+
+#[cfg(target_os = "linux")]
+mod daemon;
+#[cfg(target_os = "linux")]
+mod exit;
+#[cfg(target_os = "linux")]
+mod lifecycle;
+#[cfg(target_os = "linux")]
+mod plugin;
+#[cfg(target_os = "linux")]
+mod registry;
+#[cfg(target_os = "linux")]
+mod sandbox;
+#[cfg(target_os = "linux")]
+mod server;
+#[cfg(target_os = "linux")]
+mod spawn;
+#[cfg(target_os = "linux")]
+mod worker;
+
+pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
+pub use config::ServeConfig;
+pub use corral_plugin_api::wire::{ExitInfo, PluginInfo, PluginState};
+pub use corral_plugin_api::{ErrorKind, RemoteError};
+#[cfg(target_os = "linux")]
+pub use daemon::{ServeError, serve};
+pub use paths::default_socket_path;

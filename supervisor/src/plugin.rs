@@ -1,0 +1,263 @@
+//! One plugin under supervision: its status, the worker serving it now,
+//! and the loop that starts a worker, watches it and starts the next one
+//! after a crash, with backoff.
+
+use crate::lifecycle::Backoff;
+use crate::registry::Discovered;
+use crate::spawn::{Spawner, WorkerCommand};
+use crate::worker::{self, StartError, Worker};
+use corral_plugin_api::wire::{ExitInfo, Hello, PROTOCOL_VERSION, PluginInfo, PluginState};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Where calls for a plugin go right now.
+#[derive(Clone)]
+enum Route {
+    /// A worker is starting: wait for it.
+    Starting,
+    /// Send calls here.
+    Ready(Arc<Worker>),
+    /// No worker: fail calls with this.
+    Down(RemoteError),
+}
+
+#[derive(Debug)]
+struct Status {
+    state: PluginState,
+    pid: Option<u32>,
+    ready_since: Option<Instant>,
+    starts: u32,
+    last_exit: Option<ExitInfo>,
+    error: Option<String>,
+}
+
+/// Settings every plugin's supervision shares.
+pub(crate) struct Supervision {
+    pub(crate) spawner: Spawner,
+    pub(crate) worker_exe: PathBuf,
+    pub(crate) max_frame: u32,
+    pub(crate) start_timeout: Duration,
+    pub(crate) stop_grace: Duration,
+}
+
+/// A supervised plugin, shared by the server (calls, status) and its
+/// supervision task.
+pub(crate) struct PluginHandle {
+    plugin: Discovered,
+    status: Mutex<Status>,
+    route: watch::Sender<Route>,
+}
+
+impl PluginHandle {
+    pub(crate) fn new(plugin: Discovered) -> Arc<Self> {
+        Arc::new(Self {
+            plugin,
+            status: Mutex::new(Status {
+                state: PluginState::Starting,
+                pid: None,
+                ready_since: None,
+                starts: 0,
+                last_exit: None,
+                error: None,
+            }),
+            route: watch::Sender::new(Route::Starting),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.plugin.manifest.name
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This plugin's row for `corral ps`.
+    pub(crate) fn info(&self) -> PluginInfo {
+        let status = self.status();
+        PluginInfo {
+            name: self.plugin.manifest.name.clone(),
+            version: Some(self.plugin.manifest.version.to_string()),
+            dir: self.plugin.dir.display().to_string(),
+            state: status.state,
+            pid: status.pid,
+            uptime_ms: status
+                .ready_since
+                .map(|since| u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            restarts: status.starts.saturating_sub(1),
+            last_exit: status.last_exit.clone(),
+            error: status.error.clone(),
+        }
+    }
+
+    /// Calls `method`; waits for a starting worker, fails at once when
+    /// there is none.
+    pub(crate) async fn call(
+        &self,
+        method: String,
+        input: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let started = tokio::time::Instant::now();
+        let mut route = self.route.subscribe();
+        let worker = loop {
+            match &*route.borrow_and_update() {
+                Route::Ready(worker) => break worker.clone(),
+                Route::Down(error) => return Err(error.clone()),
+                Route::Starting => {}
+            }
+            let waiting = tokio::time::timeout_at(started + deadline, route.changed()).await;
+            if waiting.is_err() {
+                return Err(RemoteError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "plugin `{}` did not start within {} ms",
+                        self.name(),
+                        deadline.as_millis()
+                    ),
+                ));
+            }
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        worker.call(method, input, left).await
+    }
+
+    fn set(&self, state: PluginState, route: Route) {
+        self.status().state = state;
+        self.route.send_replace(route);
+    }
+
+    fn hello(&self, supervision: &Supervision) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            plugin: self.plugin.manifest.name.clone(),
+            version: self.plugin.manifest.version.to_string(),
+            kind: self.plugin.manifest.kind,
+            entry: self.plugin.entry.display().to_string(),
+            max_frame: supervision.max_frame,
+        }
+    }
+
+    fn command(&self, supervision: &Supervision) -> WorkerCommand {
+        let manifest = &self.plugin.manifest;
+        let mut env = vec![(
+            OsString::from("CORRAL_PLUGIN"),
+            OsString::from(&manifest.name),
+        )];
+        if let Some(level) = std::env::var_os("CORRAL_LOG") {
+            env.push(("CORRAL_LOG".into(), level));
+        }
+        WorkerCommand {
+            exe: supervision.worker_exe.clone(),
+            title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
+            env,
+        }
+    }
+}
+
+/// Keeps `plugin` served until `stop` turns true: start a worker, serve
+/// until it exits, wait out the backoff, start again.
+pub(crate) async fn supervise(
+    plugin: Arc<PluginHandle>,
+    supervision: Arc<Supervision>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = plugin.name().to_owned();
+    let mut backoff = Backoff::default();
+    while !*stop.borrow() {
+        plugin.set(PluginState::Starting, Route::Starting);
+        plugin.status().starts += 1;
+        let mut ready_for = Duration::ZERO;
+        match start(&plugin, &supervision).await {
+            Ok(started) => {
+                let pid = started.worker.pid();
+                let ready_at = Instant::now();
+                {
+                    let mut status = plugin.status();
+                    status.pid = Some(pid);
+                    status.ready_since = Some(ready_at);
+                    status.error = None;
+                }
+                plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
+                info!(plugin = %name, pid, "ready");
+                let ended =
+                    worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
+                ready_for = ready_at.elapsed();
+                if ended.requested {
+                    info!(plugin = %name, pid, "stopped: {}", ended.exit.description);
+                } else {
+                    warn!(plugin = %name, pid, "worker {}", ended.exit.description);
+                }
+                let mut status = plugin.status();
+                status.pid = None;
+                status.ready_since = None;
+                status.last_exit = Some(ended.exit);
+            }
+            Err(failure) => {
+                error!(plugin = %name, "start failed: {failure}");
+                let mut status = plugin.status();
+                if let StartError::Exited(exit) = &failure {
+                    status.last_exit = Some(exit.clone());
+                }
+                status.error = Some(failure.to_string());
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let delay = backoff.next_delay(ready_for);
+        if delay.is_zero() {
+            continue;
+        }
+        let reason = plugin.status().last_exit.as_ref().map_or_else(
+            || "start failed".to_owned(),
+            |exit| format!("worker {}", exit.description),
+        );
+        info!(plugin = %name, "restarting in {delay:?}");
+        plugin.set(
+            PluginState::Backoff,
+            Route::Down(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "plugin `{name}` restarts in {} ms, after: {reason}",
+                    delay.as_millis()
+                ),
+            )),
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    plugin.status().pid = None;
+    plugin.set(
+        PluginState::Stopped,
+        Route::Down(RemoteError::new(
+            ErrorKind::Unavailable,
+            format!("plugin `{name}` is stopped"),
+        )),
+    );
+}
+
+async fn start(
+    plugin: &PluginHandle,
+    supervision: &Supervision,
+) -> Result<worker::Started, StartError> {
+    let spawned = supervision
+        .spawner
+        .spawn(plugin.command(supervision))
+        .await?;
+    plugin.status().pid = Some(spawned.pid);
+    worker::handshake(
+        spawned,
+        plugin.hello(supervision),
+        supervision.max_frame,
+        supervision.start_timeout,
+    )
+    .await
+}

@@ -1,0 +1,175 @@
+//! The host-facing server: accepts host apps on the local socket, speaks
+//! the host protocol, routes calls to plugins.
+//!
+//! Each connection may have many requests in flight (up to
+//! [`MAX_IN_FLIGHT`]; past that the server stops reading until some
+//! finish). A client that sends a bad frame gets an error response with id
+//! 0 and is disconnected; nothing else is affected.
+
+use crate::framed::{self, FrameReader, FrameWriter, SharedStream};
+use crate::registry::Registry;
+use corral_plugin_api::wire::{
+    self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, ServerHello,
+};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::traits::tokio::Listener as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+use tracing::{debug, warn};
+
+/// Requests one connection may have in flight.
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+/// Time a new connection has to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the server needs to answer requests.
+pub(crate) struct Server {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) max_frame: u32,
+    pub(crate) call_timeout: Duration,
+}
+
+type Writer = Arc<Mutex<FrameWriter<SharedStream<Stream>>>>;
+
+impl Server {
+    /// Accepts connections until the task is dropped.
+    pub(crate) async fn run(self: Arc<Self>, listener: Listener) {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    tokio::spawn(self.clone().connection(stream));
+                }
+                Err(error) => {
+                    warn!("accept failed: {error}");
+                    // Out of fds, most likely: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(self: Arc<Self>, stream: Stream) {
+        let (mut reader, writer) = framed::split(stream, self.max_frame);
+        let writer: Writer = Arc::new(Mutex::new(writer));
+        match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return refuse(&writer, error).await,
+            Err(_) => {
+                let error = RemoteError::new(ErrorKind::Protocol, "no hello within 5 s");
+                return refuse(&writer, error).await;
+            }
+        }
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let request = match reader.next_body().await {
+                Ok(Some(body)) => wire::decode_body::<Request>(body),
+                Ok(None) => return,
+                Err(wire::WireError::Io(error)) => {
+                    debug!("client read failed: {error}");
+                    return;
+                }
+                Err(error) => Err(error),
+            };
+            let request = match request {
+                Ok(request) => request,
+                Err(error) => {
+                    let error =
+                        RemoteError::new(ErrorKind::Protocol, format!("bad request: {error}"));
+                    return refuse(&writer, error).await;
+                }
+            };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (server, writer) = (self.clone(), writer.clone());
+            tokio::spawn(async move {
+                let reply = server.answer(request.body).await;
+                let response = Response {
+                    id: request.id,
+                    reply,
+                };
+                if let Err(error) = writer.lock().await.send(&response).await {
+                    debug!("cannot answer client: {error}");
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Reads the client's hello and answers with ours.
+    async fn greet(
+        &self,
+        reader: &mut FrameReader<SharedStream<Stream>>,
+        writer: &Writer,
+    ) -> Result<(), RemoteError> {
+        let protocol_error = |message: String| RemoteError::new(ErrorKind::Protocol, message);
+        let body = reader
+            .next_body()
+            .await
+            .map_err(|e| protocol_error(format!("bad hello: {e}")))?
+            .ok_or_else(|| protocol_error("closed before hello".into()))?;
+        let theirs = match wire::decode_body::<ClientHello>(body) {
+            Ok(hello) => hello.protocol,
+            Err(error) => wire::decode_prefix::<u32>(body)
+                .filter(|&p| p != PROTOCOL_VERSION)
+                .ok_or_else(|| protocol_error(format!("bad hello: {error}")))?,
+        };
+        let hello = ServerHello {
+            protocol: PROTOCOL_VERSION,
+            server: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        writer
+            .lock()
+            .await
+            .send(&hello)
+            .await
+            .map_err(|e| protocol_error(e.to_string()))?;
+        if theirs != PROTOCOL_VERSION {
+            return Err(protocol_error(format!(
+                "client speaks protocol {theirs}, corral {} speaks {PROTOCOL_VERSION}",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        Ok(())
+    }
+
+    async fn answer(&self, request: RequestBody) -> Reply {
+        match request {
+            RequestBody::Call {
+                plugin,
+                method,
+                input,
+                timeout_ms,
+            } => {
+                let Some(handle) = self.registry.get(&plugin) else {
+                    return Reply::Error(RemoteError::new(
+                        ErrorKind::UnknownPlugin,
+                        format!("no plugin named `{plugin}`"),
+                    ));
+                };
+                let deadline = match timeout_ms {
+                    0 => self.call_timeout,
+                    ms => Duration::from_millis(u64::from(ms)),
+                };
+                match handle.call(method, input, deadline).await {
+                    Ok(reply) => Reply::Called(reply),
+                    Err(error) => Reply::Error(error),
+                }
+            }
+            RequestBody::List => Reply::Plugins(self.registry.list()),
+        }
+    }
+}
+
+/// Sends a connection-level error (id 0); the caller then drops the
+/// connection.
+async fn refuse(writer: &Writer, error: RemoteError) {
+    debug!("closing client connection: {error}");
+    let response = Response {
+        id: 0,
+        reply: Reply::Error(error),
+    };
+    let _ = writer.lock().await.send(&response).await;
+}

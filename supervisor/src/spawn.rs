@@ -1,0 +1,144 @@
+//! Starting worker processes: the one place that forks.
+//!
+//! Spawning runs on one long-lived thread, the spawner, for two reasons:
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits (so a
+//! short-lived thread would kill its workers), and a fork+exec takes about
+//! a millisecond that the async runtime should not spend blocked.
+#![allow(
+    unsafe_code,
+    reason = "pre_exec, pidfd_open and adopting the fds they return"
+)]
+
+use crate::sandbox;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// A worker could not be started.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpawnError {
+    #[error("cannot create the worker channel: {0}")]
+    Channel(io::Error),
+    #[error("cannot start {exe}: {source}")]
+    Exec { exe: String, source: io::Error },
+    #[error("cannot watch worker {pid}: pidfd_open failed: {source}")]
+    Pidfd { pid: u32, source: io::Error },
+    #[error("the spawner thread is gone")]
+    SpawnerGone,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerCommand {
+    /// The `corral-worker` binary.
+    pub(crate) exe: PathBuf,
+    /// `argv[0]`, what `ps` shows: `corral-worker: NAME@VERSION`.
+    pub(crate) title: String,
+    /// The worker's whole environment.
+    pub(crate) env: Vec<(OsString, OsString)>,
+}
+
+/// A started worker.
+#[derive(Debug)]
+pub(crate) struct SpawnedWorker {
+    pub(crate) pid: u32,
+    /// Readable once the worker has exited.
+    pub(crate) pidfd: OwnedFd,
+    /// The supervisor's end of the channel.
+    pub(crate) channel: UnixStream,
+}
+
+struct Job {
+    command: WorkerCommand,
+    reply: oneshot::Sender<Result<SpawnedWorker, SpawnError>>,
+}
+
+/// Handle to the spawner thread. Keep it alive as long as any worker it
+/// started should live.
+pub(crate) struct Spawner {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    pub(crate) fn start() -> io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("corral-spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    // The receiver may have given up; nothing to do then,
+                    // the dropped channel ends the worker.
+                    let _ = job.reply.send(spawn_now(&job.command));
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    pub(crate) async fn spawn(&self, command: WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { command, reply })
+            .map_err(|_| SpawnError::SpawnerGone)?;
+        answer.await.map_err(|_| SpawnError::SpawnerGone)?
+    }
+}
+
+fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
+    let (ours, theirs) = UnixStream::pair().map_err(SpawnError::Channel)?;
+    let channel_fd = theirs.as_raw_fd();
+    let supervisor = nix::unistd::getpid().as_raw();
+    // The worker's stdout joins the supervisor's stderr: stdout is not a
+    // plugin's channel, and must not mix into `corral serve`'s output.
+    let stdout = io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(SpawnError::Channel)?;
+    let mut cmd = Command::new(&command.exe);
+    cmd.arg0(&command.title)
+        .env_clear()
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::inherit());
+    // SAFETY: `before_exec` is async-signal-safe (raw syscalls only) and
+    // captures two integers.
+    unsafe {
+        cmd.pre_exec(move || sandbox::before_exec(channel_fd, supervisor));
+    }
+    let child = cmd.spawn().map_err(|source| SpawnError::Exec {
+        exe: command.exe.display().to_string(),
+        source,
+    })?;
+    drop(theirs);
+    let pid = child.id();
+    // std's Child does not reap on drop; the pidfd is how we wait.
+    drop(child);
+    let pidfd = pidfd_open(pid).map_err(|source| {
+        // SAFETY: kill with a pid we just forked and have not reaped: it
+        // cannot have been reused.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        SpawnError::Pidfd { pid, source }
+    })?;
+    Ok(SpawnedWorker {
+        pid,
+        pidfd,
+        channel: ours,
+    })
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel returned a new fd that we own (CLOEXEC by default).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,415 @@
+//! One running worker process, from the supervisor's side: its process
+//! (watched through a pidfd), its channel, and the calls in flight to it.
+//!
+//! A call registers a one-shot reply slot under a fresh id, writes one
+//! frame and waits. The reader task completes slots as replies arrive. When
+//! the worker dies, every slot still open is failed with how it died:
+//! callers never hang on a dead worker.
+
+use crate::exit::exit_info;
+use crate::framed::{FrameReader, FrameWriter};
+use crate::spawn::SpawnedWorker;
+use corral_plugin_api::wire::{
+    self, Call, ExitInfo, FromWorker, Hello, Outcome, PROTOCOL_VERSION, ToWorker, WireError,
+};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::{debug, warn};
+
+type ReplySlot = oneshot::Sender<Result<Vec<u8>, RemoteError>>;
+
+/// A worker's process, watched through its pidfd.
+pub(crate) struct Process {
+    pid: u32,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+impl Process {
+    #[allow(unsafe_code, reason = "registers the pidfd with tokio")]
+    fn new(pid: u32, pidfd: OwnedFd) -> io::Result<Self> {
+        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the
+        // same for the AsyncFd's whole life.
+        let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(Self { pid, pidfd })
+    }
+
+    /// Waits for the process to exit and reaps it. Cancel-safe.
+    async fn wait(&self) -> WaitStatus {
+        let pidfd = || Id::PIDFd(self.pidfd.get_ref().as_fd());
+        loop {
+            let mut ready = match self.pidfd.readable().await {
+                Ok(ready) => ready,
+                Err(error) => {
+                    warn!(pid = self.pid, "pidfd poll failed: {error}");
+                    return WaitStatus::StillAlive;
+                }
+            };
+            let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(pidfd(), peek) {
+                Ok(WaitStatus::StillAlive) => {
+                    ready.clear_ready();
+                    continue;
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => {}
+            }
+            // Exited but not reaped: kill what it left in its process group
+            // while the group id cannot be reused, then reap.
+            self.signal_group(Signal::SIGKILL);
+            match waitid(pidfd(), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+                Ok(status) => return status,
+                Err(error) => {
+                    warn!(pid = self.pid, "waitid failed: {error}");
+                    return WaitStatus::StillAlive;
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to the worker's process group (the worker leads its
+    /// own session). Only valid before the worker is reaped.
+    fn signal_group(&self, signal: Signal) {
+        let pgid = nix::unistd::Pid::from_raw(self.pid as i32);
+        if let Err(error) = nix::sys::signal::killpg(pgid, signal) {
+            if error != nix::errno::Errno::ESRCH {
+                warn!(pid = self.pid, "killpg({signal}) failed: {error}");
+            }
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    calls: HashMap<u64, ReplySlot>,
+    /// Set once the worker is gone: new calls fail with it at once.
+    closed: Option<RemoteError>,
+}
+
+/// The call side of a running worker, shared by every caller.
+pub(crate) struct Worker {
+    plugin: Arc<str>,
+    pid: u32,
+    writer: tokio::sync::Mutex<FrameWriter<OwnedWriteHalf>>,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+}
+
+/// Removes a call's slot when the caller stops waiting (timeout, or the
+/// caller's task was dropped).
+struct SlotGuard<'a> {
+    worker: &'a Worker,
+    id: u64,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.worker.pending().calls.remove(&self.id);
+    }
+}
+
+impl Worker {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Calls `method`, waiting at most `deadline` for the reply.
+    pub(crate) async fn call(
+        &self,
+        method: String,
+        input: Vec<u8>,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (slot, reply) = oneshot::channel();
+        {
+            let mut pending = self.pending();
+            if let Some(error) = &pending.closed {
+                return Err(error.clone());
+            }
+            pending.calls.insert(id, slot);
+        }
+        let _guard = SlotGuard { worker: self, id };
+        let deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        let call = ToWorker::Call(Call {
+            id,
+            method,
+            input,
+            deadline_ms,
+        });
+        match self.writer.lock().await.send(&call).await {
+            Ok(()) => {}
+            Err(error @ WireError::TooLarge { .. }) => {
+                let message = format!("plugin `{}`: {error}", self.plugin);
+                return Err(RemoteError::new(ErrorKind::BadRequest, message));
+            }
+            // The channel broke: the worker is going away, and its exit
+            // fails this call with the reason. Wait for that below.
+            Err(error) => debug!(plugin = %self.plugin, "call write failed: {error}"),
+        }
+        match timeout(deadline, reply).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("plugin `{}`: worker went away", self.plugin),
+            )),
+            Err(_) => Err(RemoteError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "plugin `{}` did not answer within {} ms",
+                    self.plugin,
+                    deadline.as_millis()
+                ),
+            )),
+        }
+    }
+
+    fn complete(&self, id: u64, result: Result<Vec<u8>, RemoteError>) {
+        if let Some(slot) = self.pending().calls.remove(&id) {
+            let _ = slot.send(result); // the caller may have given up
+        }
+    }
+
+    /// Fails every call in flight and every later call with `error`.
+    pub(crate) fn close(&self, error: RemoteError) {
+        let calls = {
+            let mut pending = self.pending();
+            pending.closed = Some(error.clone());
+            std::mem::take(&mut pending.calls)
+        };
+        for (_, slot) in calls {
+            let _ = slot.send(Err(error.clone()));
+        }
+    }
+}
+
+/// Why a worker did not get to `Ready`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error(transparent)]
+    Spawn(#[from] crate::spawn::SpawnError),
+    #[error("worker setup failed: {0}")]
+    Setup(io::Error),
+    #[error("worker did not start: {}", .0.description)]
+    Exited(ExitInfo),
+    #[error("worker sent no Ready within {0:?}; killed")]
+    Timeout(Duration),
+}
+
+/// A worker that said `Ready`, and what it takes to watch it.
+pub(crate) struct Started {
+    pub(crate) worker: Arc<Worker>,
+    pub(crate) process: Process,
+    reader: FrameReader<OwnedReadHalf>,
+}
+
+/// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
+pub(crate) async fn handshake(
+    spawned: SpawnedWorker,
+    hello: Hello,
+    max_frame: u32,
+    start_timeout: Duration,
+) -> Result<Started, StartError> {
+    let process = Process::new(spawned.pid, spawned.pidfd).map_err(StartError::Setup)?;
+    spawned
+        .channel
+        .set_nonblocking(true)
+        .map_err(StartError::Setup)?;
+    let channel = tokio::net::UnixStream::from_std(spawned.channel).map_err(StartError::Setup)?;
+    let (read_half, write_half) = channel.into_split();
+    let mut reader = FrameReader::new(read_half, max_frame);
+    let mut writer = FrameWriter::new(write_half, max_frame);
+    let plugin: Arc<str> = hello.plugin.as_str().into();
+
+    let first = async {
+        writer.send(&hello).await?;
+        let body = reader
+            .next_body()
+            .await?
+            .ok_or(WireError::Truncated { got: 0, want: 1 })?;
+        match wire::decode_body::<FromWorker>(body) {
+            Ok(message) => Ok(message),
+            Err(error) => Err(match wire::decode_prefix::<(u32, u32)>(body) {
+                Some((0, theirs)) if theirs != PROTOCOL_VERSION => WireError::Decode(format!(
+                    "worker speaks protocol {theirs}, this supervisor speaks {PROTOCOL_VERSION}"
+                )),
+                _ => error,
+            }),
+        }
+    };
+    let failure = match timeout(start_timeout, first).await {
+        Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => {
+            let worker = Arc::new(Worker {
+                plugin,
+                pid: process.pid(),
+                writer: tokio::sync::Mutex::new(writer),
+                pending: Mutex::default(),
+                next_id: AtomicU64::new(1),
+            });
+            return Ok(Started {
+                worker,
+                process,
+                reader,
+            });
+        }
+        Ok(Ok(FromWorker::Ready(ready))) => Some(format!(
+            "worker speaks protocol {}, this supervisor speaks {PROTOCOL_VERSION}",
+            ready.protocol
+        )),
+        Ok(Ok(FromWorker::Failed { message })) => Some(message),
+        Ok(Ok(other)) => Some(format!("protocol violation: expected Ready, got {other:?}")),
+        // The worker died before answering: its exit status says why.
+        Ok(Err(WireError::Truncated { .. } | WireError::Io(_))) => None,
+        Ok(Err(error)) => Some(format!("protocol violation: {error}")),
+        Err(_) => {
+            process.signal_group(Signal::SIGKILL);
+            process.wait().await;
+            return Err(StartError::Timeout(start_timeout));
+        }
+    };
+    // Give a worker that reported failure a moment to exit by itself.
+    if timeout(Duration::from_secs(1), process.wait())
+        .await
+        .is_err()
+    {
+        process.signal_group(Signal::SIGKILL);
+    }
+    let status = process.wait().await;
+    Err(StartError::Exited(exit_info(status, failure.as_deref())))
+}
+
+/// How a served worker ended.
+pub(crate) struct Ended {
+    pub(crate) exit: ExitInfo,
+    /// The supervisor asked it to stop (shutdown), as opposed to a crash.
+    pub(crate) requested: bool,
+}
+
+/// Serves replies from a ready worker until it exits, then fails whatever
+/// was still in flight. On `stop`, asks the worker to shut down and kills
+/// it after `grace`.
+pub(crate) async fn run_until_exit(
+    started: Started,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> Ended {
+    let Started {
+        worker,
+        process,
+        reader,
+    } = started;
+    let mut reader_task = tokio::spawn(read_replies(reader, worker.clone()));
+    let mut reader_end: Option<Option<String>> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut requested = false;
+    let status = loop {
+        tokio::select! {
+            status = process.wait() => break status,
+            end = &mut reader_task, if reader_end.is_none() => {
+                let violation = end.unwrap_or_else(|error| Some(format!("reader failed: {error}")));
+                if let Some(violation) = &violation {
+                    warn!(plugin = %worker.plugin, pid = process.pid(), "{violation}; killing the worker");
+                    process.signal_group(Signal::SIGKILL);
+                } else if kill_at.is_none() {
+                    // The worker closed its channel but lives on: it gets
+                    // the grace period to exit.
+                    kill_at = Some(Instant::now() + grace);
+                }
+                reader_end = Some(violation);
+            }
+            _ = stop.changed(), if !requested => {
+                requested = true;
+                let _ = worker.writer.lock().await.send(&ToWorker::Shutdown).await;
+                kill_at = Some(Instant::now() + grace);
+            }
+            _ = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
+                warn!(plugin = %worker.plugin, pid = process.pid(), "worker did not exit in {grace:?}; killing it");
+                process.signal_group(Signal::SIGKILL);
+                kill_at = None;
+            }
+        }
+    };
+    // Replies written before the exit are still in the socket: deliver them
+    // before failing the rest.
+    let violation = match reader_end {
+        Some(violation) => violation,
+        None => match timeout(Duration::from_millis(200), &mut reader_task).await {
+            Ok(end) => end.unwrap_or(None),
+            Err(_) => {
+                reader_task.abort();
+                None
+            }
+        },
+    };
+    let detail = violation.map(|v| format!("protocol violation: {v}"));
+    let exit = exit_info(status, detail.as_deref());
+    let error = if requested {
+        RemoteError::new(
+            ErrorKind::Unavailable,
+            format!("plugin `{}` was stopped", worker.plugin),
+        )
+    } else {
+        RemoteError::new(
+            ErrorKind::Crashed,
+            format!(
+                "plugin `{}` crashed: worker {}",
+                worker.plugin, exit.description
+            ),
+        )
+    };
+    worker.close(error);
+    debug!(plugin = %worker.plugin, pid = process.pid(), "worker {}", exit.description);
+    Ended { exit, requested }
+}
+
+/// Delivers replies until end of stream (`None`) or a protocol violation
+/// (`Some(reason)`).
+async fn read_replies(
+    mut reader: FrameReader<OwnedReadHalf>,
+    worker: Arc<Worker>,
+) -> Option<String> {
+    loop {
+        let body = match reader.next_body().await {
+            Ok(Some(body)) => body,
+            Ok(None) => return None,
+            Err(WireError::Io(error)) => {
+                debug!(plugin = %worker.plugin, "channel read failed: {error}");
+                return None;
+            }
+            Err(error) => return Some(error.to_string()),
+        };
+        match wire::decode_body::<FromWorker>(body) {
+            Ok(FromWorker::Reply { id, outcome }) => worker.complete(
+                id,
+                match outcome {
+                    Outcome::Ok(bytes) => Ok(bytes),
+                    Outcome::Err(error) => Err(error),
+                },
+            ),
+            Ok(FromWorker::Pong { .. }) => {}
+            Ok(other) => return Some(format!("unexpected frame after Ready: {other:?}")),
+            Err(error) => return Some(error.to_string()),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The first frames: `Hello` from the supervisor, `Ready` or `Failed` back.
+
+use crate::channel::{Channel, ChannelError};
+use corral_plugin_api::wire::{self, FromWorker, Hello, PROTOCOL_VERSION, Ready};
+
+/// The handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandshakeError {
+    #[error(
+        "supervisor speaks protocol {theirs}, this worker speaks {PROTOCOL_VERSION}: run the corral-worker built with this corral"
+    )]
+    ProtocolMismatch { theirs: u32 },
+    #[error("bad hello from the supervisor: {0}")]
+    BadHello(wire::WireError),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+/// Reads `Hello`; `None` when the supervisor closed the channel first.
+pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, HandshakeError> {
+    let Some(body) = channel.recv_body()? else {
+        return Ok(None);
+    };
+    let hello: Hello = match wire::decode_body(body) {
+        Ok(hello) => hello,
+        Err(error) => {
+            return Err(match wire::decode_prefix::<u32>(body) {
+                Some(theirs) if theirs != PROTOCOL_VERSION => {
+                    HandshakeError::ProtocolMismatch { theirs }
+                }
+                _ => HandshakeError::BadHello(error),
+            });
+        }
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(HandshakeError::ProtocolMismatch {
+            theirs: hello.protocol,
+        });
+    }
+    channel.set_max_frame(hello.max_frame);
+    Ok(Some(hello))
+}
+
+/// Tells the supervisor the plugin is loaded.
+pub(crate) fn send_ready(channel: &mut Channel, hello: &Hello) -> Result<(), ChannelError> {
+    channel.send(&FromWorker::Ready(Ready {
+        protocol: PROTOCOL_VERSION,
+        plugin: hello.plugin.clone(),
+        version: hello.version.clone(),
+    }))
+}
+
+/// Tells the supervisor why the plugin cannot start.
+pub(crate) fn send_failed(channel: &mut Channel, message: &str) -> Result<(), ChannelError> {
+    channel.send(&FromWorker::Failed {
+        message: message.to_owned(),
+    })
+}

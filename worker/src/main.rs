@@ -1,0 +1,85 @@
+//! `corral-worker`: one plugin in one process.
+//!
+//! Started by `corral serve`, never by hand. The supervisor's end of a
+//! socketpair is inherited as fd 3. The worker runs the same sequence every
+//! time, each step its own module and error:
+//!
+//! 1. [`channel`]: take fd 3;
+//! 2. [`handshake`]: read `Hello`;
+//! 3. [`runtime`]: load the plugin;
+//! 4. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
+//!
+//! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
+//! stream on fd 3), 2 on a channel or protocol error, 3 when the plugin
+//! cannot be loaded or initialized.
+#![deny(unsafe_code)]
+
+mod channel;
+mod handshake;
+mod host;
+mod runtime;
+mod serve;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing::error;
+
+/// Why the worker stopped early.
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error(transparent)]
+    Channel(#[from] channel::ChannelError),
+    #[error(transparent)]
+    Handshake(#[from] handshake::HandshakeError),
+    #[error(transparent)]
+    Load(#[from] runtime::LoadError),
+}
+
+impl WorkerError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Channel(_) | Self::Handshake(_) => 2,
+            Self::Load(_) => 3,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn run() -> Result<(), WorkerError> {
+    let mut channel = channel::Channel::from_inherited_fd()?;
+    let Some(hello) = handshake::receive_hello(&mut channel)? else {
+        return Ok(()); // the supervisor went away before saying hello
+    };
+    let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
+    let mut plugin = match runtime::native::NativePlugin::load(&hello) {
+        Ok(plugin) => plugin,
+        Err(error) => {
+            handshake::send_failed(&mut channel, &error.to_string())?;
+            return Err(error.into());
+        }
+    };
+    handshake::send_ready(&mut channel, &hello)?;
+    serve::serve(&mut channel, &mut plugin)?;
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,44 @@
+//! The serve loop: one frame in, one frame out, until `Shutdown` or the
+//! supervisor goes away. Calls run one at a time in arrival order; the
+//! supervisor may pipeline many, and replies carry the call's id.
+
+use crate::channel::{Channel, ChannelError};
+use crate::runtime::native::NativePlugin;
+use corral_plugin_api::wire::{FromWorker, Outcome, ToWorker, WireError};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use tracing::debug;
+
+/// Serves until `Shutdown` (or end of stream), then releases the plugin.
+pub(crate) fn serve(channel: &mut Channel, plugin: &mut NativePlugin) -> Result<(), ChannelError> {
+    loop {
+        match channel.recv::<ToWorker>()? {
+            Some(ToWorker::Call(call)) => {
+                let outcome = match plugin.call(&call.method, &call.input) {
+                    Ok(reply) => Outcome::Ok(reply),
+                    Err(error) => Outcome::Err(error),
+                };
+                send_reply(channel, call.id, outcome)?;
+            }
+            Some(ToWorker::Ping { nonce }) => channel.send(&FromWorker::Pong { nonce })?,
+            Some(ToWorker::Shutdown) => {
+                debug!("shutdown requested");
+                return Ok(());
+            }
+            None => {
+                debug!("supervisor closed the channel");
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn send_reply(channel: &mut Channel, id: u64, outcome: Outcome) -> Result<(), ChannelError> {
+    match channel.send(&FromWorker::Reply { id, outcome }) {
+        Err(ChannelError::Wire(WireError::TooLarge { len, max })) => {
+            let message = format!("reply of {len} bytes exceeds the frame limit of {max} bytes");
+            let outcome = Outcome::Err(RemoteError::new(ErrorKind::Plugin, message));
+            channel.send(&FromWorker::Reply { id, outcome })
+        }
+        other => other,
+    }
+}
