@@ -1,1 +1,302 @@
+//! Test harness for corral's end-to-end tests and benchmarks: real
+//! `corral` and `corral-worker` binaries, real plugins, real sockets.
+//!
+//! Every [`Corral`] lives in its own temporary folder (plugins, socket,
+//! log). Dropping it kills the supervisor and every worker pid the test
+//! saw, even when the test panics, and removes the folder.
+//!
+//! The binaries and plugin libraries are found in the cargo target folder
+//! the test binary runs from; build them first with
+//! `cargo build --workspace` (the README's test command does).
 
+use corral::blocking::Client;
+use corral::{PluginInfo, PluginState};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long helpers wait for something to happen before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The cargo profile folder (`target/debug`, `target/release`) this test
+/// binary was built into.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test>-<hash>: the binaries are in target/<profile>
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("corral").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no corral binary above {}: run `cargo build --workspace` first",
+                exe.display()
+            )
+        })
+        .to_owned()
+}
+
+/// A built binary or library in the target folder; panics with the build
+/// command when it is missing.
+pub fn artifact(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// The `corral` binary.
+pub fn corral_bin() -> PathBuf {
+    artifact("corral")
+}
+
+/// Builds a supervisor setup: plugin folders, flags.
+pub struct CorralBuilder {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl CorralBuilder {
+    /// The plugins folder every plugin of this builder goes into.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Installs a plugin built in this workspace (`lib{crate_name}.so`)
+    /// under the plugin name `name`.
+    pub fn native(self, name: &str, crate_name: &str) -> Self {
+        let folder = self.plugins_dir().join(name);
+        fs::create_dir_all(&folder).expect("plugin folder");
+        let lib = format!("lib{}.so", crate_name.replace('-', "_"));
+        fs::copy(artifact(&lib), folder.join(&lib)).expect("copy plugin library");
+        let manifest = format!(
+            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"native\"\nentry = \"{lib}\"\napi = 1\n"
+        );
+        fs::write(folder.join("plugin.toml"), manifest).expect("write plugin.toml");
+        self
+    }
+
+    /// Installs the `hello` example plugin as `name`.
+    pub fn hello(self, name: &str) -> Self {
+        self.native(name, "hello")
+    }
+
+    /// Writes a plugin folder with the given files (name, contents).
+    pub fn folder(self, folder: &str, files: &[(&str, &[u8])]) -> Self {
+        let folder = self.plugins_dir().join(folder);
+        fs::create_dir_all(&folder).expect("plugin folder");
+        for (name, contents) in files {
+            fs::write(folder.join(name), contents).expect("write plugin file");
+        }
+        self
+    }
+
+    /// Adds a flag to `corral serve`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Starts `corral serve` and waits until its socket accepts clients.
+    pub fn start(self) -> Corral {
+        let socket = self.dir.path().join("corral.sock");
+        let log_path = self.dir.path().join("corral.log");
+        fs::create_dir_all(self.plugins_dir()).expect("plugins folder");
+        let log = fs::File::create(&log_path).expect("log file");
+        let child = Command::new(corral_bin())
+            .arg("serve")
+            .arg("--plugins")
+            .arg(self.plugins_dir())
+            .arg("--socket")
+            .arg(&socket)
+            .args(&self.args)
+            .env("CORRAL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start corral serve");
+        let corral = Corral {
+            socket,
+            log_path,
+            child,
+            seen_pids: Mutex::new(BTreeSet::new()),
+            dir: self.dir,
+        };
+        corral.wait_until("the socket accepts clients", || Client::connect(&corral.socket).is_ok());
+        corral
+    }
+}
+
+/// A running `corral serve` in a temporary folder.
+pub struct Corral {
+    /// The host socket.
+    pub socket: PathBuf,
+    log_path: PathBuf,
+    child: Child,
+    seen_pids: Mutex<BTreeSet<u32>>,
+    dir: tempfile::TempDir,
+}
+
+impl Corral {
+    /// A new setup in a fresh temporary folder.
+    pub fn builder() -> CorralBuilder {
+        CorralBuilder {
+            dir: tempfile::Builder::new()
+                .prefix("corral-test-")
+                .tempdir()
+                .expect("temp dir"),
+            args: Vec::new(),
+        }
+    }
+
+    /// The temporary folder (plugins, socket, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The supervisor's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new blocking client connection.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()))
+    }
+
+    /// Every plugin's status; remembers the worker pids for cleanup.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let plugins = self.client().list().expect("list plugins");
+        self.remember(plugins.iter().filter_map(|p| p.pid));
+        plugins
+    }
+
+    /// One plugin's status.
+    pub fn plugin(&self, name: &str) -> PluginInfo {
+        self.list()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no plugin {name} in corral ps"))
+    }
+
+    /// Waits until `name` is ready, and returns its status.
+    pub fn wait_ready(&self, name: &str) -> PluginInfo {
+        let mut info = None;
+        self.wait_until(&format!("{name} is ready"), || {
+            let plugin = self.plugin(name);
+            let ready = plugin.state == PluginState::Ready;
+            info = Some(plugin);
+            ready
+        });
+        info.expect("checked at least once")
+    }
+
+    /// Polls `condition` every 5 ms until it holds; panics after [`WAIT`]
+    /// with the supervisor's log.
+    pub fn wait_until(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !condition() {
+            assert!(start.elapsed() < WAIT, "timed out waiting until {what}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs the `corral` CLI against this supervisor's socket.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, b"")
+    }
+
+    /// Runs the `corral` CLI with `stdin` as its input.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(corral_bin())
+            .args(args)
+            .env("CORRAL_SOCKET", &self.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run corral");
+        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        child.wait_with_output().expect("corral output")
+    }
+
+    /// The supervisor's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the supervisor.
+    pub fn signal(&self, signal: i32) {
+        send_signal(self.pid(), signal);
+    }
+
+    /// Waits for the supervisor to exit (up to [`WAIT`]).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait corral") {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "corral did not exit\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn remember(&self, pids: impl IntoIterator<Item = u32>) {
+        self.seen_pids.lock().unwrap_or_else(|e| e.into_inner()).extend(pids);
+    }
+}
+
+impl Drop for Corral {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Workers die with the supervisor (PDEATHSIG, end of channel); make
+        // sure of it for every pid this test saw, if it is still a worker.
+        for pid in self.seen_pids.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if is_worker(*pid) {
+                send_signal(*pid, libc::SIGKILL);
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- corral log ({}) ---\n{}", self.log_path.display(), self.log());
+        }
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn is_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// A process's command line, NUL separators turned into spaces.
+pub fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim_end().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether `pid` is a live corral worker.
+pub fn is_worker(pid: u32) -> bool {
+    is_alive(pid) && cmdline(pid).starts_with("corral-worker: ")
+}
