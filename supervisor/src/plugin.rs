@@ -123,8 +123,7 @@ impl PluginHandle {
                 ));
             }
         };
-        let left = deadline.saturating_sub(started.elapsed());
-        worker.call(method, input, left).await
+        worker.call(method, input, started, deadline).await
     }
 
     fn set(&self, state: PluginState, route: Route) {

@@ -25,7 +25,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
 type ReplySlot = oneshot::Sender<Result<Vec<u8>, RemoteError>>;
@@ -134,12 +134,13 @@ impl Worker {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Calls `method`, waiting at most `deadline` for the reply.
+    /// Calls `method`; the call's time `budget` counts from `started`.
     pub(crate) async fn call(
         &self,
         method: String,
         input: Vec<u8>,
-        deadline: Duration,
+        started: Instant,
+        budget: Duration,
     ) -> Result<Vec<u8>, RemoteError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (slot, reply) = oneshot::channel();
@@ -151,7 +152,9 @@ impl Worker {
             pending.calls.insert(id, slot);
         }
         let _guard = SlotGuard { worker: self, id };
-        let deadline_ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        let deadline = started + budget;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let deadline_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
         let call = ToWorker::Call(Call {
             id,
             method,
@@ -168,7 +171,7 @@ impl Worker {
             // fails this call with the reason. Wait for that below.
             Err(error) => debug!(plugin = %self.plugin, "call write failed: {error}"),
         }
-        match timeout(deadline, reply).await {
+        match timeout_at(deadline, reply).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RemoteError::new(
                 ErrorKind::Unavailable,
@@ -179,7 +182,7 @@ impl Worker {
                 format!(
                     "plugin `{}` did not answer within {} ms",
                     self.plugin,
-                    deadline.as_millis()
+                    budget.as_millis()
                 ),
             )),
         }
@@ -289,13 +292,13 @@ pub(crate) async fn handshake(
         }
     };
     // Give a worker that reported failure a moment to exit by itself.
-    if timeout(Duration::from_secs(1), process.wait())
-        .await
-        .is_err()
-    {
-        process.signal_group(Signal::SIGKILL);
-    }
-    let status = process.wait().await;
+    let status = match timeout(Duration::from_secs(1), process.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            process.signal_group(Signal::SIGKILL);
+            process.wait().await
+        }
+    };
     Err(StartError::Exited(exit_info(status, failure.as_deref())))
 }
 

@@ -1,1 +1,314 @@
-fn main() {}
+//! Call latency: a 64-byte `echo` from a host app through the supervisor to
+//! a worker and back, beside the raw floor measured in the same run and
+//! mode: the same message ping-ponged over plain Unix sockets with a 4-byte
+//! length prefix, through one hop (client ⇄ echo) and two (client ⇄ relay ⇄
+//! echo), every hop a real process.
+//!
+//! Runs pinned to CPU 0 (every child inherits it) unless
+//! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_CALLS` sets the number of timed
+//! calls. Prints a table and writes the figures to
+//! `target/bench/call_latency.json`. It reports; it asserts no speed.
+//!
+//! The floor's helper processes are this binary again, told their role by
+//! `CORRAL_BENCH_ROLE` and their sockets' fds by `CORRAL_BENCH_FDS`.
+
+#![allow(clippy::print_stdout, reason = "a bench prints its results")]
+
+use corral_tests::Corral;
+use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const MESSAGE_LEN: u8 = 64;
+const WARMUP: usize = 2_000;
+const DEFAULT_CALLS: usize = 20_000;
+const ROLE_ENV: &str = "CORRAL_BENCH_ROLE";
+const FDS_ENV: &str = "CORRAL_BENCH_FDS";
+
+fn main() {
+    match std::env::var(ROLE_ENV).as_deref() {
+        Ok("echo") => return echo_role(),
+        Ok("relay") => return relay_role(),
+        Ok(other) => panic!("unknown {ROLE_ENV} `{other}`"),
+        Err(_) => {}
+    }
+    let pinned = std::env::var_os("CORRAL_BENCH_UNPINNED").is_none_or(|v| v != "1");
+    if pinned {
+        pin_to_cpu0();
+    }
+    let calls = match std::env::var("CORRAL_BENCH_CALLS") {
+        Ok(calls) => calls
+            .parse()
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| panic!("CORRAL_BENCH_CALLS=`{calls}` is not a positive count")),
+        Err(_) => DEFAULT_CALLS,
+    };
+    let message: Vec<u8> = (0..MESSAGE_LEN).collect();
+
+    let rows = [
+        ("raw floor, 1 hop", raw_floor(1, &message, calls)),
+        ("raw floor, 2 hops", raw_floor(2, &message, calls)),
+        ("corral (host→sup→worker)", corral(&message, calls)),
+    ];
+    report(&rows, pinned, calls);
+}
+
+/// Latency figures of one measurement.
+struct Stats {
+    p50_us: f64,
+    p99_us: f64,
+    mean_us: f64,
+    calls_per_s: f64,
+}
+
+/// Nearest-rank percentiles and mean of per-call latencies, and the rate
+/// over the whole timed run.
+fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort_unstable();
+    let n = latencies.len();
+    let percentile = |p: usize| latencies[(n * p).div_ceil(100).max(1) - 1].as_secs_f64() * 1e6;
+    let total: Duration = latencies.iter().sum();
+    Stats {
+        p50_us: percentile(50),
+        p99_us: percentile(99),
+        mean_us: total.as_secs_f64() * 1e6 / n as f64,
+        calls_per_s: n as f64 / wall.as_secs_f64(),
+    }
+}
+
+/// Makes `WARMUP` untimed calls, then times `calls` calls one by one.
+fn time_calls(calls: usize, mut call: impl FnMut()) -> Stats {
+    for _ in 0..WARMUP {
+        call();
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    let start = Instant::now();
+    for _ in 0..calls {
+        let sent = Instant::now();
+        call();
+        latencies.push(sent.elapsed());
+    }
+    stats(latencies, start.elapsed())
+}
+
+/// The corral round trip: blocking client → supervisor → `hello` worker.
+fn corral(message: &[u8], calls: usize) -> Stats {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    let mut client = corral.client();
+    time_calls(calls, || {
+        let reply = client.call("hello", "echo", message).expect("echo call");
+        assert_eq!(reply, message, "corral echoed something else");
+    })
+}
+
+/// The raw floor: length-prefixed frames over `hops` Unix socket hops,
+/// each hop's far end a process of its own.
+fn raw_floor(hops: usize, message: &[u8], calls: usize) -> Stats {
+    let (client, mut far_end) = UnixStream::pair().expect("socketpair");
+    let mut helpers = Vec::new();
+    for _ in 1..hops {
+        let (relay_down, next) = UnixStream::pair().expect("socketpair");
+        helpers.push(Helper::spawn("relay", [far_end, relay_down]));
+        far_end = next;
+    }
+    helpers.push(Helper::spawn("echo", [far_end]));
+
+    let mut frame = Vec::from(frame_len(message).to_le_bytes());
+    frame.extend_from_slice(message);
+    let mut writer = client.try_clone().expect("clone socket");
+    let mut reader = BufReader::new(client);
+    let mut reply = Vec::new();
+    let stats = time_calls(calls, || {
+        writer.write_all(&frame).expect("send frame");
+        assert!(
+            read_frame(&mut reader, &mut reply).expect("read frame"),
+            "echo hung up"
+        );
+        assert_eq!(reply, frame, "the floor echoed something else");
+    });
+    drop(helpers);
+    stats
+}
+
+/// A helper process of the floor; killed and reaped when dropped.
+struct Helper(Child);
+
+impl Helper {
+    /// Runs this binary as `role`, handing it `sockets` (closed here once
+    /// it has them).
+    fn spawn<const N: usize>(role: &str, sockets: [UnixStream; N]) -> Self {
+        let fds = sockets.map(OwnedFd::from);
+        let raw: [RawFd; N] = std::array::from_fn(|i| fds[i].as_raw_fd());
+        let list = raw.map(|fd| fd.to_string()).join(" ");
+        let mut command = Command::new(std::env::current_exe().expect("bench binary path"));
+        command.env(ROLE_ENV, role).env(FDS_ENV, list);
+        let inherit = move || {
+            for fd in raw {
+                // SAFETY: fcntl(F_SETFD) only clears the close-on-exec flag
+                // of an fd open in this forked child; it is async-signal-safe.
+                if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        };
+        // SAFETY: the hook runs between fork and exec and only calls fcntl,
+        // which is async-signal-safe; it neither allocates nor locks.
+        unsafe { command.pre_exec(inherit) };
+        let child = command.spawn().expect("start a floor helper");
+        drop(fds); // the helper holds its own copies now
+        Self(child)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The sockets the parent handed this helper, in order.
+fn inherited_sockets() -> Vec<UnixStream> {
+    let list = std::env::var(FDS_ENV).unwrap_or_else(|_| panic!("{FDS_ENV} is not set"));
+    list.split(' ')
+        .map(|fd| {
+            let fd: RawFd = fd
+                .parse()
+                .unwrap_or_else(|_| panic!("bad {FDS_ENV} `{list}`"));
+            // SAFETY: the parent cleared close-on-exec on exactly these fds
+            // for this process, and nothing else in it owns them.
+            UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .collect()
+}
+
+/// Echoes every frame back until the client hangs up.
+fn echo_role() {
+    let [socket] = <[UnixStream; 1]>::try_from(inherited_sockets()).expect("one socket");
+    let mut writer = socket.try_clone().expect("clone socket");
+    let mut reader = BufReader::new(socket);
+    let mut frame = Vec::new();
+    while read_frame(&mut reader, &mut frame).expect("echo: read") {
+        writer.write_all(&frame).expect("echo: write");
+    }
+}
+
+/// Forwards each frame from upstream to downstream and the answer back,
+/// until upstream hangs up.
+fn relay_role() {
+    let [up, down] = <[UnixStream; 2]>::try_from(inherited_sockets()).expect("two sockets");
+    let (mut up_writer, mut down_writer) = (
+        up.try_clone().expect("clone socket"),
+        down.try_clone().expect("clone socket"),
+    );
+    let (mut up_reader, mut down_reader) = (BufReader::new(up), BufReader::new(down));
+    let mut frame = Vec::new();
+    while read_frame(&mut up_reader, &mut frame).expect("relay: read request") {
+        down_writer
+            .write_all(&frame)
+            .expect("relay: forward request");
+        assert!(
+            read_frame(&mut down_reader, &mut frame).expect("relay: read reply"),
+            "echo hung up"
+        );
+        up_writer.write_all(&frame).expect("relay: forward reply");
+    }
+}
+
+/// Reads one whole frame (header included) into `frame`; `false` on end
+/// of stream before a frame.
+fn read_frame(reader: &mut impl Read, frame: &mut Vec<u8>) -> io::Result<bool> {
+    let mut header = [0; 4];
+    match reader.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(error) if error.kind() == ErrorKind::UnexpectedEof => return Ok(false),
+        Err(error) => return Err(error),
+    }
+    let len = usize::try_from(u32::from_le_bytes(header)).expect("u32 fits usize");
+    frame.clear();
+    frame.extend_from_slice(&header);
+    frame.resize(4 + len, 0);
+    reader.read_exact(&mut frame[4..])?;
+    Ok(true)
+}
+
+fn frame_len(message: &[u8]) -> u32 {
+    u32::try_from(message.len()).expect("message under 4 GiB")
+}
+
+/// Pins this process, and so every process it starts, to CPU 0.
+fn pin_to_cpu0() {
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU 0 is within the set's bounds.
+    unsafe { libc::CPU_SET(0, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this
+    // thread, and threads and children started later inherit its mask.
+    let pinned = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(
+        pinned,
+        0,
+        "sched_setaffinity: {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// Prints the table and writes the JSON file.
+fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
+    let floor = rows
+        .iter()
+        .find(|(what, _)| *what == "raw floor, 2 hops")
+        .map(|(_, stats)| stats)
+        .expect("a 2-hop floor row");
+    let mode = if pinned {
+        "pinned to CPU 0"
+    } else {
+        "unpinned"
+    };
+    println!("corral call latency ({MESSAGE_LEN} B echo, {mode}, N={calls})");
+    println!(
+        "{:<28} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor",
+        "what", "p50 µs", "p99 µs", "mean µs", "calls/s"
+    );
+    let mut results = Vec::new();
+    for (what, stats) in rows {
+        let (p50_ratio, p99_ratio) = (stats.p50_us / floor.p50_us, stats.p99_us / floor.p99_us);
+        println!(
+            "{what:<28} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x",
+            stats.p50_us, stats.p99_us, stats.mean_us, stats.calls_per_s
+        );
+        results.push(serde_json::json!({
+            "what": what,
+            "p50_us": stats.p50_us,
+            "p99_us": stats.p99_us,
+            "mean_us": stats.mean_us,
+            "calls_per_s": stats.calls_per_s,
+            "p50_vs_2hop_floor": p50_ratio,
+            "p99_vs_2hop_floor": p99_ratio,
+        }));
+    }
+    let json = serde_json::json!({
+        "bench": "call_latency",
+        "message_bytes": MESSAGE_LEN,
+        "pinned": pinned,
+        "warmup_calls": WARMUP,
+        "calls": calls,
+        "results": results,
+    });
+    let target = corral_tests::target_dir();
+    let dir = target
+        .parent()
+        .expect("target/<profile> has a parent")
+        .join("bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    let path = dir.join("call_latency.json");
+    let text = serde_json::to_string_pretty(&json).expect("encode JSON");
+    std::fs::write(&path, text + "\n").expect("write call_latency.json");
+    println!("written to {}", path.display());
+}

@@ -128,7 +128,9 @@ impl CorralBuilder {
             seen_pids: Mutex::new(BTreeSet::new()),
             dir: self.dir,
         };
-        corral.wait_until("the socket accepts clients", || Client::connect(&corral.socket).is_ok());
+        corral.wait_until("the socket accepts clients", || {
+            Client::connect(&corral.socket).is_ok()
+        });
         corral
     }
 }
@@ -202,7 +204,11 @@ impl Corral {
     pub fn wait_until(&self, what: &str, mut condition: impl FnMut() -> bool) {
         let start = Instant::now();
         while !condition() {
-            assert!(start.elapsed() < WAIT, "timed out waiting until {what}\n{}", self.log());
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out waiting until {what}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -223,7 +229,12 @@ impl Corral {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run corral");
-        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
         child.wait_with_output().expect("corral output")
     }
 
@@ -244,13 +255,20 @@ impl Corral {
             if let Some(status) = self.child.try_wait().expect("wait corral") {
                 return status;
             }
-            assert!(start.elapsed() < WAIT, "corral did not exit\n{}", self.log());
+            assert!(
+                start.elapsed() < WAIT,
+                "corral did not exit\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     fn remember(&self, pids: impl IntoIterator<Item = u32>) {
-        self.seen_pids.lock().unwrap_or_else(|e| e.into_inner()).extend(pids);
+        self.seen_pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(pids);
     }
 }
 
@@ -260,13 +278,22 @@ impl Drop for Corral {
         let _ = self.child.wait();
         // Workers die with the supervisor (PDEATHSIG, end of channel); make
         // sure of it for every pid this test saw, if it is still a worker.
-        for pid in self.seen_pids.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for pid in self
+            .seen_pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             if is_worker(*pid) {
                 send_signal(*pid, libc::SIGKILL);
             }
         }
         if std::thread::panicking() {
-            eprintln!("--- corral log ({}) ---\n{}", self.log_path.display(), self.log());
+            eprintln!(
+                "--- corral log ({}) ---\n{}",
+                self.log_path.display(),
+                self.log()
+            );
         }
     }
 }
@@ -292,7 +319,12 @@ pub fn is_alive(pid: u32) -> bool {
 /// A process's command line, NUL separators turned into spaces.
 pub fn cmdline(pid: u32) -> String {
     fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim_end().to_owned())
+        .map(|raw| {
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .trim_end()
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 

@@ -1,0 +1,78 @@
+//! `hostile`: a plugin that misbehaves on purpose, for corral's tests.
+//! Never install it anywhere else.
+//!
+//! | method          | what it does                                              |
+//! |-----------------|-----------------------------------------------------------|
+//! | `echo`          | returns its input (to show the plugin works between faults) |
+//! | `garbage`       | writes an undecodable frame on the worker's channel (fd 3) |
+//! | `oversize`      | writes a frame header announcing 4 GiB on fd 3             |
+//! | `exit`          | exits the worker with the code given as text               |
+//! | `close-channel` | shuts the channel down, then hangs for a minute            |
+//! | `panic`         | panics (caught at the ABI boundary)                        |
+//! | `big`           | replies with as many bytes as the input says               |
+
+use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::net::Shutdown;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// The fd the worker serves its channel on.
+const CHANNEL_FD: i32 = 3;
+
+/// The plugin; it keeps no state.
+#[derive(Default)]
+pub struct Hostile;
+
+impl Plugin for Hostile {
+    fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
+        match method {
+            "echo" => Ok(input.to_vec()),
+            "garbage" => {
+                channel()
+                    .write_all(&[8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8])
+                    .map_err(io)?;
+                hang()
+            }
+            "oversize" => {
+                channel().write_all(&u32::MAX.to_le_bytes()).map_err(io)?;
+                hang()
+            }
+            "exit" => std::process::exit(number(input)?),
+            "close-channel" => {
+                channel().shutdown(Shutdown::Both).map_err(io)?;
+                hang()
+            }
+            "panic" => panic!("hostile panic"),
+            "big" => Ok(vec![b'x'; usize::try_from(number(input)?).unwrap_or(0)]),
+            other => Err(PluginError::unknown_method(other)),
+        }
+    }
+}
+
+/// The worker's channel, borrowed without taking ownership.
+fn channel() -> ManuallyDrop<UnixStream> {
+    // SAFETY: fd 3 is the worker's open channel socket; ManuallyDrop keeps
+    // this handle from closing it. Abusing it is this plugin's purpose.
+    ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(CHANNEL_FD) })
+}
+
+fn hang() -> ! {
+    std::thread::sleep(Duration::from_secs(60));
+    std::process::exit(0)
+}
+
+fn number(input: &[u8]) -> Result<i32, PluginError> {
+    std::str::from_utf8(input)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| PluginError::new("expected a number as text"))
+}
+
+fn io(error: std::io::Error) -> PluginError {
+    PluginError::new(error.to_string())
+}
+
+export_plugin!(Hostile);

@@ -1,0 +1,176 @@
+//! What an admin sees: `corral ps`, `corral call`, process titles, the
+//! socket file.
+
+use corral_tests::{Corral, cmdline, corral_bin};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn ps_shows_a_table_and_json_with_the_documented_fields() {
+    let corral = Corral::builder().hello("hello").start();
+    let info = corral.wait_ready("hello");
+    let table = corral.cli(&["ps"]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = stdout(&table);
+    let mut lines = text.lines();
+    let header: Vec<_> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"]
+    );
+    let row: Vec<_> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["hello", "ready", &info.pid.unwrap().to_string()]);
+    assert_eq!(row[4..], ["0", "-"]);
+
+    let json = corral.cli(&["ps", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let hello = &value.as_array().unwrap()[0];
+    for field in [
+        "name",
+        "version",
+        "dir",
+        "state",
+        "pid",
+        "uptime_ms",
+        "restarts",
+        "last_exit",
+        "error",
+    ] {
+        assert!(
+            hello.get(field).is_some(),
+            "ps --json lacks {field}: {hello}"
+        );
+    }
+    assert_eq!(hello["state"], "ready");
+    assert_eq!(hello["version"], "1.0.0");
+}
+
+#[test]
+fn call_writes_the_raw_reply_and_reads_stdin() {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    let out = corral.cli(&["call", "hello", "upper", "hi there"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "HI THERE")
+    );
+
+    let binary: Vec<u8> = (0..=255).collect();
+    let out = corral.cli_with_stdin(&["call", "hello", "echo", "-"], &binary);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, binary);
+
+    let out = corral.cli(&["call", "--json", "hello", "sum", "2 3"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value, serde_json::json!({"ok": true, "reply": "5"}));
+}
+
+#[test]
+fn call_errors_go_to_stderr_with_exit_code_1() {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    let out = corral.cli(&["call", "hello", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr(&out).trim(),
+        "corral: unknown method `nope` (unknown_method)"
+    );
+
+    let out = corral.cli(&["call", "--json", "hello", "nope"]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["error"]["kind"], "unknown_method");
+}
+
+#[test]
+fn commands_without_a_supervisor_exit_2_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    for args in [&["ps"][..], &["call", "hello", "echo"]] {
+        let out = Command::new(corral_bin())
+            .args(args)
+            .env("CORRAL_SOCKET", &socket)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains(&format!("no corral is serving on {}", socket.display())),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn workers_are_titled_with_name_and_version_and_lead_their_own_group() {
+    let corral = Corral::builder().hello("hello").start();
+    let pid = corral.wait_ready("hello").pid.unwrap();
+    assert_eq!(cmdline(pid), "corral-worker: hello@1.0.0");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<_> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // fields[0] is the state; then ppid, pgrp, session
+    assert_eq!(
+        fields[1],
+        corral.pid().to_string(),
+        "parent is the supervisor"
+    );
+    assert_eq!(fields[2], pid.to_string(), "own process group");
+    assert_eq!(fields[3], pid.to_string(), "own session");
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut fds: Vec<u32> = fds
+        .iter()
+        .map(|f| f.to_string_lossy().parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(fds[..4], [0, 1, 2, 3], "stdio and the channel");
+}
+
+#[test]
+fn socket_is_private_and_a_second_supervisor_is_refused() {
+    let corral = Corral::builder().hello("hello").start();
+    let mode = std::fs::metadata(&corral.socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    let out = Command::new(corral_bin())
+        .args(["serve", "--plugins"])
+        .arg(corral.dir().join("plugins"))
+        .arg("--socket")
+        .arg(&corral.socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("another corral is already serving on"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(corral.client().call("hello", "echo", b"x").unwrap(), b"x");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(corral_bin()).arg("--help").output().unwrap();
+    let help = stdout(&out);
+    for command in ["serve", "call", "ps"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

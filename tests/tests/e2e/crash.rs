@@ -1,0 +1,248 @@
+//! Crash isolation: workers die, calls fail fast with the reason, the
+//! worker comes back, nothing else is touched.
+
+use corral::{ErrorKind, PluginState};
+use corral_tests::{Corral, is_alive, is_worker, send_signal};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Calls `plugin` in a loop until `stop`, counting calls and failures.
+fn keep_calling(
+    corral: &Corral,
+    plugin: &str,
+    stop: &AtomicBool,
+    calls: &AtomicUsize,
+    errors: &AtomicUsize,
+) {
+    let mut client = corral.client();
+    while !stop.load(Ordering::Relaxed) {
+        match client.call(plugin, "echo", b"ping") {
+            Ok(reply) if reply == b"ping" => {}
+            _ => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn killed_worker_fails_in_flight_calls_and_is_restarted() {
+    let corral = Corral::builder().hello("hello").hello("other").start();
+    let before = corral.wait_ready("hello");
+    corral.wait_ready("other");
+    let old_pid = before.pid.expect("ready worker has a pid");
+    assert!(is_worker(old_pid));
+
+    let (stop, calls, errors) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|scope| {
+        scope.spawn(|| keep_calling(&corral, "other", &stop, &calls, &errors));
+        // A call that will still be running when the worker dies.
+        let in_flight = scope.spawn(|| {
+            let result = corral.client().call("hello", "sleep", b"5000");
+            (result, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let pid: u32 = {
+            // As an admin would: the pid from `corral ps --json`.
+            let out = corral.cli(&["ps", "--json"]);
+            let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let hello = ps
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "hello")
+                .unwrap();
+            u32::try_from(hello["pid"].as_u64().unwrap()).unwrap()
+        };
+        assert_eq!(pid, old_pid);
+        let killed_at = Instant::now();
+        send_signal(pid, libc::SIGKILL);
+
+        let (result, failed_at) = in_flight.join().unwrap();
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+        assert!(
+            error.to_string().contains("killed by signal 9 (SIGKILL)"),
+            "{error}"
+        );
+        assert!(
+            failed_at - killed_at < Duration::from_secs(1),
+            "in-flight call failed after {:?}",
+            failed_at - killed_at
+        );
+
+        let after = corral.wait_ready("hello");
+        assert_ne!(after.pid, Some(old_pid));
+        assert_eq!(after.restarts, 1);
+        let exit = after.last_exit.expect("last exit recorded");
+        assert_eq!((exit.signal, exit.code), (Some(9), None));
+        assert_eq!(
+            corral.client().call("hello", "echo", b"back").unwrap(),
+            b"back"
+        );
+        assert!(!is_alive(old_pid));
+
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        calls.load(Ordering::Relaxed) > 10,
+        "the other plugin was called"
+    );
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "the other plugin saw errors"
+    );
+    let other = corral.plugin("other");
+    assert_eq!((other.state, other.restarts), (PluginState::Ready, 0));
+}
+
+#[test]
+fn crash_method_fails_the_call_and_restarts_the_worker() {
+    let corral = Corral::builder().hello("hello").start();
+    let before = corral.wait_ready("hello");
+    let error = corral.client().call("hello", "crash", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    assert!(error.to_string().contains("SIGABRT"), "{error}");
+    let after = corral.wait_ready("hello");
+    assert_ne!(after.pid, before.pid);
+    assert_eq!(after.restarts, 1);
+    assert_eq!(after.last_exit.unwrap().signal, Some(6));
+    assert_eq!(
+        corral.client().call("hello", "upper", b"ok").unwrap(),
+        b"OK"
+    );
+}
+
+#[test]
+fn repeated_crashes_back_off_and_calls_fail_fast_meanwhile() {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    let mut client = corral.client();
+    // First crash: restarted at once.
+    assert!(client.call("hello", "crash", b"").is_err());
+    corral.wait_ready("hello");
+    // Second crash: restarted after 1 s; meanwhile calls fail at once.
+    assert!(client.call("hello", "crash", b"").is_err());
+    let started = Instant::now();
+    let error = client.call("hello", "echo", b"x").unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a call during backoff waited"
+    );
+    assert_eq!(error.kind(), Some(ErrorKind::Unavailable), "{error}");
+    assert!(error.to_string().contains("restarts in"), "{error}");
+    assert_eq!(corral.plugin("hello").state, PluginState::Backoff);
+    let ready = corral.wait_ready("hello");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "backoff too short: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ready.restarts, 2);
+}
+
+#[test]
+fn worker_exit_code_is_recorded() {
+    let corral = Corral::builder().native("hostile", "hostile").start();
+    corral.wait_ready("hostile");
+    let error = corral.client().call("hostile", "exit", b"7").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    assert!(error.to_string().contains("exited with code 7"), "{error}");
+    let after = corral.wait_ready("hostile");
+    assert_eq!(after.last_exit.unwrap().code, Some(7));
+}
+
+#[test]
+fn worker_sending_bad_frames_is_killed_and_restarted() {
+    for method in ["garbage", "oversize"] {
+        let corral = Corral::builder()
+            .native("hostile", "hostile")
+            .hello("hello")
+            .start();
+        let before = corral.wait_ready("hostile");
+        corral.wait_ready("hello");
+        let started = Instant::now();
+        let error = corral.client().call("hostile", method, b"").unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{method}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{method}: {error}");
+        assert!(
+            error.to_string().contains("protocol violation"),
+            "{method}: {error}"
+        );
+        let after = corral.wait_ready("hostile");
+        assert_ne!(after.pid, before.pid, "{method}");
+        assert!(
+            !is_alive(before.pid.unwrap()),
+            "{method}: old worker still alive"
+        );
+        assert_eq!(corral.client().call("hello", "echo", b"x").unwrap(), b"x");
+    }
+}
+
+#[test]
+fn worker_that_closes_its_channel_is_killed_after_the_grace_period() {
+    let corral = Corral::builder().native("hostile", "hostile").start();
+    let before = corral.wait_ready("hostile");
+    let error = corral
+        .client()
+        .call("hostile", "close-channel", b"")
+        .unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    assert!(error.to_string().contains("SIGKILL"), "{error}");
+    let after = corral.wait_ready("hostile");
+    assert_ne!(after.pid, before.pid);
+    assert!(!is_alive(before.pid.unwrap()));
+}
+
+#[test]
+fn supervisor_sigkill_leaves_no_worker_behind() {
+    let mut corral = Corral::builder().hello("a").hello("b").hello("c").start();
+    let pids: Vec<u32> = ["a", "b", "c"]
+        .iter()
+        .map(|p| corral.wait_ready(p).pid.unwrap())
+        .collect();
+    assert!(pids.iter().all(|&pid| is_worker(pid)));
+    corral.signal(libc::SIGKILL);
+    corral.wait_exit();
+    let killed = Instant::now();
+    while pids.iter().any(|&pid| is_alive(pid)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "workers outlived the supervisor by 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sigterm_stops_every_worker_and_removes_the_socket() {
+    let mut corral = Corral::builder().hello("a").hello("b").start();
+    let pids: Vec<u32> = ["a", "b"]
+        .iter()
+        .map(|p| corral.wait_ready(p).pid.unwrap())
+        .collect();
+    corral.signal(libc::SIGTERM);
+    let status = corral.wait_exit();
+    assert!(
+        status.success(),
+        "corral exited with {status}\n{}",
+        corral.log()
+    );
+    assert!(
+        pids.iter().all(|&pid| !is_alive(pid)),
+        "a worker survived SIGTERM"
+    );
+    assert!(!corral.socket.exists(), "socket file left behind");
+    assert!(corral.log().contains("all workers stopped"));
+}
