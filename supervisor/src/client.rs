@@ -3,7 +3,7 @@
 //! One [`Client`] is one connection; it is cheap to share (`&self`
 //! methods) and many calls may be in flight on it at once.
 
-use crate::framed::{self, FrameReader, FrameWriter, SharedStream};
+use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
     self, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginInfo, Reply, Request,
     RequestBody, Response, ServerHello, WireError,
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -66,7 +67,7 @@ impl ClientError {
 type Slots = HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>;
 
 struct Shared {
-    writer: tokio::sync::Mutex<FrameWriter<SharedStream<Stream>>>,
+    writer: tokio::sync::Mutex<FrameWriter<OwnedWriteHalf>>,
     /// `None` once the connection is gone.
     slots: Mutex<Option<Slots>>,
     next_id: AtomicU64,
@@ -91,7 +92,9 @@ impl Client {
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_error)?;
         let stream = Stream::connect(name).await.map_err(connect_error)?;
-        let (mut reader, mut writer) = framed::split(stream, DEFAULT_MAX_FRAME);
+        let (read, write) = unix_stream(stream).map_err(connect_error)?.into_split();
+        let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME);
+        let mut writer = FrameWriter::new(write, DEFAULT_MAX_FRAME);
         writer.send(&client_hello()).await?;
         let body = reader.next_body().await?.ok_or(ClientError::Disconnected)?;
         let server = check_server_hello(body)?;
@@ -197,7 +200,7 @@ impl Drop for Client {
     }
 }
 
-async fn read_responses(mut reader: FrameReader<SharedStream<Stream>>, shared: Arc<Shared>) {
+async fn read_responses(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Shared>) {
     let failure = loop {
         let response = match reader.next_body().await {
             Ok(Some(body)) => wire::decode_body::<Response>(body),

@@ -4,10 +4,8 @@
 use corral_plugin_api::wire::{FrameHeader, HEADER_LEN, WireError, encode_frame};
 use serde::Serialize;
 use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use std::os::fd::OwnedFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// Reads frames from a stream.
 pub(crate) struct FrameReader<R> {
@@ -89,56 +87,15 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 }
 
-/// One side of a stream that is read and written through `&S` (as
-/// interprocess's local sockets are), so that a reader task and writers
-/// can each own a handle.
-pub(crate) struct SharedStream<S>(pub(crate) Arc<S>);
-
-impl<S> AsyncRead for SharedStream<S>
-where
-    for<'a> &'a S: AsyncRead,
-{
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S> AsyncWrite for SharedStream<S>
-where
-    for<'a> &'a S: AsyncWrite,
-{
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_shutdown(cx)
-    }
-}
-
-/// Splits a shared stream into a frame reader and a frame writer.
-pub(crate) fn split<S>(
-    stream: S,
-    max: u32,
-) -> (FrameReader<SharedStream<S>>, FrameWriter<SharedStream<S>>)
-where
-    for<'a> &'a S: AsyncRead + AsyncWrite,
-{
-    let stream = Arc::new(stream);
-    (
-        FrameReader::new(SharedStream(stream.clone()), max),
-        FrameWriter::new(SharedStream(stream), max),
-    )
+/// Turns an accepted or connected interprocess local socket into tokio's
+/// own `UnixStream`. interprocess names, binds and connects the socket;
+/// tokio's stream does the per-frame I/O, and unlike interprocess's reader
+/// it skips the extra `EAGAIN` read after a short read.
+pub(crate) fn unix_stream(
+    stream: interprocess::local_socket::tokio::Stream,
+) -> io::Result<tokio::net::UnixStream> {
+    let interprocess::local_socket::tokio::Stream::UdSocket(stream) = stream;
+    let stream = std::os::unix::net::UnixStream::from(OwnedFd::try_from(stream)?);
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
 }

@@ -60,7 +60,7 @@ mod tests {
         }
         assert_eq!(
             backoff.next_delay(RESET_AFTER - Duration::from_secs(1)),
-            Duration::from_secs(32)
+            Duration::from_secs(16)
         );
         assert_eq!(backoff.next_delay(RESET_AFTER), Duration::ZERO);
         assert_eq!(backoff.next_delay(Duration::ZERO), Duration::from_secs(1));

@@ -104,10 +104,28 @@ impl PluginHandle {
         deadline: Duration,
     ) -> Result<Vec<u8>, RemoteError> {
         let started = tokio::time::Instant::now();
+        // Fast path: a ready worker, no subscription needed.
+        let ready = match &*self.route.borrow() {
+            Route::Ready(worker) => Some(worker.clone()),
+            _ => None,
+        };
+        let worker = match ready {
+            Some(worker) => worker,
+            None => self.wait_for_worker(started, deadline).await?,
+        };
+        worker.call(method, input, started, deadline).await
+    }
+
+    /// Waits while a worker is starting; fails at once when there is none.
+    async fn wait_for_worker(
+        &self,
+        started: tokio::time::Instant,
+        deadline: Duration,
+    ) -> Result<Arc<Worker>, RemoteError> {
         let mut route = self.route.subscribe();
-        let worker = loop {
+        loop {
             match &*route.borrow_and_update() {
-                Route::Ready(worker) => break worker.clone(),
+                Route::Ready(worker) => return Ok(worker.clone()),
                 Route::Down(error) => return Err(error.clone()),
                 Route::Starting => {}
             }
@@ -122,8 +140,7 @@ impl PluginHandle {
                     ),
                 ));
             }
-        };
-        worker.call(method, input, started, deadline).await
+        }
     }
 
     fn set(&self, state: PluginState, route: Route) {

@@ -6,7 +6,7 @@
 //! finish). A client that sends a bad frame gets an error response with id
 //! 0 and is disconnected; nothing else is affected.
 
-use crate::framed::{self, FrameReader, FrameWriter, SharedStream};
+use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use crate::registry::Registry;
 use corral_plugin_api::wire::{
     self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, ServerHello,
@@ -16,6 +16,7 @@ use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, warn};
 
@@ -31,7 +32,7 @@ pub(crate) struct Server {
     pub(crate) call_timeout: Duration,
 }
 
-type Writer = Arc<Mutex<FrameWriter<SharedStream<Stream>>>>;
+type Writer = Arc<Mutex<FrameWriter<OwnedWriteHalf>>>;
 
 impl Server {
     /// Accepts connections until the task is dropped.
@@ -51,8 +52,13 @@ impl Server {
     }
 
     async fn connection(self: Arc<Self>, stream: Stream) {
-        let (mut reader, writer) = framed::split(stream, self.max_frame);
-        let writer: Writer = Arc::new(Mutex::new(writer));
+        let stream = match unix_stream(stream) {
+            Ok(stream) => stream,
+            Err(error) => return warn!("cannot take client connection: {error}"),
+        };
+        let (read, write) = stream.into_split();
+        let mut reader = FrameReader::new(read, self.max_frame);
+        let writer: Writer = Arc::new(Mutex::new(FrameWriter::new(write, self.max_frame)));
         match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return refuse(&writer, error).await,
@@ -101,7 +107,7 @@ impl Server {
     /// Reads the client's hello and answers with ours.
     async fn greet(
         &self,
-        reader: &mut FrameReader<SharedStream<Stream>>,
+        reader: &mut FrameReader<OwnedReadHalf>,
         writer: &Writer,
     ) -> Result<(), RemoteError> {
         let protocol_error = |message: String| RemoteError::new(ErrorKind::Protocol, message);

@@ -84,10 +84,9 @@ impl Process {
     /// own session). Only valid before the worker is reaped.
     fn signal_group(&self, signal: Signal) {
         let pgid = nix::unistd::Pid::from_raw(self.pid as i32);
-        if let Err(error) = nix::sys::signal::killpg(pgid, signal) {
-            if error != nix::errno::Errno::ESRCH {
-                warn!(pid = self.pid, "killpg({signal}) failed: {error}");
-            }
+        match nix::sys::signal::killpg(pgid, signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(error) => warn!(pid = self.pid, "killpg({signal}) failed: {error}"),
         }
     }
 

@@ -310,5 +310,5 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
     let path = dir.join("call_latency.json");
     let text = serde_json::to_string_pretty(&json).expect("encode JSON");
     std::fs::write(&path, text + "\n").expect("write call_latency.json");
-    println!("written to {}", path.display());
+    eprintln!("figures written to {}", path.display());
 }

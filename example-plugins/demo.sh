@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# corral demo: build, serve the example plugins, call them, kill a worker
+# and watch the supervisor fail the call in flight and restart it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+cargo build --release --workspace
+corral=target/release/corral
+dir=$(mktemp -d)
+export CORRAL_SOCKET="$dir/corral.sock"
+supervisor=
+cleanup() {
+    [ -n "$supervisor" ] && kill "$supervisor" 2>/dev/null && wait "$supervisor" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+step "corral serve --plugins example-plugins --socket $CORRAL_SOCKET &"
+"$corral" serve --plugins example-plugins 2>"$dir/corral.log" &
+supervisor=$!
+for _ in $(seq 100); do [ -S "$CORRAL_SOCKET" ] && break; sleep 0.05; done
+until "$corral" ps >/dev/null 2>&1; do sleep 0.05; done
+
+step "corral ps"
+"$corral" ps
+
+step "corral call hello upper 'hello, corral'"
+"$corral" call hello upper 'hello, corral'; echo
+
+step "corral call hello sum '1 2 3 36'"
+"$corral" call hello sum '1 2 3 36'; echo
+
+step "corral call hello nope    # unknown method: a clear error, exit code 1"
+"$corral" call hello nope || echo "(exit code $?)"
+
+pid=$("$corral" ps --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)
+step "ps -o pid,args -p $pid    # workers are ordinary processes"
+ps -o pid,args -p "$pid"
+
+step "corral call hello sleep 5000 &   then   kill -9 $pid"
+"$corral" call hello sleep 5000 || echo "(the call in flight failed at once, exit code $?)" &
+caller=$!
+sleep 0.3
+kill -9 "$pid"
+wait "$caller" || true
+
+sleep 0.2
+step "corral ps    # a new worker, restarts=1, LAST-EXIT says how the old one died"
+"$corral" ps
+
+step "corral call hello echo 'still serving'"
+"$corral" call hello echo 'still serving'; echo
+
+step "corral call hello crash    # the plugin aborts its own process"
+"$corral" call hello crash || echo "(exit code $?)"
+sleep 1.2
+"$corral" ps
+
+step "kill -TERM <supervisor>    # stops every worker, removes the socket"
+kill -TERM "$supervisor"
+wait "$supervisor" || true
+supervisor=
+echo "supervisor log:"
+sed 's/^/  /' "$dir/corral.log"
