@@ -59,6 +59,7 @@ pub fn corral_bin() -> PathBuf {
 pub struct CorralBuilder {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    uid: Option<u32>,
 }
 
 impl CorralBuilder {
@@ -102,13 +103,31 @@ impl CorralBuilder {
         self
     }
 
+    /// Runs the supervisor as `uid` (and the same gid) through `setpriv`,
+    /// with the temporary folder handed over to that user.
+    pub fn as_user(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
     /// Starts `corral serve` and waits until its socket accepts clients.
     pub fn start(self) -> Corral {
         let socket = self.dir.path().join("corral.sock");
         let log_path = self.dir.path().join("corral.log");
         fs::create_dir_all(self.plugins_dir()).expect("plugins folder");
         let log = fs::File::create(&log_path).expect("log file");
-        let child = Command::new(corral_bin())
+        let mut command = match self.uid {
+            None => Command::new(corral_bin()),
+            Some(uid) => {
+                chown_tree(self.dir.path(), uid);
+                let mut setpriv = Command::new("setpriv");
+                let id = uid.to_string();
+                setpriv.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"]);
+                setpriv.arg(corral_bin());
+                setpriv
+            }
+        };
+        let child = command
             .arg("serve")
             .arg("--plugins")
             .arg(self.plugins_dir())
@@ -154,6 +173,7 @@ impl Corral {
                 .tempdir()
                 .expect("temp dir"),
             args: Vec::new(),
+            uid: None,
         }
     }
 
@@ -331,4 +351,38 @@ pub fn cmdline(pid: u32) -> String {
 /// Whether `pid` is a live corral worker.
 pub fn is_worker(pid: u32) -> bool {
     is_alive(pid) && cmdline(pid).starts_with("corral-worker: ")
+}
+
+/// Gives `path` and everything below it to `uid` (and the same gid).
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).expect("chown");
+    if path.is_dir() && !path.is_symlink() {
+        for entry in fs::read_dir(path).expect("read dir") {
+            chown_tree(&entry.expect("dir entry").path(), uid);
+        }
+    }
+}
+
+/// Why tests cannot run a supervisor as another user here, if they cannot:
+/// not root, no `setpriv`, or the binaries are not reachable by `uid`.
+pub fn cannot_run_as(uid: u32) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root, so cannot switch to another uid".into());
+    }
+    let id = uid.to_string();
+    let probe = Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .arg(corral_bin())
+        .arg("--version")
+        .output();
+    match probe {
+        Err(error) => Some(format!("setpriv is not available: {error}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "uid {uid} cannot run {}: {}",
+            corral_bin().display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
 }

@@ -174,3 +174,32 @@ fn help_lists_the_commands() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn serves_as_an_ordinary_user() {
+    const NOBODY: u32 = 65534;
+    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
+        eprintln!("SKIPPED serves_as_an_ordinary_user: {reason}");
+        return;
+    }
+    let corral = Corral::builder().hello("hello").as_user(NOBODY).start();
+    let pid = corral.wait_ready("hello").pid.unwrap();
+    assert_eq!(
+        corral
+            .client()
+            .call("hello", "upper", b"unprivileged")
+            .unwrap(),
+        b"UNPRIVILEGED"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|uid| uid == "65534"),
+        "{uid_line}"
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&corral.socket).unwrap());
+    assert_eq!(owner, NOBODY);
+}
