@@ -8,15 +8,17 @@
 //! ```
 
 use crate::client::{
-    ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, timeout_ms, unexpected,
+    ClientError, DEFAULT_CALL_TIMEOUT, TIMEOUT_SLACK, check_server_hello, client_hello, timeout_ms,
+    unexpected,
 };
+use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, DEFAULT_MAX_FRAME, PluginInfo, Reply, Request, RequestBody, Response,
+    self, DEFAULT_MAX_FRAME, PluginInfo, Reply, Request, RequestBody, Response, WireError,
 };
 use interprocess::TryClone;
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
-use std::io::BufReader;
+use std::io::{BufReader, ErrorKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,6 +30,10 @@ pub struct Client {
     write_buf: Vec<u8>,
     next_id: u64,
     server: String,
+    /// The receive timeout set on the socket now.
+    recv_timeout: Option<Duration>,
+    /// Set after a timeout or I/O error: the stream may be mid-frame.
+    broken: bool,
 }
 
 impl Client {
@@ -50,6 +56,8 @@ impl Client {
             write_buf: Vec::new(),
             next_id: 1,
             server: String::new(),
+            recv_timeout: None,
+            broken: false,
         };
         wire::write_frame(
             &mut client.writer,
@@ -94,7 +102,7 @@ impl Client {
             input: input.to_vec(),
             timeout_ms: timeout_ms(timeout),
         };
-        match self.request(body)? {
+        match self.request(body, timeout + TIMEOUT_SLACK)? {
             Reply::Called(reply) => Ok(reply),
             other => Err(unexpected(&other)),
         }
@@ -102,13 +110,42 @@ impl Client {
 
     /// Every plugin's status.
     pub fn list(&mut self) -> Result<Vec<PluginInfo>, ClientError> {
-        match self.request(RequestBody::List)? {
+        match self.request(RequestBody::List, DEFAULT_CALL_TIMEOUT)? {
             Reply::Plugins(plugins) => Ok(plugins),
             other => Err(unexpected(&other)),
         }
     }
 
-    fn request(&mut self, body: RequestBody) -> Result<Reply, ClientError> {
+    /// Sends `body` and waits up to `wait` for its answer. After a timeout
+    /// or an I/O error the connection is unusable (`Disconnected`).
+    fn request(&mut self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
+        if self.broken {
+            return Err(ClientError::Disconnected);
+        }
+        let result = self.exchange(body, wait);
+        if let Err(ClientError::Wire(_)) = &result {
+            self.broken = true;
+        }
+        match result {
+            Err(ClientError::Wire(WireError::Io(error)))
+                if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                Err(ClientError::Remote(RemoteError::new(
+                    corral_plugin_api::ErrorKind::Timeout,
+                    format!("no answer from corral within {} ms", wait.as_millis()),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn exchange(&mut self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
+        if self.recv_timeout != Some(wait) {
+            self.writer
+                .set_recv_timeout(Some(wait))
+                .map_err(WireError::Io)?;
+            self.recv_timeout = Some(wait);
+        }
         let id = self.next_id;
         self.next_id += 1;
         wire::write_frame(

@@ -26,7 +26,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Extra time the client waits beyond a call's deadline for the
 /// supervisor's own timeout answer.
-const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+pub(crate) const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 
 /// A client-side failure.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // file), then stop every worker.
     serving.abort();
     let _ = serving.await;
+    for plugin in registry.handles() {
+        plugin.begin_stop();
+    }
     stop.send_replace(true);
     while supervisors.join_next().await.is_some() {}
     info!("all workers stopped");

@@ -41,6 +41,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         let header = FrameHeader::parse(header, self.max)?;
+        if self.buf.capacity() > 1024 * 1024 {
+            self.buf = Vec::new(); // do not keep a large payload's buffer around
+        }
         self.buf.clear();
         self.buf.resize(header.body_len, 0);
         let mut got = 0;

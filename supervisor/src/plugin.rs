@@ -143,6 +143,16 @@ impl PluginHandle {
         }
     }
 
+    /// Marks the plugin as stopping: new calls fail at once. The
+    /// supervision task does the stopping.
+    pub(crate) fn begin_stop(&self) {
+        let error = RemoteError::new(
+            ErrorKind::Unavailable,
+            format!("plugin `{}` is stopping", self.name()),
+        );
+        self.set(PluginState::Stopping, Route::Down(error));
+    }
+
     fn set(&self, state: PluginState, route: Route) {
         self.status().state = state;
         self.route.send_replace(route);
