@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Runs corral's whole test suite from a fresh checkout: builds every binary
-# and plugin the end-to-end tests start, then runs all tests.
+# and plugin the end-to-end tests start, runs all tests, and ends with one
+# summary line ("tests: N passed, N failed").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ {
+        for (i = 2; i <= NF; i++) {
+            if ($i ~ /^passed;?$/) passed += $(i - 1)
+            if ($i ~ /^failed;?$/) failed += $(i - 1)
+        }
+     }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"

@@ -78,6 +78,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
     }
 
+    /// The stream, for writing on without this buffer.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// Encodes `message` and writes it as one frame.
     pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), WireError> {
         self.buf.clear();

@@ -11,6 +11,7 @@ use crate::framed::{FrameReader, FrameWriter};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
     self, Call, ExitInfo, FromWorker, Hello, Outcome, PROTOCOL_VERSION, ToWorker, WireError,
+    encode_frame,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -21,10 +22,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
@@ -103,10 +105,14 @@ struct Pending {
 }
 
 /// The call side of a running worker, shared by every caller.
+///
+/// Frames to the worker go through a queue to one writer task, so a caller
+/// that gives up (timeout) can never leave half a frame on the channel.
 pub(crate) struct Worker {
     plugin: Arc<str>,
     pid: u32,
-    writer: tokio::sync::Mutex<FrameWriter<OwnedWriteHalf>>,
+    max_frame: u32,
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
 }
@@ -160,15 +166,9 @@ impl Worker {
             input,
             deadline_ms,
         });
-        match self.writer.lock().await.send(&call).await {
-            Ok(()) => {}
-            Err(error @ WireError::TooLarge { .. }) => {
-                let message = format!("plugin `{}`: {error}", self.plugin);
-                return Err(RemoteError::new(ErrorKind::BadRequest, message));
-            }
-            // The channel broke: the worker is going away, and its exit
-            // fails this call with the reason. Wait for that below.
-            Err(error) => debug!(plugin = %self.plugin, "call write failed: {error}"),
+        if let Err(error) = self.send(&call) {
+            let message = format!("plugin `{}`: {error}", self.plugin);
+            return Err(RemoteError::new(ErrorKind::BadRequest, message));
         }
         match timeout_at(deadline, reply).await {
             Ok(Ok(result)) => result,
@@ -185,6 +185,15 @@ impl Worker {
                 ),
             )),
         }
+    }
+
+    /// Queues one frame for the writer task. If the worker is gone, the
+    /// frame is dropped and its exit fails the call with the reason.
+    fn send(&self, message: &ToWorker) -> Result<(), WireError> {
+        let mut frame = Vec::new();
+        encode_frame(message, &mut frame, self.max_frame)?;
+        let _ = self.outgoing.send(frame);
+        Ok(())
     }
 
     fn complete(&self, id: u64, result: Result<Vec<u8>, RemoteError>) {
@@ -262,10 +271,13 @@ pub(crate) async fn handshake(
     };
     let failure = match timeout(start_timeout, first).await {
         Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => {
+            let (outgoing, queue) = mpsc::unbounded_channel();
+            tokio::spawn(write_frames(writer.into_inner(), queue, plugin.clone()));
             let worker = Arc::new(Worker {
                 plugin,
                 pid: process.pid(),
-                writer: tokio::sync::Mutex::new(writer),
+                max_frame,
+                outgoing,
                 pending: Mutex::default(),
                 next_id: AtomicU64::new(1),
             });
@@ -280,7 +292,10 @@ pub(crate) async fn handshake(
             ready.protocol
         )),
         Ok(Ok(FromWorker::Failed { message })) => Some(message),
-        Ok(Ok(other)) => Some(format!("protocol violation: expected Ready, got {other:?}")),
+        Ok(Ok(other)) => Some(format!(
+            "protocol violation: expected Ready, got {}",
+            other.name()
+        )),
         // The worker died before answering: its exit status says why.
         Ok(Err(WireError::Truncated { .. } | WireError::Io(_))) => None,
         Ok(Err(error)) => Some(format!("protocol violation: {error}")),
@@ -342,7 +357,7 @@ pub(crate) async fn run_until_exit(
             }
             _ = stop.changed(), if !requested => {
                 requested = true;
-                let _ = worker.writer.lock().await.send(&ToWorker::Shutdown).await;
+                let _ = worker.send(&ToWorker::Shutdown);
                 kill_at = Some(Instant::now() + grace);
             }
             _ = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
@@ -385,6 +400,21 @@ pub(crate) async fn run_until_exit(
     Ended { exit, requested }
 }
 
+/// Writes queued frames to the worker, in order, until the queue closes
+/// (the worker handle is gone) or the channel breaks (the worker is dying).
+async fn write_frames(
+    mut channel: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    plugin: Arc<str>,
+) {
+    while let Some(frame) = queue.recv().await {
+        if let Err(error) = channel.write_all(&frame).await {
+            debug!(plugin = %plugin, "channel write failed: {error}");
+            return;
+        }
+    }
+}
+
 /// Delivers replies until end of stream (`None`) or a protocol violation
 /// (`Some(reason)`).
 async fn read_replies(
@@ -410,7 +440,7 @@ async fn read_replies(
                 },
             ),
             Ok(FromWorker::Pong { .. }) => {}
-            Ok(other) => return Some(format!("unexpected frame after Ready: {other:?}")),
+            Ok(other) => return Some(format!("unexpected {} frame after Ready", other.name())),
             Err(error) => return Some(error.to_string()),
         }
     }

@@ -108,6 +108,18 @@ pub enum FromWorker {
     },
 }
 
+impl FromWorker {
+    /// The variant's name, for messages that must not dump a whole frame.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ready(_) => "Ready",
+            Self::Failed { .. } => "Failed",
+            Self::Reply { .. } => "Reply",
+            Self::Pong { .. } => "Pong",
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // host app <-> supervisor
 

@@ -172,3 +172,35 @@ fn slow_call_times_out_without_blocking_other_plugins() {
         assert!(took < Duration::from_secs(2), "timeout took {took:?}");
     });
 }
+
+#[test]
+fn calls_queued_behind_a_busy_worker_time_out_on_time() {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    std::thread::scope(|scope| {
+        scope.spawn(|| corral.client().call("hello", "sleep", b"1500").unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        // Enough queued bytes to fill the channel's socket buffer: writes to
+        // the worker block, and the callers must still get their timeouts.
+        let big = vec![7u8; 256 * 1024];
+        let mut client = corral.client();
+        for _ in 0..8 {
+            let started = Instant::now();
+            let error = client
+                .call_with_timeout("hello", "echo", &big, Duration::from_millis(100))
+                .unwrap_err();
+            assert_eq!(error.kind(), Some(ErrorKind::Timeout), "{error}");
+            assert!(
+                started.elapsed() < Duration::from_millis(600),
+                "timeout took {:?}",
+                started.elapsed()
+            );
+        }
+    });
+    // The worker drains what was queued and serves again, with no restart.
+    assert_eq!(
+        corral.client().call("hello", "echo", b"after").unwrap(),
+        b"after"
+    );
+    assert_eq!(corral.plugin("hello").restarts, 0);
+}
