@@ -7,3 +7,4 @@ mod cli;
 mod crash;
 mod manifest;
 mod protocol;
+mod worker;
