@@ -38,6 +38,56 @@ pub struct Manifest {
     pub entry: PathBuf,
     /// Plugin ABI version.
     pub api: u32,
+    /// What the plugin may touch (`[permissions]`); nothing by default.
+    pub permissions: Permissions,
+    /// Limits the plugin asks for (`[limits]`); unset ones take the
+    /// supervisor's defaults.
+    pub limits: Limits,
+}
+
+/// `[permissions]`: what the plugin may touch beyond its own module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    /// Paths the plugin may read (relative to its folder, or absolute).
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Paths the plugin may read and write.
+    #[serde(default)]
+    pub write: Vec<PathBuf>,
+    /// Whether the plugin may use the network (sockets, no network
+    /// namespace).
+    #[serde(default)]
+    pub network: bool,
+}
+
+/// `[limits]`: each `None` takes the supervisor's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Data memory (heap) in MiB: `RLIMIT_DATA`.
+    pub memory_mb: Option<u64>,
+    /// CPU time in seconds over the worker's life: `RLIMIT_CPU`.
+    pub cpu_seconds: Option<u64>,
+    /// Deadline of one call in milliseconds; a worker that misses it is
+    /// killed.
+    pub call_timeout_ms: Option<u64>,
+    /// Open file descriptors: `RLIMIT_NOFILE`.
+    pub open_files: Option<u64>,
+    /// Threads and processes: `RLIMIT_NPROC` (needs a per-worker uid).
+    pub threads: Option<u64>,
+    /// Largest file the plugin may write, in MiB: `RLIMIT_FSIZE`.
+    pub file_size_mb: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<Spanned<u64>>,
+    cpu_seconds: Option<Spanned<u64>>,
+    call_timeout_ms: Option<Spanned<u64>>,
+    open_files: Option<Spanned<u64>>,
+    threads: Option<Spanned<u64>>,
+    file_size_mb: Option<Spanned<u64>>,
 }
 
 /// A manifest that cannot be used.
@@ -69,6 +119,9 @@ impl fmt::Display for ManifestError {
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     plugin: RawPlugin,
+    #[serde(default)]
+    permissions: Permissions,
+    limits: Option<RawLimits>,
 }
 
 #[derive(Deserialize)]
@@ -129,12 +182,43 @@ impl Manifest {
                 format!("[plugin] api = {api}: this corral speaks plugin ABI {ABI_VERSION}"),
             ));
         }
+        let limits = match raw.limits {
+            Some(limits) => {
+                let range = |value: Option<Spanned<u64>>, key: &str, min: u64, max: u64| match value
+                {
+                    Some(value) if !(min..=max).contains(value.get_ref()) => Err(error(
+                        Some(value.span()),
+                        format!(
+                            "[limits] {key} = {}: expected {min} to {max}",
+                            value.get_ref()
+                        ),
+                    )),
+                    value => Ok(value.map(Spanned::into_inner)),
+                };
+                Limits {
+                    memory_mb: range(limits.memory_mb, "memory_mb", 16, 1 << 20)?,
+                    cpu_seconds: range(limits.cpu_seconds, "cpu_seconds", 1, 1 << 32)?,
+                    call_timeout_ms: range(
+                        limits.call_timeout_ms,
+                        "call_timeout_ms",
+                        1,
+                        24 * 3_600_000,
+                    )?,
+                    open_files: range(limits.open_files, "open_files", 8, 1 << 20)?,
+                    threads: range(limits.threads, "threads", 1, 1 << 16)?,
+                    file_size_mb: range(limits.file_size_mb, "file_size_mb", 1, 1 << 30)?,
+                }
+            }
+            None => Limits::default(),
+        };
         Ok(Self {
             name: name.clone(),
             version,
             kind: plugin.kind,
             entry,
             api,
+            permissions: raw.permissions,
+            limits,
         })
     }
 }
@@ -317,6 +401,33 @@ api = 1
     fn missing_keys_and_syntax_errors_are_reported() {
         assert!(error("[plugin]\nname = \"x\"\n").contains("missing field"));
         assert!(error("[plugin\n").starts_with("plugins/hello/plugin.toml:1:"));
+    }
+
+    #[test]
+    fn permissions_and_limits() {
+        let text = format!(
+            "{GOOD}\n[permissions]\nread = [\"data\"]\nnetwork = true\n\n[limits]\nmemory_mb = 64\ncall_timeout_ms = 250\n"
+        );
+        let manifest = parse(&text).unwrap();
+        assert_eq!(manifest.permissions.read, [PathBuf::from("data")]);
+        assert!(manifest.permissions.network);
+        assert_eq!(manifest.limits.memory_mb, Some(64));
+        assert_eq!(manifest.limits.call_timeout_ms, Some(250));
+        assert_eq!(manifest.limits.open_files, None);
+        assert_eq!(parse(GOOD).unwrap().permissions, Permissions::default());
+
+        let message = error(&format!("{GOOD}\n[limits]\nmemory_mb = 1\n"));
+        assert!(
+            message.contains(":10:13: [limits] memory_mb = 1: expected 16 to"),
+            "{message}"
+        );
+        let message = error(&format!("{GOOD}\n[limits]\nmemroy_mb = 64\n"));
+        assert!(message.contains("unknown field `memroy_mb`"), "{message}");
+        let message = error(&format!("{GOOD}\n[permissions]\nnetwork = \"yes\"\n"));
+        assert!(
+            message.contains("[permissions] network: invalid type"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ enum Command {
         /// The corral-worker binary [default: next to corral]
         #[arg(long, env = "CORRAL_WORKER", value_name = "PATH")]
         worker: Option<PathBuf>,
-        /// Deadline for calls whose client sets none, in milliseconds
+        /// Default call deadline of a plugin, in milliseconds (its [limits]
+        /// call_timeout_ms overrides); a worker that misses it is killed
         #[arg(long, default_value_t = 30_000, value_name = "MS")]
         call_timeout_ms: u64,
         /// Log filter (tracing syntax: info, debug, corral=trace, ...)
@@ -332,6 +333,7 @@ mod tests {
             at_unix_ms: 1_000,
             code: None,
             signal: Some(9),
+            cause: corral::ExitCause::Signal,
             description: "killed by signal 9 (SIGKILL)".into(),
         });
         let mut bad = info("bad", PluginState::Failed);

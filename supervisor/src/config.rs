@@ -15,7 +15,8 @@ pub struct ServeConfig {
     pub worker_exe: PathBuf,
     /// Largest frame body on either channel.
     pub max_frame: u32,
-    /// Deadline for calls whose client gives none.
+    /// A plugin's call deadline unless its manifest sets one; a worker
+    /// that misses it is killed and restarted.
     pub call_timeout: Duration,
     /// Time a worker has to get from spawn to `Ready`.
     pub start_timeout: Duration,

@@ -2,6 +2,7 @@
 //! plugin, serve host apps until SIGINT or SIGTERM, then stop every worker.
 
 use crate::config::ServeConfig;
+use crate::limits::Defaults;
 use crate::plugin::{PluginHandle, Supervision, supervise};
 use crate::registry::{Registry, discover};
 use crate::server::Server;
@@ -77,7 +78,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         start_timeout: config.start_timeout,
         stop_grace: config.stop_grace,
     });
-    let handles: Vec<_> = found.plugins.into_iter().map(PluginHandle::new).collect();
+    let defaults = Defaults::new(config.call_timeout);
+    let handles: Vec<_> = found
+        .plugins
+        .into_iter()
+        .map(|plugin| PluginHandle::new(plugin, &defaults))
+        .collect();
     let registry = Arc::new(Registry::new(handles, found.broken));
     let (stop, stopped) = watch::channel(false);
     let mut supervisors = JoinSet::new();
@@ -91,7 +97,6 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let server = Arc::new(Server {
         registry: registry.clone(),
         max_frame: config.max_frame,
-        call_timeout: config.call_timeout,
     });
     let serving = tokio::spawn(server.run(listener));
     info!(

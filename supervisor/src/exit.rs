@@ -1,17 +1,38 @@
 //! How a worker ended, in words people and programs can use.
 
-use corral_plugin_api::wire::ExitInfo;
+use corral_plugin_api::wire::{ExitCause, ExitInfo};
+use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Describes a reaped worker's status; `detail` (a worker's own last words,
-/// or why the supervisor killed it) is appended when present.
-pub(crate) fn exit_info(status: WaitStatus, detail: Option<&str>) -> ExitInfo {
-    let (code, signal, mut description) = match status {
-        WaitStatus::Exited(_, code) => (Some(code), None, format!("exited with code {code}")),
+/// Describes a reaped worker's status. `verdict` is what the supervisor
+/// did to the worker and why (it outranks what the status alone says);
+/// `detail` is the worker's own last words.
+pub(crate) fn exit_info(
+    status: WaitStatus,
+    verdict: Option<(ExitCause, &str)>,
+    detail: Option<&str>,
+) -> ExitInfo {
+    let (code, signal, cause, mut description) = match status {
+        WaitStatus::Exited(_, code) => (
+            Some(code),
+            None,
+            if code == 0 {
+                ExitCause::Clean
+            } else {
+                ExitCause::ExitCode
+            },
+            format!("exited with code {code}"),
+        ),
         WaitStatus::Signaled(_, signal, core) => (
             None,
             Some(signal as i32),
+            match signal {
+                Signal::SIGSYS => ExitCause::Seccomp,
+                Signal::SIGXCPU => ExitCause::CpuLimit,
+                Signal::SIGXFSZ => ExitCause::FileSizeLimit,
+                _ => ExitCause::Signal,
+            },
             format!(
                 "killed by signal {} ({}){}",
                 signal as i32,
@@ -19,7 +40,15 @@ pub(crate) fn exit_info(status: WaitStatus, detail: Option<&str>) -> ExitInfo {
                 if core { ", core dumped" } else { "" }
             ),
         ),
-        other => (None, None, format!("ended: {other:?}")),
+        other => (None, None, ExitCause::Signal, format!("ended: {other:?}")),
+    };
+    let cause = match verdict {
+        Some((cause, why)) => {
+            description.push_str(": ");
+            description.push_str(why);
+            cause
+        }
+        None => cause,
     };
     if let Some(detail) = detail {
         description.push_str(": ");
@@ -29,6 +58,7 @@ pub(crate) fn exit_info(status: WaitStatus, detail: Option<&str>) -> ExitInfo {
         at_unix_ms: unix_ms(SystemTime::now()),
         code,
         signal,
+        cause,
         description,
     }
 }
@@ -43,24 +73,59 @@ pub(crate) fn unix_ms(time: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::signal::Signal;
     use nix::unistd::Pid;
 
     #[test]
-    fn describes_exits_and_signals() {
+    fn describes_and_classifies_exits() {
         let pid = Pid::from_raw(1);
-        let exited = exit_info(WaitStatus::Exited(pid, 3), Some("cannot load x.so"));
-        assert_eq!((exited.code, exited.signal), (Some(3), None));
+        let exited = exit_info(WaitStatus::Exited(pid, 3), None, Some("cannot load x.so"));
+        assert_eq!(
+            (exited.code, exited.signal, exited.cause),
+            (Some(3), None, ExitCause::ExitCode)
+        );
         assert_eq!(exited.description, "exited with code 3: cannot load x.so");
+        assert_eq!(
+            exit_info(WaitStatus::Exited(pid, 0), None, None).cause,
+            ExitCause::Clean
+        );
 
-        let killed = exit_info(WaitStatus::Signaled(pid, Signal::SIGKILL, false), None);
-        assert_eq!((killed.code, killed.signal), (None, Some(9)));
+        let killed = exit_info(
+            WaitStatus::Signaled(pid, Signal::SIGKILL, false),
+            None,
+            None,
+        );
+        assert_eq!(
+            (killed.code, killed.signal, killed.cause),
+            (None, Some(9), ExitCause::Signal)
+        );
         assert_eq!(killed.description, "killed by signal 9 (SIGKILL)");
 
-        let aborted = exit_info(WaitStatus::Signaled(pid, Signal::SIGABRT, true), None);
+        let aborted = exit_info(WaitStatus::Signaled(pid, Signal::SIGABRT, true), None, None);
         assert_eq!(
             aborted.description,
             "killed by signal 6 (SIGABRT), core dumped"
+        );
+
+        for (signal, cause) in [
+            (Signal::SIGSYS, ExitCause::Seccomp),
+            (Signal::SIGXCPU, ExitCause::CpuLimit),
+            (Signal::SIGXFSZ, ExitCause::FileSizeLimit),
+        ] {
+            assert_eq!(
+                exit_info(WaitStatus::Signaled(pid, signal, false), None, None).cause,
+                cause
+            );
+        }
+
+        let deadline = exit_info(
+            WaitStatus::Signaled(pid, Signal::SIGKILL, false),
+            Some((ExitCause::CallDeadline, "a call missed the 300 ms deadline")),
+            None,
+        );
+        assert_eq!(deadline.cause, ExitCause::CallDeadline);
+        assert_eq!(
+            deadline.description,
+            "killed by signal 9 (SIGKILL): a call missed the 300 ms deadline"
         );
     }
 }

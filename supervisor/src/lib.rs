@@ -32,6 +32,8 @@ mod exit;
 #[cfg(target_os = "linux")]
 mod lifecycle;
 #[cfg(target_os = "linux")]
+mod limits;
+#[cfg(target_os = "linux")]
 mod plugin;
 #[cfg(target_os = "linux")]
 mod registry;
@@ -46,7 +48,7 @@ mod worker;
 
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
 pub use config::ServeConfig;
-pub use corral_plugin_api::wire::{ExitInfo, PluginInfo, PluginState};
+pub use corral_plugin_api::wire::{ExitCause, ExitInfo, PluginInfo, PluginState};
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]
 pub use daemon::{ServeError, serve};

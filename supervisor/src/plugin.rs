@@ -3,7 +3,9 @@
 //! after a crash, with backoff.
 
 use crate::lifecycle::Backoff;
+use crate::limits::{Defaults, EffectiveLimits};
 use crate::registry::Discovered;
+use crate::sandbox::ChildSetup;
 use crate::spawn::{Spawner, WorkerCommand};
 use crate::worker::{self, StartError, Worker};
 use corral_plugin_api::wire::{ExitInfo, Hello, PROTOCOL_VERSION, PluginInfo, PluginState};
@@ -49,13 +51,15 @@ pub(crate) struct Supervision {
 /// supervision task.
 pub(crate) struct PluginHandle {
     plugin: Discovered,
+    limits: EffectiveLimits,
     status: Mutex<Status>,
     route: watch::Sender<Route>,
 }
 
 impl PluginHandle {
-    pub(crate) fn new(plugin: Discovered) -> Arc<Self> {
+    pub(crate) fn new(plugin: Discovered, defaults: &Defaults) -> Arc<Self> {
         Arc::new(Self {
+            limits: defaults.apply(&plugin.manifest.limits),
             plugin,
             status: Mutex::new(Status {
                 state: PluginState::Starting,
@@ -96,14 +100,20 @@ impl PluginHandle {
     }
 
     /// Calls `method`; waits for a starting worker, fails at once when
-    /// there is none.
+    /// there is none. The call gets the plugin's deadline, or the caller's
+    /// when that is shorter; only a missed plugin deadline kills the worker.
     pub(crate) async fn call(
         &self,
         method: String,
         input: Vec<u8>,
-        deadline: Duration,
+        caller_timeout: Option<Duration>,
     ) -> Result<Vec<u8>, RemoteError> {
         let started = tokio::time::Instant::now();
+        let plugin_deadline = self.limits.call_timeout;
+        let (budget, kill_on_timeout) = match caller_timeout {
+            Some(timeout) if timeout < plugin_deadline => (timeout, false),
+            _ => (plugin_deadline, true),
+        };
         // Fast path: a ready worker, no subscription needed.
         let ready = match &*self.route.borrow() {
             Route::Ready(worker) => Some(worker.clone()),
@@ -111,9 +121,11 @@ impl PluginHandle {
         };
         let worker = match ready {
             Some(worker) => worker,
-            None => self.wait_for_worker(started, deadline).await?,
+            None => self.wait_for_worker(started, budget).await?,
         };
-        worker.call(method, input, started, deadline).await
+        worker
+            .call(method, input, started, budget, kill_on_timeout)
+            .await
     }
 
     /// Waits while a worker is starting; fails at once when there is none.
@@ -182,6 +194,7 @@ impl PluginHandle {
             exe: supervision.worker_exe.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
+            setup: ChildSetup::new(&self.limits),
         }
     }
 }

@@ -4,13 +4,58 @@
 //! allocation, no locks, no logging.
 //!
 //! In order: a new session (own process group), the channel on fd 3, every
-//! other fd above 2 closed at exec, no core dumps, and death with the
+//! other fd above 2 closed at exec, rlimits (data memory, open files, file
+//! size, CPU time, no core dumps), no new privileges, and death with the
 //! supervisor (`PR_SET_PDEATHSIG`, re-checked against a parent that is
-//! already gone).
+//! already gone). [`ChildSetup`] is computed before the fork.
 #![allow(unsafe_code, reason = "raw syscalls between fork and exec")]
 
+use crate::limits::EffectiveLimits;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io;
 use std::os::fd::RawFd;
+
+/// Resource limits a worker gets, in the order they are set.
+const LIMITED: [Resource; 5] = [
+    Resource::RLIMIT_DATA,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_CORE,
+];
+
+/// What the child applies, prepared before the fork: plain numbers only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildSetup {
+    /// (soft, hard) for each of [`LIMITED`].
+    rlimits: [(u64, u64); LIMITED.len()],
+}
+
+impl ChildSetup {
+    /// The setup for `limits`. Hard limits above the supervisor's own are
+    /// lowered to it (raising them needs privilege).
+    pub(crate) fn new(limits: &EffectiveLimits) -> Self {
+        let infinity = libc::RLIM_INFINITY;
+        let cpu = limits.cpu_seconds.map_or((infinity, infinity), |secs| {
+            // SIGXCPU at the soft limit, SIGKILL a second later.
+            (secs, secs.saturating_add(1))
+        });
+        let wanted = [
+            (limits.memory_bytes, limits.memory_bytes),
+            (limits.open_files, limits.open_files),
+            (limits.file_size_bytes, limits.file_size_bytes),
+            cpu,
+            (0, 0),
+        ];
+        let mut rlimits = wanted;
+        for (limit, resource) in rlimits.iter_mut().zip(LIMITED) {
+            let ceiling = getrlimit(resource).map_or(infinity, |(_, hard)| hard);
+            limit.1 = limit.1.min(ceiling);
+            limit.0 = limit.0.min(limit.1);
+        }
+        Self { rlimits }
+    }
+}
 
 /// The fd a worker finds its channel on.
 pub(crate) const CHANNEL_FD: RawFd = 3;
@@ -25,7 +70,11 @@ fn check(ret: libc::c_long) -> io::Result<()> {
 
 /// Runs in the child after `fork`, before `exec`. `channel` is the child's
 /// end of the socketpair; `supervisor` is the pid of the forking process.
-pub(crate) fn before_exec(channel: RawFd, supervisor: libc::pid_t) -> io::Result<()> {
+pub(crate) fn before_exec(
+    channel: RawFd,
+    supervisor: libc::pid_t,
+    setup: &ChildSetup,
+) -> io::Result<()> {
     // SAFETY: setsid takes no arguments; the child is not a group leader.
     check(unsafe { libc::setsid() }.into())?;
 
@@ -50,12 +99,12 @@ pub(crate) fn before_exec(channel: RawFd, supervisor: libc::pid_t) -> io::Result
         )
     })?;
 
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid rlimit struct for RLIMIT_CORE.
-    check(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) }.into())?;
+    for (resource, (soft, hard)) in LIMITED.into_iter().zip(setup.rlimits) {
+        setrlimit(resource, soft, hard)?;
+    }
+
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes flag 1 and zeros.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
 
     // SAFETY: PR_SET_PDEATHSIG takes a signal number.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }.into())?;

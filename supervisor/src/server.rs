@@ -29,7 +29,6 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Server {
     pub(crate) registry: Arc<Registry>,
     pub(crate) max_frame: u32,
-    pub(crate) call_timeout: Duration,
 }
 
 type Writer = Arc<Mutex<FrameWriter<OwnedWriteHalf>>>;
@@ -155,11 +154,9 @@ impl Server {
                         format!("no plugin named `{plugin}`"),
                     ));
                 };
-                let deadline = match timeout_ms {
-                    0 => self.call_timeout,
-                    ms => Duration::from_millis(u64::from(ms)),
-                };
-                match handle.call(method, input, deadline).await {
+                let timeout =
+                    (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+                match handle.call(method, input, timeout).await {
                     Ok(reply) => Reply::Called(reply),
                     Err(error) => Reply::Error(error),
                 }

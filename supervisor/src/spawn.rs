@@ -9,7 +9,7 @@
     reason = "pre_exec, pidfd_open and adopting the fds they return"
 )]
 
-use crate::sandbox;
+use crate::sandbox::{self, ChildSetup};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -42,6 +42,8 @@ pub(crate) struct WorkerCommand {
     pub(crate) title: String,
     /// The worker's whole environment.
     pub(crate) env: Vec<(OsString, OsString)>,
+    /// What the child applies before exec.
+    pub(crate) setup: ChildSetup,
 }
 
 /// A started worker.
@@ -107,9 +109,10 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::inherit());
     // SAFETY: `before_exec` is async-signal-safe (raw syscalls only) and
-    // captures two integers.
+    // captures plain numbers.
     unsafe {
-        cmd.pre_exec(move || sandbox::before_exec(channel_fd, supervisor));
+        let setup = command.setup;
+        cmd.pre_exec(move || sandbox::before_exec(channel_fd, supervisor, &setup));
     }
     let child = cmd.spawn().map_err(|source| SpawnError::Exec {
         exe: command.exe.display().to_string(),

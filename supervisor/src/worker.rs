@@ -10,8 +10,8 @@ use crate::exit::exit_info;
 use crate::framed::{FrameReader, FrameWriter};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
-    self, Call, ExitInfo, FromWorker, Hello, Outcome, PROTOCOL_VERSION, ToWorker, WireError,
-    encode_frame,
+    self, Call, ExitCause, ExitInfo, FromWorker, Hello, Outcome, PROTOCOL_VERSION, ToWorker,
+    WireError, encode_frame,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -26,7 +26,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
@@ -102,6 +102,8 @@ struct Pending {
     calls: HashMap<u64, ReplySlot>,
     /// Set once the worker is gone: new calls fail with it at once.
     closed: Option<RemoteError>,
+    /// Why the worker is to be killed (a missed call deadline).
+    kill_reason: Option<String>,
 }
 
 /// The call side of a running worker, shared by every caller.
@@ -115,6 +117,9 @@ pub(crate) struct Worker {
     outgoing: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
+    /// Notified by a caller whose call missed the plugin's own deadline;
+    /// the supervision loop then kills the worker.
+    deadline_missed: Notify,
 }
 
 /// Removes a call's slot when the caller stops waiting (timeout, or the
@@ -140,12 +145,16 @@ impl Worker {
     }
 
     /// Calls `method`; the call's time `budget` counts from `started`.
+    /// When `budget` is the plugin's own deadline (`kill_on_timeout`), a
+    /// worker that misses it is killed: it is stuck or runaway, and its
+    /// other callers are better served by a fresh one.
     pub(crate) async fn call(
         &self,
         method: String,
         input: Vec<u8>,
         started: Instant,
         budget: Duration,
+        kill_on_timeout: bool,
     ) -> Result<Vec<u8>, RemoteError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (slot, reply) = oneshot::channel();
@@ -176,14 +185,18 @@ impl Worker {
                 ErrorKind::Unavailable,
                 format!("plugin `{}`: worker went away", self.plugin),
             )),
-            Err(_) => Err(RemoteError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "plugin `{}` did not answer within {} ms",
-                    self.plugin,
-                    budget.as_millis()
-                ),
-            )),
+            Err(_) => {
+                let millis = budget.as_millis();
+                if kill_on_timeout {
+                    let why = format!("a call missed the plugin's {millis} ms deadline");
+                    self.pending().kill_reason.get_or_insert(why);
+                    self.deadline_missed.notify_one();
+                }
+                Err(RemoteError::new(
+                    ErrorKind::Timeout,
+                    format!("plugin `{}` did not answer within {millis} ms", self.plugin),
+                ))
+            }
         }
     }
 
@@ -224,8 +237,6 @@ pub(crate) enum StartError {
     Setup(io::Error),
     #[error("worker did not start: {}", .0.description)]
     Exited(ExitInfo),
-    #[error("worker sent no Ready within {0:?}; killed")]
-    Timeout(Duration),
 }
 
 /// A worker that said `Ready`, and what it takes to watch it.
@@ -280,6 +291,7 @@ pub(crate) async fn handshake(
                 outgoing,
                 pending: Mutex::default(),
                 next_id: AtomicU64::new(1),
+                deadline_missed: Notify::new(),
             });
             return Ok(Started {
                 worker,
@@ -287,24 +299,33 @@ pub(crate) async fn handshake(
                 reader,
             });
         }
-        Ok(Ok(FromWorker::Ready(ready))) => Some(format!(
-            "worker speaks protocol {}, this supervisor speaks {PROTOCOL_VERSION}",
-            ready.protocol
-        )),
-        Ok(Ok(FromWorker::Failed { message })) => Some(message),
-        Ok(Ok(other)) => Some(format!(
-            "protocol violation: expected Ready, got {}",
-            other.name()
-        )),
+        Ok(Ok(FromWorker::Ready(ready))) => (
+            Some(ExitCause::ProtocolViolation),
+            format!(
+                "worker speaks protocol {}, this supervisor speaks {PROTOCOL_VERSION}",
+                ready.protocol
+            ),
+        ),
+        Ok(Ok(FromWorker::Failed { message })) => (None, message),
+        Ok(Ok(other)) => (
+            Some(ExitCause::ProtocolViolation),
+            format!("protocol violation: expected Ready, got {}", other.name()),
+        ),
         // The worker died before answering: its exit status says why.
-        Ok(Err(WireError::Truncated { .. } | WireError::Io(_))) => None,
-        Ok(Err(error)) => Some(format!("protocol violation: {error}")),
-        Err(_) => {
-            process.signal_group(Signal::SIGKILL);
-            process.wait().await;
-            return Err(StartError::Timeout(start_timeout));
-        }
+        Ok(Err(WireError::Truncated { .. } | WireError::Io(_))) => (None, String::new()),
+        Ok(Err(error)) => (
+            Some(ExitCause::ProtocolViolation),
+            format!("protocol violation: {error}"),
+        ),
+        Err(_) => (
+            Some(ExitCause::StartDeadline),
+            format!("no Ready within {} ms", start_timeout.as_millis()),
+        ),
     };
+    let (verdict, why) = failure;
+    if verdict.is_some() {
+        process.signal_group(Signal::SIGKILL);
+    }
     // Give a worker that reported failure a moment to exit by itself.
     let status = match timeout(Duration::from_secs(1), process.wait()).await {
         Ok(status) => status,
@@ -313,7 +334,11 @@ pub(crate) async fn handshake(
             process.wait().await
         }
     };
-    Err(StartError::Exited(exit_info(status, failure.as_deref())))
+    let exit = match verdict {
+        Some(cause) => exit_info(status, Some((cause, &why)), None),
+        None => exit_info(status, None, Some(why.as_str()).filter(|w| !w.is_empty())),
+    };
+    Err(StartError::Exited(exit))
 }
 
 /// How a served worker ended.
@@ -337,50 +362,70 @@ pub(crate) async fn run_until_exit(
         reader,
     } = started;
     let mut reader_task = tokio::spawn(read_replies(reader, worker.clone()));
-    let mut reader_end: Option<Option<String>> = None;
+    let mut reader_done = false;
     let mut kill_at: Option<Instant> = None;
-    let mut requested = false;
+    // What the supervisor did to the worker and why.
+    let mut verdict: Option<(ExitCause, String)> = None;
     let status = loop {
         tokio::select! {
             status = process.wait() => break status,
-            end = &mut reader_task, if reader_end.is_none() => {
-                let violation = end.unwrap_or_else(|error| Some(format!("reader failed: {error}")));
-                if let Some(violation) = &violation {
-                    warn!(plugin = %worker.plugin, pid = process.pid(), "{violation}; killing the worker");
-                    process.signal_group(Signal::SIGKILL);
-                } else if kill_at.is_none() {
-                    // The worker closed its channel but lives on: it gets
-                    // the grace period to exit.
-                    kill_at = Some(Instant::now() + grace);
+            end = &mut reader_task, if !reader_done => {
+                reader_done = true;
+                match end.unwrap_or_else(|error| Some(format!("reader failed: {error}"))) {
+                    Some(violation) => {
+                        warn!(plugin = %worker.plugin, pid = process.pid(), "{violation}; killing the worker");
+                        process.signal_group(Signal::SIGKILL);
+                        verdict.get_or_insert((ExitCause::ProtocolViolation, format!("protocol violation: {violation}")));
+                    }
+                    // The worker closed its channel; unless it is exiting
+                    // anyway, it gets the grace period, then is killed.
+                    None => if kill_at.is_none() {
+                        kill_at = Some(Instant::now() + grace);
+                    }
                 }
-                reader_end = Some(violation);
             }
-            _ = stop.changed(), if !requested => {
-                requested = true;
+            () = worker.deadline_missed.notified() => {
+                let why = worker.pending().kill_reason.take().unwrap_or_default();
+                warn!(plugin = %worker.plugin, pid = process.pid(), "{why}; killing the worker");
+                process.signal_group(Signal::SIGKILL);
+                verdict.get_or_insert((ExitCause::CallDeadline, why));
+            }
+            _ = stop.changed(), if verdict.is_none() => {
                 let _ = worker.send(&ToWorker::Shutdown);
                 kill_at = Some(Instant::now() + grace);
+                verdict = Some((ExitCause::Stopped, "stopped by the supervisor".into()));
             }
             _ = sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
                 warn!(plugin = %worker.plugin, pid = process.pid(), "worker did not exit in {grace:?}; killing it");
                 process.signal_group(Signal::SIGKILL);
                 kill_at = None;
+                verdict.get_or_insert((
+                    ExitCause::ProtocolViolation,
+                    format!("closed its channel and did not exit within {} ms", grace.as_millis()),
+                ));
             }
         }
     };
     // Replies written before the exit are still in the socket: deliver them
     // before failing the rest.
-    let violation = match reader_end {
-        Some(violation) => violation,
-        None => match timeout(Duration::from_millis(200), &mut reader_task).await {
-            Ok(end) => end.unwrap_or(None),
-            Err(_) => {
-                reader_task.abort();
-                None
+    if !reader_done {
+        match timeout(Duration::from_millis(200), &mut reader_task).await {
+            Ok(Ok(Some(violation))) => {
+                verdict.get_or_insert((
+                    ExitCause::ProtocolViolation,
+                    format!("protocol violation: {violation}"),
+                ));
             }
-        },
-    };
-    let detail = violation.map(|v| format!("protocol violation: {v}"));
-    let exit = exit_info(status, detail.as_deref());
+            Ok(_) => {}
+            Err(_) => reader_task.abort(),
+        }
+    }
+    let requested = matches!(verdict, Some((ExitCause::Stopped, _)));
+    let exit = exit_info(
+        status,
+        verdict.as_ref().map(|(cause, why)| (*cause, why.as_str())),
+        None,
+    );
     let error = if requested {
         RemoteError::new(
             ErrorKind::Unavailable,

@@ -15,7 +15,10 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long helpers wait for something to happen before failing.
@@ -71,12 +74,18 @@ impl CorralBuilder {
     /// Installs a plugin built in this workspace (`lib{crate_name}.so`)
     /// under the plugin name `name`.
     pub fn native(self, name: &str, crate_name: &str) -> Self {
+        self.native_with(name, crate_name, "")
+    }
+
+    /// Like [`native`](Self::native), with `extra` appended to the
+    /// manifest (`[permissions]`, `[limits]` tables).
+    pub fn native_with(self, name: &str, crate_name: &str, extra: &str) -> Self {
         let folder = self.plugins_dir().join(name);
         fs::create_dir_all(&folder).expect("plugin folder");
         let lib = format!("lib{}.so", crate_name.replace('-', "_"));
         fs::copy(artifact(&lib), folder.join(&lib)).expect("copy plugin library");
         let manifest = format!(
-            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"native\"\nentry = \"{lib}\"\napi = 1\n"
+            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"native\"\nentry = \"{lib}\"\napi = 1\n\n{extra}"
         );
         fs::write(folder.join("plugin.toml"), manifest).expect("write plugin.toml");
         self
@@ -284,6 +293,36 @@ impl Corral {
         }
     }
 
+    /// Calls `plugin`'s `echo` in a loop on a thread of its own, counting
+    /// calls and failures, until [`Neighbour::finish`].
+    pub fn keep_calling(&self, plugin: &str) -> Neighbour {
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(AtomicUsize::new(0));
+        let mut client = self.client();
+        let plugin = plugin.to_owned();
+        let thread = {
+            let (stop, errors) = (stop.clone(), errors.clone());
+            std::thread::spawn(move || {
+                let mut calls = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match client.call(&plugin, "echo", b"ping") {
+                        Ok(reply) if reply == b"ping" => {}
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    calls += 1;
+                }
+                calls
+            })
+        };
+        Neighbour {
+            stop,
+            errors,
+            thread,
+        }
+    }
+
     fn remember(&self, pids: impl IntoIterator<Item = u32>) {
         self.seen_pids
             .lock()
@@ -315,6 +354,25 @@ impl Drop for Corral {
                 self.log()
             );
         }
+    }
+}
+
+/// A plugin being called in the background by [`Corral::keep_calling`].
+pub struct Neighbour {
+    stop: Arc<AtomicBool>,
+    errors: Arc<AtomicUsize>,
+    thread: JoinHandle<usize>,
+}
+
+impl Neighbour {
+    /// Stops calling; panics unless the neighbour answered every call (and
+    /// was called at least once).
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let calls = self.thread.join().expect("neighbour thread");
+        let errors = self.errors.load(Ordering::Relaxed);
+        assert!(calls > 0, "the neighbour was never called");
+        assert_eq!(errors, 0, "the neighbour failed {errors} of {calls} calls");
     }
 }
 

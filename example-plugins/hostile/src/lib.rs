@@ -10,6 +10,10 @@
 //! | `close-channel` | shuts the channel down, then hangs for a minute            |
 //! | `panic`         | panics (caught at the ABI boundary)                        |
 //! | `big`           | replies with as many bytes as the input says               |
+//! | `spin`          | busy-loops forever                                         |
+//! | `balloon`       | allocates and touches 1 MiB blocks until refused           |
+//! | `fds`           | opens file descriptors until refused                       |
+//! | `write-file`    | writes 1 MiB blocks to the path given, up to 16 MiB         |
 
 use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
 use std::io::Write;
@@ -47,6 +51,10 @@ impl Plugin for Hostile {
             }
             "panic" => panic!("hostile panic"),
             "big" => Ok(vec![b'x'; usize::try_from(number(input)?).unwrap_or(0)]),
+            "spin" => spin(),
+            "balloon" => balloon(),
+            "fds" => fds(),
+            "write-file" => write_file(input),
             other => Err(PluginError::unknown_method(other)),
         }
     }
@@ -62,6 +70,55 @@ fn channel() -> ManuallyDrop<UnixStream> {
 fn hang() -> ! {
     std::thread::sleep(Duration::from_secs(60));
     std::process::exit(0)
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Allocates until the allocator says no; the error says how far it got.
+fn balloon() -> Result<Vec<u8>, PluginError> {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = Vec::new();
+        if block.try_reserve_exact(1 << 20).is_err() || blocks.try_reserve(1).is_err() {
+            return Err(PluginError::new(format!(
+                "out of memory after {} MiB",
+                blocks.len()
+            )));
+        }
+        block.resize(1 << 20, 1);
+        blocks.push(block);
+    }
+}
+
+/// Duplicates stdin until the fd limit says no.
+fn fds() -> Result<Vec<u8>, PluginError> {
+    use std::os::fd::AsFd;
+    let mut fds = Vec::new();
+    loop {
+        match std::io::stdin().as_fd().try_clone_to_owned() {
+            Ok(fd) => fds.push(fd),
+            Err(error) => {
+                return Err(PluginError::new(format!(
+                    "{error} after {} more fds",
+                    fds.len()
+                )));
+            }
+        }
+    }
+}
+
+fn write_file(input: &[u8]) -> Result<Vec<u8>, PluginError> {
+    let path = std::str::from_utf8(input).map_err(|_| PluginError::new("path is not UTF-8"))?;
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    for _ in 0..16 {
+        file.write_all(&[0; 1 << 20]).map_err(io)?;
+    }
+    Ok(b"wrote 16 MiB".to_vec())
 }
 
 fn number(input: &[u8]) -> Result<i32, PluginError> {

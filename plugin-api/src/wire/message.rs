@@ -225,6 +225,50 @@ impl PluginState {
     }
 }
 
+/// Why a worker process ended, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitCause {
+    /// Exit code 0.
+    Clean,
+    /// A non-zero exit code.
+    ExitCode,
+    /// A signal nobody in corral sent (abort, segfault, `kill` by hand).
+    Signal,
+    /// The seccomp filter killed it (SIGSYS) for a forbidden syscall.
+    Seccomp,
+    /// `RLIMIT_CPU` ran out (SIGXCPU).
+    CpuLimit,
+    /// `RLIMIT_FSIZE` was exceeded (SIGXFSZ).
+    FileSizeLimit,
+    /// The supervisor killed it: a call missed the plugin's deadline.
+    CallDeadline,
+    /// The supervisor killed it: it sent a bad frame or closed its channel.
+    ProtocolViolation,
+    /// The supervisor killed it: no `Ready` within the start deadline.
+    StartDeadline,
+    /// The supervisor stopped it (shutdown).
+    Stopped,
+}
+
+impl ExitCause {
+    /// The cause's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::ExitCode => "exit_code",
+            Self::Signal => "signal",
+            Self::Seccomp => "seccomp",
+            Self::CpuLimit => "cpu_limit",
+            Self::FileSizeLimit => "file_size_limit",
+            Self::CallDeadline => "call_deadline",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::StartDeadline => "start_deadline",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// How a worker process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {
@@ -234,6 +278,8 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// Signal number, if a signal killed it.
     pub signal: Option<i32>,
+    /// The classified cause.
+    pub cause: ExitCause,
     /// One line for people: `killed by SIGKILL`, `exited with code 3: ...`.
     pub description: String,
 }

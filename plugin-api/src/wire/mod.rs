@@ -14,8 +14,8 @@ pub use codec::{
     FrameHeader, HEADER_LEN, WireError, decode_body, decode_frame, decode_prefix, encode_frame,
 };
 pub use message::{
-    Call, ClientHello, ExitInfo, FromWorker, Hello, Outcome, PluginInfo, PluginKind, PluginState,
-    Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+    Call, ClientHello, ExitCause, ExitInfo, FromWorker, Hello, Outcome, PluginInfo, PluginKind,
+    PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
 pub use stream::{read_frame, write_frame};
 

@@ -3,28 +3,7 @@
 
 use corral::{ErrorKind, PluginState};
 use corral_tests::{Corral, is_alive, is_worker, send_signal};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// Calls `plugin` in a loop until `stop`, counting calls and failures.
-fn keep_calling(
-    corral: &Corral,
-    plugin: &str,
-    stop: &AtomicBool,
-    calls: &AtomicUsize,
-    errors: &AtomicUsize,
-) {
-    let mut client = corral.client();
-    while !stop.load(Ordering::Relaxed) {
-        match client.call(plugin, "echo", b"ping") {
-            Ok(reply) if reply == b"ping" => {}
-            _ => {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        calls.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn killed_worker_fails_in_flight_calls_and_is_restarted() {
@@ -34,13 +13,8 @@ fn killed_worker_fails_in_flight_calls_and_is_restarted() {
     let old_pid = before.pid.expect("ready worker has a pid");
     assert!(is_worker(old_pid));
 
-    let (stop, calls, errors) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
+    let neighbour = corral.keep_calling("other");
     std::thread::scope(|scope| {
-        scope.spawn(|| keep_calling(&corral, "other", &stop, &calls, &errors));
         // A call that will still be running when the worker dies.
         let in_flight = scope.spawn(|| {
             let result = corral.client().call("hello", "sleep", b"5000");
@@ -86,19 +60,8 @@ fn killed_worker_fails_in_flight_calls_and_is_restarted() {
             b"back"
         );
         assert!(!is_alive(old_pid));
-
-        std::thread::sleep(Duration::from_millis(100));
-        stop.store(true, Ordering::Relaxed);
     });
-    assert!(
-        calls.load(Ordering::Relaxed) > 10,
-        "the other plugin was called"
-    );
-    assert_eq!(
-        errors.load(Ordering::Relaxed),
-        0,
-        "the other plugin saw errors"
-    );
+    neighbour.finish();
     let other = corral.plugin("other");
     assert_eq!((other.state, other.restarts), (PluginState::Ready, 0));
 }

@@ -5,6 +5,7 @@
 mod calls;
 mod cli;
 mod crash;
+mod limits;
 mod manifest;
 mod protocol;
 mod worker;

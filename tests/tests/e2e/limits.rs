@@ -1,0 +1,159 @@
+//! Limits enforced from outside: rlimits set before exec, call deadlines
+//! enforced by the supervisor. Each test has a well-behaved neighbour that
+//! must answer every call throughout.
+
+use corral::{ErrorKind, ExitCause};
+use corral_tests::Corral;
+use std::time::{Duration, Instant};
+
+fn hostile(limits: &str) -> Corral {
+    Corral::builder()
+        .native_with("hostile", "hostile", limits)
+        .hello("neighbour")
+        .start()
+}
+
+#[test]
+fn runaway_call_is_killed_at_the_plugin_deadline() {
+    let corral = hostile("[limits]\ncall_timeout_ms = 300\n");
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let started = Instant::now();
+    let error = corral.client().call("hostile", "spin", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Timeout), "{error}");
+    assert!(
+        error.to_string().contains("did not answer within 300 ms"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let after = corral.wait_ready("hostile");
+    assert_ne!(after.pid, before.pid, "the runaway worker was replaced");
+    let exit = after.last_exit.unwrap();
+    assert_eq!(exit.cause, ExitCause::CallDeadline, "{}", exit.description);
+    assert!(
+        exit.description
+            .contains("missed the plugin's 300 ms deadline"),
+        "{}",
+        exit.description
+    );
+    assert_eq!(
+        corral.client().call("hostile", "echo", b"back").unwrap(),
+        b"back"
+    );
+    neighbour.finish();
+}
+
+#[test]
+fn memory_limit_refuses_allocations_and_the_worker_lives() {
+    let corral = hostile("[limits]\nmemory_mb = 64\n");
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let error = corral.client().call("hostile", "balloon", b"").unwrap_err();
+    let message = error.to_string();
+    let mib: u64 = message
+        .strip_prefix("out of memory after ")
+        .and_then(|rest| rest.strip_suffix(" MiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected error: {message}"));
+    assert!(
+        (1..64).contains(&mib),
+        "allocated {mib} MiB under a 64 MiB limit"
+    );
+    assert_eq!(corral.plugin("hostile").pid, before.pid);
+    assert_eq!(
+        corral.client().call("hostile", "echo", b"ok").unwrap(),
+        b"ok"
+    );
+    neighbour.finish();
+}
+
+#[test]
+fn open_files_limit_refuses_fds_and_the_worker_lives() {
+    let corral = hostile("[limits]\nopen_files = 16\n");
+    let before = corral.wait_ready("hostile");
+    let error = corral
+        .client()
+        .call("hostile", "fds", b"")
+        .unwrap_err()
+        .to_string();
+    let opened: u64 = error
+        .rsplit_once(" after ")
+        .and_then(|(_, rest)| rest.strip_suffix(" more fds"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected error: {error}"));
+    assert!(
+        opened < 16,
+        "opened {opened} more fds under a limit of 16: {error}"
+    );
+    assert!(error.contains("Too many open files"), "{error}");
+    assert_eq!(corral.plugin("hostile").pid, before.pid);
+}
+
+#[test]
+fn cpu_time_limit_kills_with_sigxcpu() {
+    let corral = hostile("[limits]\ncpu_seconds = 1\ncall_timeout_ms = 20000\n");
+    corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let error = corral.client().call("hostile", "spin", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    assert!(error.to_string().contains("SIGXCPU"), "{error}");
+    let exit = corral.wait_ready("hostile").last_exit.unwrap();
+    assert_eq!(exit.cause, ExitCause::CpuLimit, "{}", exit.description);
+    neighbour.finish();
+}
+
+#[test]
+fn file_size_limit_kills_with_sigxfsz() {
+    let out = tempfile::tempdir().unwrap();
+    let limits = format!(
+        "[permissions]\nwrite = [\"{}\"]\n\n[limits]\nfile_size_mb = 1\n",
+        out.path().display()
+    );
+    let corral = hostile(&limits);
+    corral.wait_ready("hostile");
+    let target = out.path().join("big.bin");
+    let error = corral
+        .client()
+        .call("hostile", "write-file", target.to_str().unwrap().as_bytes())
+        .unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    let exit = corral.wait_ready("hostile").last_exit.unwrap();
+    assert_eq!(exit.cause, ExitCause::FileSizeLimit, "{}", exit.description);
+    assert!(std::fs::metadata(&target).unwrap().len() <= 1 << 20);
+}
+
+#[test]
+fn workers_run_with_no_new_privileges_and_their_rlimits() {
+    let corral = hostile("[limits]\nmemory_mb = 64\nopen_files = 32\n");
+    let pid = corral.wait_ready("hostile").pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
+        "{status}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{limits}"));
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("Max data size"), ["67108864", "67108864"]);
+    assert_eq!(row("Max open files"), ["32", "32"]);
+    assert_eq!(row("Max core file size"), ["0", "0"]);
+    assert_eq!(row("Max file size"), ["67108864", "67108864"]);
+}
