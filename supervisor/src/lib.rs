@@ -44,6 +44,8 @@ mod server;
 #[cfg(target_os = "linux")]
 mod spawn;
 #[cfg(target_os = "linux")]
+mod syscalls;
+#[cfg(target_os = "linux")]
 mod worker;
 
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};

@@ -178,7 +178,19 @@ impl PluginHandle {
             kind: self.plugin.manifest.kind,
             entry: self.plugin.entry.display().to_string(),
             max_frame: supervision.max_frame,
+            read: self.permitted(&self.plugin.manifest.permissions.read),
+            write: self.permitted(&self.plugin.manifest.permissions.write),
+            network: self.plugin.manifest.permissions.network,
         }
+    }
+
+    /// `[permissions]` paths as absolute paths (relative ones are under
+    /// the plugin's folder).
+    fn permitted(&self, paths: &[std::path::PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|path| self.plugin.dir.join(path).display().to_string())
+            .collect()
     }
 
     fn command(&self, supervision: &Supervision) -> WorkerCommand {
@@ -223,7 +235,12 @@ pub(crate) async fn supervise(
                     status.error = None;
                 }
                 plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
-                info!(plugin = %name, pid, "ready");
+                let layers: Vec<String> = started
+                    .layers
+                    .iter()
+                    .map(|layer| format!("{} ({})", layer.name, layer.detail))
+                    .collect();
+                info!(plugin = %name, pid, "ready; sandbox: {}", layers.join(", "));
                 let ended =
                     worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
                 ready_for = ready_at.elapsed();

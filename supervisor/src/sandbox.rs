@@ -116,3 +116,31 @@ pub(crate) fn before_exec(
     }
     Ok(())
 }
+
+/// Checks from outside that a worker that said `Ready` is confined:
+/// `/proc/PID/status` must show `NoNewPrivs: 1` and `Seccomp: 2` (filter
+/// mode) for every one of its threads.
+pub(crate) fn verify(pid: u32) -> Result<(), String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| format!("cannot read /proc/{pid}/task: {e}"))?;
+    for task in tasks {
+        let task = task.map_err(|e| format!("cannot read /proc/{pid}/task: {e}"))?;
+        let path = task.path().join("status");
+        let status = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for (field, wanted) in [("NoNewPrivs:", "1"), ("Seccomp:", "2")] {
+            let value = status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .map(str::trim);
+            if value != Some(wanted) {
+                return Err(format!(
+                    "sandbox not in force: {} has {field} {}, expected {wanted}",
+                    path.display(),
+                    value.unwrap_or("missing")
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -10,7 +10,7 @@ use crate::exit::exit_info;
 use crate::framed::{FrameReader, FrameWriter};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
-    self, Call, ExitCause, ExitInfo, FromWorker, Hello, Outcome, PROTOCOL_VERSION, ToWorker,
+    self, Call, ExitCause, ExitInfo, FromWorker, Hello, Layer, Outcome, PROTOCOL_VERSION, ToWorker,
     WireError, encode_frame,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -104,6 +104,8 @@ struct Pending {
     closed: Option<RemoteError>,
     /// Why the worker is to be killed (a missed call deadline).
     kill_reason: Option<String>,
+    /// The syscall the seccomp filter caught, as the worker reported it.
+    violation: Option<u32>,
 }
 
 /// The call side of a running worker, shared by every caller.
@@ -244,6 +246,8 @@ pub(crate) struct Started {
     pub(crate) worker: Arc<Worker>,
     pub(crate) process: Process,
     reader: FrameReader<OwnedReadHalf>,
+    /// The sandbox layers the worker reported (checked from outside too).
+    pub(crate) layers: Vec<Layer>,
 }
 
 /// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
@@ -281,7 +285,10 @@ pub(crate) async fn handshake(
         }
     };
     let failure = match timeout(start_timeout, first).await {
-        Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => {
+        Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => 'ready: {
+            if let Err(problem) = crate::sandbox::verify(process.pid()) {
+                break 'ready (Some(ExitCause::Sandbox), problem);
+            }
             let (outgoing, queue) = mpsc::unbounded_channel();
             tokio::spawn(write_frames(writer.into_inner(), queue, plugin.clone()));
             let worker = Arc::new(Worker {
@@ -297,6 +304,7 @@ pub(crate) async fn handshake(
                 worker,
                 process,
                 reader,
+                layers: ready.layers,
             });
         }
         Ok(Ok(FromWorker::Ready(ready))) => (
@@ -307,6 +315,12 @@ pub(crate) async fn handshake(
             ),
         ),
         Ok(Ok(FromWorker::Failed { message })) => (None, message),
+        // Plugin code (a library constructor) broke the sandbox at load time;
+        // the worker dies by SIGSYS on its own.
+        Ok(Ok(FromWorker::Violation { syscall })) => (
+            Some(ExitCause::Seccomp),
+            format!("forbidden syscall {}", crate::syscalls::describe(syscall)),
+        ),
         Ok(Ok(other)) => (
             Some(ExitCause::ProtocolViolation),
             format!("protocol violation: expected Ready, got {}", other.name()),
@@ -323,7 +337,7 @@ pub(crate) async fn handshake(
         ),
     };
     let (verdict, why) = failure;
-    if verdict.is_some() {
+    if verdict.is_some_and(|cause| cause != ExitCause::Seccomp) {
         process.signal_group(Signal::SIGKILL);
     }
     // Give a worker that reported failure a moment to exit by itself.
@@ -360,6 +374,7 @@ pub(crate) async fn run_until_exit(
         worker,
         process,
         reader,
+        ..
     } = started;
     let mut reader_task = tokio::spawn(read_replies(reader, worker.clone()));
     let mut reader_done = false;
@@ -419,6 +434,10 @@ pub(crate) async fn run_until_exit(
             Ok(_) => {}
             Err(_) => reader_task.abort(),
         }
+    }
+    if let Some(syscall) = worker.pending().violation {
+        let why = format!("forbidden syscall {}", crate::syscalls::describe(syscall));
+        verdict = Some((ExitCause::Seccomp, why));
     }
     let requested = matches!(verdict, Some((ExitCause::Stopped, _)));
     let exit = exit_info(
@@ -485,6 +504,8 @@ async fn read_replies(
                 },
             ),
             Ok(FromWorker::Pong { .. }) => {}
+            // The worker dies by SIGSYS right after this.
+            Ok(FromWorker::Violation { syscall }) => worker.pending().violation = Some(syscall),
             Ok(other) => return Some(format!("unexpected {} frame after Ready", other.name())),
             Err(error) => return Some(error.to_string()),
         }

@@ -228,6 +228,18 @@ impl Corral {
         info.expect("checked at least once")
     }
 
+    /// Waits until `name` is ready with a worker other than `old_pid`.
+    pub fn wait_replaced(&self, name: &str, old_pid: Option<u32>) -> PluginInfo {
+        let mut info = None;
+        self.wait_until(&format!("{name} has a new ready worker"), || {
+            let plugin = self.plugin(name);
+            let replaced = plugin.state == PluginState::Ready && plugin.pid != old_pid;
+            info = Some(plugin);
+            replaced
+        });
+        info.expect("checked at least once")
+    }
+
     /// Polls `condition` every 5 ms until it holds; panics after [`WAIT`]
     /// with the supervisor's log.
     pub fn wait_until(&self, what: &str, mut condition: impl FnMut() -> bool) {
@@ -304,7 +316,7 @@ impl Corral {
             let (stop, errors) = (stop.clone(), errors.clone());
             std::thread::spawn(move || {
                 let mut calls = 0;
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     match client.call(&plugin, "echo", b"ping") {
                         Ok(reply) if reply == b"ping" => {}
                         _ => {
@@ -312,8 +324,10 @@ impl Corral {
                         }
                     }
                     calls += 1;
+                    if stop.load(Ordering::Relaxed) {
+                        return calls;
+                    }
                 }
-                calls
             })
         };
         Neighbour {

@@ -1,7 +1,7 @@
 //! The first frames: `Hello` from the supervisor, `Ready` or `Failed` back.
 
 use crate::channel::{Channel, ChannelError};
-use corral_plugin_api::wire::{self, FromWorker, Hello, PROTOCOL_VERSION, Ready};
+use corral_plugin_api::wire::{self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready};
 
 /// The handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +42,16 @@ pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, Hand
 }
 
 /// Tells the supervisor the plugin is loaded.
-pub(crate) fn send_ready(channel: &mut Channel, hello: &Hello) -> Result<(), ChannelError> {
+pub(crate) fn send_ready(
+    channel: &mut Channel,
+    hello: &Hello,
+    layers: Vec<Layer>,
+) -> Result<(), ChannelError> {
     channel.send(&FromWorker::Ready(Ready {
         protocol: PROTOCOL_VERSION,
         plugin: hello.plugin.clone(),
         version: hello.version.clone(),
+        layers,
     }))
 }
 

@@ -6,18 +6,21 @@
 //!
 //! 1. [`channel`]: take fd 3;
 //! 2. [`handshake`]: read `Hello`;
-//! 3. [`runtime`]: load the plugin;
-//! 4. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
+//! 3. [`sandbox`]: Landlock and seccomp, before any plugin code runs;
+//! 4. [`runtime`]: load the plugin;
+//! 5. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
 //! stream on fd 3), 2 on a channel or protocol error, 3 when the plugin
-//! cannot be loaded or initialized.
+//! cannot be loaded or initialized, 4 when the sandbox cannot be applied.
 #![deny(unsafe_code)]
 
 mod channel;
 mod handshake;
 mod host;
 mod runtime;
+#[cfg(target_os = "linux")]
+mod sandbox;
 mod serve;
 
 use std::io::IsTerminal;
@@ -33,6 +36,9 @@ enum WorkerError {
     Handshake(#[from] handshake::HandshakeError),
     #[error(transparent)]
     Load(#[from] runtime::LoadError),
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
 }
 
 impl WorkerError {
@@ -40,6 +46,8 @@ impl WorkerError {
         match self {
             Self::Channel(_) | Self::Handshake(_) => 2,
             Self::Load(_) => 3,
+            #[cfg(target_os = "linux")]
+            Self::Sandbox(_) => 4,
         }
     }
 }
@@ -61,6 +69,16 @@ fn run() -> Result<(), WorkerError> {
         return Ok(()); // the supervisor went away before saying hello
     };
     let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
+    #[cfg(target_os = "linux")]
+    let layers = match sandbox::confine(&hello) {
+        Ok(layers) => layers,
+        Err(error) => {
+            handshake::send_failed(&mut channel, &format!("sandbox: {error}"))?;
+            return Err(error.into());
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let layers = Vec::new();
     let mut plugin = match runtime::native::NativePlugin::load(&hello) {
         Ok(plugin) => plugin,
         Err(error) => {
@@ -68,7 +86,7 @@ fn run() -> Result<(), WorkerError> {
             return Err(error.into());
         }
     };
-    handshake::send_ready(&mut channel, &hello)?;
+    handshake::send_ready(&mut channel, &hello, layers)?;
     serve::serve(&mut channel, &mut plugin)?;
     Ok(())
 }

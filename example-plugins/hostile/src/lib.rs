@@ -14,6 +14,13 @@
 //! | `balloon`       | allocates and touches 1 MiB blocks until refused           |
 //! | `fds`           | opens file descriptors until refused                       |
 //! | `write-file`    | writes 1 MiB blocks to the path given, up to 16 MiB         |
+//! | `read-file`     | reads the path given                                       |
+//! | `exec`          | `execv("/bin/sh", ...)`                                    |
+//! | `fork-bomb`     | forks in a loop                                            |
+//! | `connect`       | connects to 127.0.0.1:9 over TCP                           |
+//! | `ptrace`        | attaches to its parent (the supervisor)                    |
+//! | `peek`          | reads its parent's memory with `process_vm_readv`          |
+//! | `threads`       | starts as many threads as the input says, then joins them  |
 
 use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
 use std::io::Write;
@@ -55,6 +62,36 @@ impl Plugin for Hostile {
             "balloon" => balloon(),
             "fds" => fds(),
             "write-file" => write_file(input),
+            "read-file" => std::fs::read(text(input)?).map_err(io),
+            "exec" => {
+                let argv = [
+                    c"/bin/sh".as_ptr(),
+                    c"-c".as_ptr(),
+                    c"id".as_ptr(),
+                    std::ptr::null(),
+                ];
+                // SAFETY: NUL-terminated strings and a NULL-terminated argv.
+                let ret = unsafe { libc::execv(argv[0], argv.as_ptr()) };
+                Ok(format!("execv returned {ret}").into_bytes())
+            }
+            "fork-bomb" => loop {
+                // SAFETY: the child only loops on fork too; nothing is shared
+                // that fork could corrupt.
+                if unsafe { libc::fork() } < 0 {
+                    return Err(PluginError::new("fork failed"));
+                }
+            },
+            "connect" => {
+                std::net::TcpStream::connect("127.0.0.1:9").map_err(io)?;
+                Ok(b"connected".to_vec())
+            }
+            "ptrace" => {
+                // SAFETY: ptrace(PTRACE_ATTACH) takes integers only.
+                let ret = unsafe { libc::ptrace(libc::PTRACE_ATTACH, libc::getppid(), 0, 0) };
+                Ok(format!("ptrace returned {ret}").into_bytes())
+            }
+            "peek" => peek_parent(),
+            "threads" => threads(number(input)?),
             other => Err(PluginError::unknown_method(other)),
         }
     }
@@ -112,8 +149,46 @@ fn fds() -> Result<Vec<u8>, PluginError> {
     }
 }
 
+fn text(input: &[u8]) -> Result<&str, PluginError> {
+    std::str::from_utf8(input).map_err(|_| PluginError::new("input is not UTF-8"))
+}
+
+/// Reads 8 bytes of the parent's memory.
+fn peek_parent() -> Result<Vec<u8>, PluginError> {
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: 0x400000 as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the local iovec points to `buf`, valid for its length; the
+    // remote one is only read by the kernel, in the other process.
+    let ret = unsafe { libc::process_vm_readv(libc::getppid(), &local, 1, &remote, 1, 0) };
+    Ok(format!("process_vm_readv returned {ret}").into_bytes())
+}
+
+fn threads(count: i32) -> Result<Vec<u8>, PluginError> {
+    let handles: Vec<_> = (0..count)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("hostile-{i}"))
+                .spawn(move || std::thread::sleep(Duration::from_millis(10)))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| PluginError::new("a thread panicked"))?;
+    }
+    Ok(format!("{count} threads ran").into_bytes())
+}
+
 fn write_file(input: &[u8]) -> Result<Vec<u8>, PluginError> {
-    let path = std::str::from_utf8(input).map_err(|_| PluginError::new("path is not UTF-8"))?;
+    let path = text(input)?;
     let mut file = std::fs::File::create(path).map_err(io)?;
     for _ in 0..16 {
         file.write_all(&[0; 1 << 20]).map_err(io)?;

@@ -143,6 +143,39 @@ pub fn decode_frame<T: DeserializeOwned>(
     Ok(Some((decode_body(body)?, end)))
 }
 
+/// The frame `FromWorker::Violation { syscall }`, encoded by hand without
+/// allocating, so that a `SIGSYS` handler can write it. Returns the buffer
+/// and how many of its bytes are the frame.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "each cast is bounded by the branch it is in"
+)]
+pub const fn violation_frame(syscall: u32) -> ([u8; 8], usize) {
+    const VARIANT: u8 = 4; // FromWorker::Violation
+    let mut frame = [0u8; 8];
+    frame[HEADER_LEN] = VARIANT;
+    // bincode's varint: one byte below 251, else 251 and a u16, else 252
+    // and a u32 (little-endian).
+    let body_len = if syscall < 251 {
+        frame[HEADER_LEN + 1] = syscall as u8;
+        2
+    } else if syscall <= u16::MAX as u32 {
+        let le = (syscall as u16).to_le_bytes();
+        frame[HEADER_LEN + 1] = 251;
+        frame[HEADER_LEN + 2] = le[0];
+        frame[HEADER_LEN + 3] = le[1];
+        4
+    } else {
+        // Syscall numbers are far below 65536; report the largest we can.
+        frame[HEADER_LEN + 1] = 251;
+        frame[HEADER_LEN + 2] = 0xff;
+        frame[HEADER_LEN + 3] = 0xff;
+        4
+    };
+    frame[0] = body_len as u8;
+    (frame, HEADER_LEN + body_len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +257,21 @@ mod tests {
         // variant 0 (Call), id 1, then a method string claiming u64::MAX bytes
         let body = [0u8, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_body::<ToWorker>(&body).is_err());
+    }
+
+    #[test]
+    fn hand_encoded_violation_frame_matches_bincode() {
+        for syscall in [0, 59, 250, 251, 435, 1000, 65535] {
+            let (frame, len) = violation_frame(syscall);
+            let mut expected = Vec::new();
+            encode_frame(
+                &crate::wire::FromWorker::Violation { syscall },
+                &mut expected,
+                64,
+            )
+            .unwrap();
+            assert_eq!(&frame[..len], &expected[..], "syscall {syscall}");
+        }
     }
 
     #[test]

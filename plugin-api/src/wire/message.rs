@@ -34,6 +34,12 @@ pub struct Hello {
     pub entry: String,
     /// Largest frame body either side may send.
     pub max_frame: u32,
+    /// Absolute paths the plugin may read (Landlock), besides its module.
+    pub read: Vec<String>,
+    /// Absolute paths the plugin may read and write (Landlock).
+    pub write: Vec<String>,
+    /// Whether the plugin may create sockets.
+    pub network: bool,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.
@@ -45,6 +51,19 @@ pub struct Ready {
     pub plugin: String,
     /// The plugin's version.
     pub version: String,
+    /// The sandbox layers the worker applied to itself.
+    pub layers: Vec<Layer>,
+}
+
+/// One sandbox layer and whether it is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// The layer: `seccomp`, `landlock`, `no_new_privs`, ...
+    pub name: String,
+    /// Whether it is fully in force.
+    pub active: bool,
+    /// What it does here, or why it is missing.
+    pub detail: String,
 }
 
 /// A call of a plugin method.
@@ -106,6 +125,14 @@ pub enum FromWorker {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// The seccomp filter caught a forbidden syscall; the worker dies by
+    /// SIGSYS right after sending this. Written from a signal handler by
+    /// [`violation_frame`](super::violation_frame): keep it variant 4 with
+    /// one `u32` field.
+    Violation {
+        /// The syscall number.
+        syscall: u32,
+    },
 }
 
 impl FromWorker {
@@ -116,6 +143,7 @@ impl FromWorker {
             Self::Failed { .. } => "Failed",
             Self::Reply { .. } => "Reply",
             Self::Pong { .. } => "Pong",
+            Self::Violation { .. } => "Violation",
         }
     }
 }
@@ -247,6 +275,8 @@ pub enum ExitCause {
     ProtocolViolation,
     /// The supervisor killed it: no `Ready` within the start deadline.
     StartDeadline,
+    /// The supervisor killed it: its sandbox was not in force.
+    Sandbox,
     /// The supervisor stopped it (shutdown).
     Stopped,
 }
@@ -264,6 +294,7 @@ impl ExitCause {
             Self::CallDeadline => "call_deadline",
             Self::ProtocolViolation => "protocol_violation",
             Self::StartDeadline => "start_deadline",
+            Self::Sandbox => "sandbox",
             Self::Stopped => "stopped",
         }
     }

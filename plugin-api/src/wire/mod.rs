@@ -12,10 +12,11 @@ mod stream;
 
 pub use codec::{
     FrameHeader, HEADER_LEN, WireError, decode_body, decode_frame, decode_prefix, encode_frame,
+    violation_frame,
 };
 pub use message::{
-    Call, ClientHello, ExitCause, ExitInfo, FromWorker, Hello, Outcome, PluginInfo, PluginKind,
-    PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+    Call, ClientHello, ExitCause, ExitInfo, FromWorker, Hello, Layer, Outcome, PluginInfo,
+    PluginKind, PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
 pub use stream::{read_frame, write_frame};
 

@@ -8,4 +8,5 @@ mod crash;
 mod limits;
 mod manifest;
 mod protocol;
+mod sandbox;
 mod worker;

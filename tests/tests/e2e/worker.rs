@@ -66,6 +66,9 @@ impl Worker {
             kind: PluginKind::Native,
             entry: entry.into(),
             max_frame: MAX,
+            read: Vec::new(),
+            write: Vec::new(),
+            network: false,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")
