@@ -50,6 +50,9 @@ enum Command {
         /// call_timeout_ms overrides); a worker that misses it is killed
         #[arg(long, default_value_t = 30_000, value_name = "MS")]
         call_timeout_ms: u64,
+        /// Time a worker has from spawn to Ready, in milliseconds
+        #[arg(long, default_value_t = 10_000, value_name = "MS")]
+        start_timeout_ms: u64,
         /// Log filter (tracing syntax: info, debug, corral=trace, ...)
         #[arg(long, env = "CORRAL_LOG", default_value = "info")]
         log: String,
@@ -100,6 +103,7 @@ fn run(command: Command) -> Result<ExitCode> {
             socket,
             worker,
             call_timeout_ms,
+            start_timeout_ms,
             log,
         } => {
             init_logging(&log)?;
@@ -111,6 +115,7 @@ fn run(command: Command) -> Result<ExitCode> {
             };
             let mut config = ServeConfig::new(plugin_dirs, socket.path()?, worker);
             config.call_timeout = Duration::from_millis(call_timeout_ms);
+            config.start_timeout = Duration::from_millis(start_timeout_ms);
             serve(config)
         }
         Command::Call {

@@ -21,6 +21,12 @@
 //! | `ptrace`        | attaches to its parent (the supervisor)                    |
 //! | `peek`          | reads its parent's memory with `process_vm_readv`          |
 //! | `threads`       | starts as many threads as the input says, then joins them  |
+//! | `segfault`      | writes to address 0                                        |
+//! | `spin-thread`   | busy-loops in a background thread, answers at once         |
+//! | `flood`         | writes as many MiB to stderr as the input says             |
+//!
+//! Installed under a name starting with `hang-init`, its `init` never
+//! returns.
 
 use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
 use std::io::Write;
@@ -38,6 +44,18 @@ const CHANNEL_FD: i32 = 3;
 pub struct Hostile;
 
 impl Plugin for Hostile {
+    /// Installed under a name starting with `hang-init`, the plugin never
+    /// finishes initializing (the supervisor's start deadline must act).
+    fn init(&mut self, _host: &Host) -> Result<(), PluginError> {
+        let name = std::env::var("CORRAL_PLUGIN").unwrap_or_default();
+        if name.starts_with("hang-init") {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Ok(())
+    }
+
     fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         match method {
             "echo" => Ok(input.to_vec()),
@@ -92,6 +110,23 @@ impl Plugin for Hostile {
             }
             "peek" => peek_parent(),
             "threads" => threads(number(input)?),
+            "segfault" => {
+                // SAFETY: none; this write to address 0 is meant to crash.
+                unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+                Ok(Vec::new())
+            }
+            "spin-thread" => {
+                std::thread::spawn(|| spin());
+                Ok(b"spinning in the background".to_vec())
+            }
+            "flood" => {
+                let block = [b'x'; 1 << 16];
+                let mut stderr = std::io::stderr();
+                for _ in 0..number(input)? * 16 {
+                    stderr.write_all(&block).map_err(io)?;
+                }
+                Ok(b"flooded".to_vec())
+            }
             other => Err(PluginError::unknown_method(other)),
         }
     }

@@ -1,7 +1,7 @@
 //! Crash isolation: workers die, calls fail fast with the reason, the
 //! worker comes back, nothing else is touched.
 
-use corral::{ErrorKind, PluginState};
+use corral::{ErrorKind, ExitCause, PluginState};
 use corral_tests::{Corral, is_alive, is_worker, send_signal};
 use std::time::{Duration, Instant};
 
@@ -208,4 +208,112 @@ fn sigterm_stops_every_worker_and_removes_the_socket() {
     );
     assert!(!corral.socket.exists(), "socket file left behind");
     assert!(corral.log().contains("all workers stopped"));
+}
+
+#[test]
+fn segfault_mid_call_fails_every_call_in_flight_and_nothing_else() {
+    let corral = Corral::builder()
+        .native("hostile", "hostile")
+        .hello("neighbour")
+        .start();
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (slow, crash, queued) = runtime.block_on(async {
+        let client = corral::Client::connect(&corral.socket).await.unwrap();
+        // Sent in this order on one connection: the worker runs the slow
+        // call, then crashes with two more calls queued behind.
+        tokio::join!(
+            client.call("hostile", "echo", b"before".to_vec()),
+            client.call("hostile", "segfault", Vec::new()),
+            async {
+                tokio::join!(
+                    client.call("hostile", "echo", b"queued 1".to_vec()),
+                    client.call("hostile", "echo", b"queued 2".to_vec()),
+                )
+            },
+        )
+    });
+    assert_eq!(slow.unwrap(), b"before");
+    let error = crash.unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    assert!(error.to_string().contains("SIGSEGV"), "{error}");
+    for result in [queued.0, queued.1] {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    }
+    let after = corral.wait_replaced("hostile", before.pid);
+    assert_eq!(after.last_exit.unwrap().signal, Some(11));
+    neighbour.finish();
+}
+
+#[test]
+fn init_that_never_returns_hits_the_start_deadline_and_backs_off() {
+    let corral = Corral::builder()
+        .native("hang-init", "hostile")
+        .hello("neighbour")
+        .arg("--start-timeout-ms")
+        .arg("300")
+        .start();
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    corral.wait_until("the start deadline is recorded twice", || {
+        let plugin = corral.plugin("hang-init");
+        plugin.restarts >= 1
+            && plugin
+                .last_exit
+                .is_some_and(|exit| exit.cause == ExitCause::StartDeadline)
+    });
+    let plugin = corral.plugin("hang-init");
+    assert_ne!(plugin.state, PluginState::Ready);
+    let exit = plugin.last_exit.unwrap();
+    assert!(
+        exit.description.contains("no Ready within 300 ms"),
+        "{}",
+        exit.description
+    );
+    let error = corral.client().call("hang-init", "echo", b"").unwrap_err();
+    assert!(
+        matches!(
+            error.kind(),
+            Some(ErrorKind::Unavailable | ErrorKind::Timeout)
+        ),
+        "{error}"
+    );
+    neighbour.finish();
+}
+
+#[test]
+fn flooding_stderr_does_not_hurt_the_supervisor() {
+    let corral = Corral::builder()
+        .native("hostile", "hostile")
+        .hello("neighbour")
+        .start();
+    corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let rss_before = rss_kib(corral.pid());
+    let neighbour = corral.keep_calling("neighbour");
+    assert_eq!(
+        corral.client().call("hostile", "flood", b"32").unwrap(),
+        b"flooded"
+    );
+    neighbour.finish();
+    let rss_after = rss_kib(corral.pid());
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "supervisor RSS grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
 }
