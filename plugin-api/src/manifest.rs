@@ -68,6 +68,9 @@ pub struct Limits {
     pub memory_mb: Option<u64>,
     /// CPU time in seconds over the worker's life: `RLIMIT_CPU`.
     pub cpu_seconds: Option<u64>,
+    /// Sustained CPU use, in percent of one core, above which the
+    /// supervisor's watchdog kills the worker.
+    pub cpu_percent: Option<u64>,
     /// Deadline of one call in milliseconds; a worker that misses it is
     /// killed.
     pub call_timeout_ms: Option<u64>,
@@ -84,6 +87,7 @@ pub struct Limits {
 struct RawLimits {
     memory_mb: Option<Spanned<u64>>,
     cpu_seconds: Option<Spanned<u64>>,
+    cpu_percent: Option<Spanned<u64>>,
     call_timeout_ms: Option<Spanned<u64>>,
     open_files: Option<Spanned<u64>>,
     threads: Option<Spanned<u64>>,
@@ -198,6 +202,7 @@ impl Manifest {
                 Limits {
                     memory_mb: range(limits.memory_mb, "memory_mb", 16, 1 << 20)?,
                     cpu_seconds: range(limits.cpu_seconds, "cpu_seconds", 1, 1 << 32)?,
+                    cpu_percent: range(limits.cpu_percent, "cpu_percent", 1, 100 * 1024)?,
                     call_timeout_ms: range(
                         limits.call_timeout_ms,
                         "call_timeout_ms",

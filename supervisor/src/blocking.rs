@@ -13,7 +13,8 @@ use crate::client::{
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, DEFAULT_MAX_FRAME, PluginInfo, Reply, Request, RequestBody, Response, WireError,
+    self, DEFAULT_MAX_FRAME, PluginDetails, PluginInfo, Reply, Request, RequestBody, Response,
+    WireError,
 };
 use interprocess::TryClone;
 use interprocess::local_socket::traits::Stream as _;
@@ -112,6 +113,18 @@ impl Client {
     pub fn list(&mut self) -> Result<Vec<PluginInfo>, ClientError> {
         match self.request(RequestBody::List, DEFAULT_CALL_TIMEOUT)? {
             Reply::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Everything about one plugin: manifest, limits, sandbox layers,
+    /// recent exits.
+    pub fn inspect(&mut self, plugin: &str) -> Result<PluginDetails, ClientError> {
+        let body = RequestBody::Inspect {
+            plugin: plugin.to_owned(),
+        };
+        match self.request(body, DEFAULT_CALL_TIMEOUT)? {
+            Reply::Inspected(details) => Ok(*details),
             other => Err(unexpected(&other)),
         }
     }

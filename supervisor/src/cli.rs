@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use corral::{ClientError, PluginInfo, PluginState, ServeConfig, blocking};
+use corral::{
+    ClientError, ExitCause, PluginDetails, PluginInfo, PluginState, ServeConfig, blocking,
+};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +76,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show one plugin: manifest, permissions, limits, sandbox layers in
+    /// force, recent exits
+    Inspect {
+        /// Plugin name
+        plugin: String,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// List plugins: NAME STATE PID UPTIME RESTARTS LAST-EXIT; exits 1 if
     /// any is not ready
     Ps {
@@ -141,6 +154,26 @@ fn run(command: Command) -> Result<ExitCode> {
             let timeout = Duration::from_millis(timeout_ms);
             let result = client.call_with_timeout(&plugin, &method, &input, timeout);
             print_call(result, json)
+        }
+        Command::Inspect {
+            plugin,
+            socket,
+            json,
+        } => {
+            let details = match connect(&socket)?.inspect(&plugin) {
+                Ok(details) => details,
+                Err(ClientError::Remote(error)) => {
+                    eprintln!("corral: {} ({})", error.message, error.kind);
+                    return Ok(ExitCode::from(1));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&details)?);
+            } else {
+                print!("{}", inspect_text(&details, now_ms()));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ps { socket, json } => {
             let plugins = connect(&socket)?.list()?;
@@ -241,10 +274,7 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
     ]];
     for plugin in plugins {
         let last_exit = match (&plugin.last_exit, &plugin.error) {
-            (Some(exit), _) => {
-                let ago = Duration::from_millis(now_ms.saturating_sub(exit.at_unix_ms));
-                format!("{} {} ago", short_exit(exit), human(ago))
-            }
+            (Some(exit), _) => format!("{} {} ago", short_exit(exit), ago(now_ms, exit.at_unix_ms)),
             (None, Some(error)) if plugin.state == PluginState::Failed => error.clone(),
             _ => "-".to_owned(),
         };
@@ -283,12 +313,116 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
     out
 }
 
+/// `exit 3`, `SIGKILL`, or the cause when it says more (`seccomp`,
+/// `call_deadline`, ...).
 fn short_exit(exit: &corral::ExitInfo) -> String {
-    match (exit.code, exit.signal) {
-        (Some(code), _) => format!("exit {code}"),
-        (_, Some(signal)) => signal_name(signal),
-        _ => "?".to_owned(),
+    match (exit.cause, exit.code, exit.signal) {
+        (ExitCause::Clean | ExitCause::ExitCode, Some(code), _) => format!("exit {code}"),
+        (ExitCause::Signal, _, Some(signal)) => signal_name(signal),
+        (cause, _, _) => cause.as_str().to_owned(),
     }
+}
+
+fn ago(now_ms: u64, at_unix_ms: u64) -> String {
+    human(Duration::from_millis(now_ms.saturating_sub(at_unix_ms)))
+}
+
+fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    let info = &details.info;
+    let mut out = format!(
+        "{} {} ({})  {}",
+        info.name,
+        info.version.as_deref().unwrap_or("?"),
+        match details.kind {
+            corral::PluginKind::Native => "native",
+            corral::PluginKind::Wasm => "wasm",
+        },
+        info.state.as_str()
+    );
+    if let Some(pid) = info.pid {
+        out += &format!("  pid {pid}");
+    }
+    if let Some(uptime) = info.uptime_ms {
+        out += &format!("  up {}", human(Duration::from_millis(uptime)));
+    }
+    out += &format!("  restarts {}\n", info.restarts);
+    let row = |out: &mut String, key: &str, value: &str| *out += &format!("  {key:<12} {value}\n");
+    row(&mut out, "manifest", &details.manifest);
+    row(&mut out, "entry", &details.entry);
+    if let Some(error) = &info.error {
+        row(&mut out, "error", error);
+    }
+    let list = |paths: &[String]| {
+        if paths.is_empty() {
+            "(none)".to_owned()
+        } else {
+            paths.join(", ")
+        }
+    };
+    out += "permissions\n";
+    row(&mut out, "read", &list(&details.read));
+    row(&mut out, "write", &list(&details.write));
+    row(
+        &mut out,
+        "network",
+        if details.network { "yes" } else { "no" },
+    );
+    let limits = &details.limits;
+    out += "limits\n";
+    row(
+        &mut out,
+        "memory",
+        &format!("{} MiB", limits.memory_bytes / MIB),
+    );
+    row(
+        &mut out,
+        "call",
+        &format!("{} ms, then the worker is killed", limits.call_timeout_ms),
+    );
+    row(
+        &mut out,
+        "cpu time",
+        &limits
+            .cpu_seconds
+            .map_or_else(|| "unlimited".into(), |s| format!("{s} s")),
+    );
+    row(
+        &mut out,
+        "cpu use",
+        &limits.cpu_percent.map_or_else(
+            || "unwatched".into(),
+            |p| format!("{p}% sustained, then killed"),
+        ),
+    );
+    row(&mut out, "open files", &limits.open_files.to_string());
+    row(&mut out, "threads", &limits.threads.to_string());
+    row(
+        &mut out,
+        "file size",
+        &format!("{} MiB", limits.file_size_bytes / MIB),
+    );
+    out += "sandbox\n";
+    if details.layers.is_empty() {
+        out += "  (no worker has started yet)\n";
+    }
+    for layer in &details.layers {
+        let mark = if layer.active { "on " } else { "OFF" };
+        out += &format!("  {mark} {:<12} {}\n", layer.name, layer.detail);
+    }
+    out += "recent exits (newest last)\n";
+    if details.exits.is_empty() {
+        out += "  (none)\n";
+    }
+    for exit in &details.exits {
+        out += &format!(
+            "  {:>7} ago  {:<18} {}\n",
+            ago(now_ms, exit.at_unix_ms),
+            exit.cause.as_str(),
+            exit.description
+        );
+    }
+    out
 }
 
 fn signal_name(signal: i32) -> String {

@@ -5,8 +5,8 @@
 
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginInfo, Reply, Request,
-    RequestBody, Response, ServerHello, WireError,
+    self, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply,
+    Request, RequestBody, Response, ServerHello, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -159,6 +159,18 @@ impl Client {
         }
     }
 
+    /// Everything about one plugin: manifest, limits, sandbox layers,
+    /// recent exits.
+    pub async fn inspect(&self, plugin: &str) -> Result<PluginDetails, ClientError> {
+        let body = RequestBody::Inspect {
+            plugin: plugin.to_owned(),
+        };
+        match self.request(body, DEFAULT_CALL_TIMEOUT).await? {
+            Reply::Inspected(details) => Ok(*details),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn request(&self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (slot, answer) = oneshot::channel();
@@ -276,6 +288,7 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
     let what = match reply {
         Reply::Called(_) => "call reply",
         Reply::Plugins(_) => "plugin list",
+        Reply::Inspected(_) => "plugin details",
         Reply::Error(_) => "error",
     };
     ClientError::Remote(RemoteError::new(

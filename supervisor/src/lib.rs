@@ -50,7 +50,9 @@ mod worker;
 
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
 pub use config::ServeConfig;
-pub use corral_plugin_api::wire::{ExitCause, ExitInfo, PluginInfo, PluginState};
+pub use corral_plugin_api::wire::{
+    EffectiveLimits, ExitCause, ExitInfo, Layer, PluginDetails, PluginInfo, PluginKind, PluginState,
+};
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]
 pub use daemon::{ServeError, serve};

@@ -3,28 +3,10 @@
 //! `worker` (call deadlines).
 
 use corral_plugin_api::manifest::Limits;
-use serde::Serialize;
+use corral_plugin_api::wire::EffectiveLimits;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
-
-/// The limits a worker runs under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct EffectiveLimits {
-    /// `RLIMIT_DATA`, bytes.
-    pub(crate) memory_bytes: u64,
-    /// `RLIMIT_CPU`, seconds; `None` = unlimited.
-    pub(crate) cpu_seconds: Option<u64>,
-    /// A call's deadline; a worker that misses it is killed.
-    #[serde(rename = "call_timeout_ms", serialize_with = "as_millis")]
-    pub(crate) call_timeout: Duration,
-    /// `RLIMIT_NOFILE`.
-    pub(crate) open_files: u64,
-    /// `RLIMIT_NPROC`, when it can be enforced (see `sandbox`).
-    pub(crate) threads: u64,
-    /// `RLIMIT_FSIZE`, bytes.
-    pub(crate) file_size_bytes: u64,
-}
 
 /// Supervisor-wide defaults for limits a manifest leaves unset.
 #[derive(Debug, Clone)]
@@ -55,9 +37,10 @@ impl Defaults {
                 .unwrap_or(self.memory_mb)
                 .saturating_mul(MIB),
             cpu_seconds: asked.cpu_seconds,
-            call_timeout: asked
-                .call_timeout_ms
-                .map_or(self.call_timeout, Duration::from_millis),
+            cpu_percent: asked.cpu_percent,
+            call_timeout_ms: asked.call_timeout_ms.unwrap_or_else(|| {
+                u64::try_from(self.call_timeout.as_millis()).unwrap_or(u64::MAX)
+            }),
             open_files: asked.open_files.unwrap_or(self.open_files),
             threads: asked.threads.unwrap_or(self.threads),
             file_size_bytes: asked
@@ -66,10 +49,6 @@ impl Defaults {
                 .saturating_mul(MIB),
         }
     }
-}
-
-fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u128(duration.as_millis())
 }
 
 #[cfg(test)]
@@ -81,7 +60,7 @@ mod tests {
         let defaults = Defaults::new(Duration::from_secs(30));
         let silent = defaults.apply(&Limits::default());
         assert_eq!(silent.memory_bytes, 256 * MIB);
-        assert_eq!(silent.call_timeout, Duration::from_secs(30));
+        assert_eq!(silent.call_timeout_ms, 30_000);
         assert_eq!(silent.cpu_seconds, None);
         let asked = Limits {
             memory_mb: Some(64),
@@ -92,7 +71,7 @@ mod tests {
         };
         let effective = defaults.apply(&asked);
         assert_eq!(effective.memory_bytes, 64 * MIB);
-        assert_eq!(effective.call_timeout, Duration::from_millis(250));
+        assert_eq!(effective.call_timeout_ms, 250);
         assert_eq!(effective.cpu_seconds, Some(5));
         assert_eq!(effective.open_files, 16);
         assert_eq!(effective.file_size_bytes, 64 * MIB);

@@ -3,13 +3,17 @@
 //! after a crash, with backoff.
 
 use crate::lifecycle::Backoff;
-use crate::limits::{Defaults, EffectiveLimits};
+use crate::limits::Defaults;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
 use crate::spawn::{Spawner, WorkerCommand};
 use crate::worker::{self, StartError, Worker};
-use corral_plugin_api::wire::{ExitInfo, Hello, PROTOCOL_VERSION, PluginInfo, PluginState};
+use corral_plugin_api::wire::{
+    EffectiveLimits, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails, PluginInfo,
+    PluginState,
+};
 use corral_plugin_api::{ErrorKind, RemoteError};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,14 +32,29 @@ enum Route {
     Down(RemoteError),
 }
 
+/// Exits kept per plugin for `corral inspect`.
+const EXITS_KEPT: usize = 10;
+
 #[derive(Debug)]
 struct Status {
     state: PluginState,
     pid: Option<u32>,
     ready_since: Option<Instant>,
     starts: u32,
-    last_exit: Option<ExitInfo>,
+    /// Recent exits, newest last, at most [`EXITS_KEPT`].
+    exits: VecDeque<ExitInfo>,
     error: Option<String>,
+    /// The sandbox layers of the current or last worker.
+    layers: Vec<Layer>,
+}
+
+impl Status {
+    fn record_exit(&mut self, exit: ExitInfo) {
+        if self.exits.len() == EXITS_KEPT {
+            self.exits.pop_front();
+        }
+        self.exits.push_back(exit);
+    }
 }
 
 /// Settings every plugin's supervision shares.
@@ -66,8 +85,9 @@ impl PluginHandle {
                 pid: None,
                 ready_since: None,
                 starts: 0,
-                last_exit: None,
+                exits: VecDeque::new(),
                 error: None,
+                layers: Vec::new(),
             }),
             route: watch::Sender::new(Route::Starting),
         })
@@ -94,8 +114,32 @@ impl PluginHandle {
                 .ready_since
                 .map(|since| u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)),
             restarts: status.starts.saturating_sub(1),
-            last_exit: status.last_exit.clone(),
+            last_exit: status.exits.back().cloned(),
             error: status.error.clone(),
+        }
+    }
+
+    /// Everything `corral inspect` shows.
+    pub(crate) fn details(&self) -> PluginDetails {
+        let info = self.info();
+        let permissions = &self.plugin.manifest.permissions;
+        let status = self.status();
+        PluginDetails {
+            info,
+            manifest: self
+                .plugin
+                .dir
+                .join(crate::registry::MANIFEST)
+                .display()
+                .to_string(),
+            kind: self.plugin.manifest.kind,
+            entry: self.plugin.entry.display().to_string(),
+            read: self.permitted(&permissions.read),
+            write: self.permitted(&permissions.write),
+            network: permissions.network,
+            limits: self.limits.clone(),
+            layers: status.layers.clone(),
+            exits: status.exits.iter().cloned().collect(),
         }
     }
 
@@ -109,7 +153,7 @@ impl PluginHandle {
         caller_timeout: Option<Duration>,
     ) -> Result<Vec<u8>, RemoteError> {
         let started = tokio::time::Instant::now();
-        let plugin_deadline = self.limits.call_timeout;
+        let plugin_deadline = Duration::from_millis(self.limits.call_timeout_ms);
         let (budget, kill_on_timeout) = match caller_timeout {
             Some(timeout) if timeout < plugin_deadline => (timeout, false),
             _ => (plugin_deadline, true),
@@ -233,6 +277,8 @@ pub(crate) async fn supervise(
                     status.pid = Some(pid);
                     status.ready_since = Some(ready_at);
                     status.error = None;
+                    status.layers = supervisor_layers(&plugin.limits);
+                    status.layers.extend(started.layers.iter().cloned());
                 }
                 plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
                 let layers: Vec<String> = started
@@ -252,13 +298,13 @@ pub(crate) async fn supervise(
                 let mut status = plugin.status();
                 status.pid = None;
                 status.ready_since = None;
-                status.last_exit = Some(ended.exit);
+                status.record_exit(ended.exit);
             }
             Err(failure) => {
                 error!(plugin = %name, "start failed: {failure}");
                 let mut status = plugin.status();
                 if let StartError::Exited(exit) = &failure {
-                    status.last_exit = Some(exit.clone());
+                    status.record_exit(exit.clone());
                 }
                 status.error = Some(failure.to_string());
             }
@@ -270,7 +316,7 @@ pub(crate) async fn supervise(
         if delay.is_zero() {
             continue;
         }
-        let reason = plugin.status().last_exit.as_ref().map_or_else(
+        let reason = plugin.status().exits.back().map_or_else(
             || "start failed".to_owned(),
             |exit| format!("worker {}", exit.description),
         );
@@ -316,4 +362,46 @@ async fn start(
         supervision.start_timeout,
     )
     .await
+}
+
+/// The layers the supervisor applies before exec, as `corral inspect` shows
+/// them (the worker reports its own: Landlock, seccomp).
+fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
+    const MIB: u64 = 1024 * 1024;
+    let layer = |name: &str, active: bool, detail: String| Layer {
+        name: name.to_owned(),
+        active,
+        detail,
+    };
+    let cpu = limits
+        .cpu_seconds
+        .map_or_else(|| "unlimited".to_owned(), |secs| format!("{secs} s"));
+    vec![
+        layer(
+            "session",
+            true,
+            "own session and process group; stdin /dev/null; only fds 0-3; empty environment"
+                .into(),
+        ),
+        layer(
+            "rlimits",
+            true,
+            format!(
+                "data {} MiB, open files {}, file size {} MiB, cpu {cpu}, core 0",
+                limits.memory_bytes / MIB,
+                limits.open_files,
+                limits.file_size_bytes / MIB
+            ),
+        ),
+        layer(
+            "no_new_privs",
+            true,
+            "PR_SET_NO_NEW_PRIVS, verified in /proc before the first call".into(),
+        ),
+        layer(
+            "pdeathsig",
+            true,
+            "SIGKILL when the supervisor dies; end of channel too".into(),
+        ),
+    ]
 }

@@ -10,7 +10,7 @@
 //! already gone). [`ChildSetup`] is computed before the fork.
 #![allow(unsafe_code, reason = "raw syscalls between fork and exec")]
 
-use crate::limits::EffectiveLimits;
+use corral_plugin_api::wire::EffectiveLimits;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io;
 use std::os::fd::RawFd;

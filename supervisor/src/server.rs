@@ -162,6 +162,13 @@ impl Server {
                 }
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
+            RequestBody::Inspect { plugin } => match self.registry.get(&plugin) {
+                Some(handle) => Reply::Inspected(Box::new(handle.details())),
+                None => Reply::Error(RemoteError::new(
+                    ErrorKind::UnknownPlugin,
+                    format!("no plugin named `{plugin}`"),
+                )),
+            },
         }
     }
 }

@@ -197,6 +197,11 @@ pub enum RequestBody {
     },
     /// Status of every plugin.
     List,
+    /// Details of one plugin.
+    Inspect {
+        /// Plugin name.
+        plugin: String,
+    },
 }
 
 /// The supervisor's response to [`Request`] with the same id. Id 0 carries
@@ -219,6 +224,8 @@ pub enum Reply {
     Plugins(Vec<PluginInfo>),
     /// The request failed.
     Error(RemoteError),
+    /// Details of one plugin.
+    Inspected(Box<PluginDetails>),
 }
 
 /// Where a plugin is in its lifecycle.
@@ -313,6 +320,52 @@ pub struct ExitInfo {
     pub cause: ExitCause,
     /// One line for people: `killed by SIGKILL`, `exited with code 3: ...`.
     pub description: String,
+}
+
+/// The limits a worker runs under: the manifest's `[limits]` filled in
+/// with the supervisor's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveLimits {
+    /// `RLIMIT_DATA`, bytes.
+    pub memory_bytes: u64,
+    /// `RLIMIT_CPU`, seconds; `None` = unlimited.
+    pub cpu_seconds: Option<u64>,
+    /// Sustained CPU use (percent of one core) above which the watchdog
+    /// kills the worker; `None` = no watchdog.
+    pub cpu_percent: Option<u64>,
+    /// A call's deadline; a worker that misses it is killed.
+    pub call_timeout_ms: u64,
+    /// `RLIMIT_NOFILE`.
+    pub open_files: u64,
+    /// Threads the worker may run.
+    pub threads: u64,
+    /// `RLIMIT_FSIZE`, bytes.
+    pub file_size_bytes: u64,
+}
+
+/// Everything `corral inspect` shows about one plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginDetails {
+    /// The status row.
+    pub info: PluginInfo,
+    /// The manifest file.
+    pub manifest: String,
+    /// Native or wasm.
+    pub kind: PluginKind,
+    /// The module, resolved.
+    pub entry: String,
+    /// `[permissions] read`, resolved.
+    pub read: Vec<String>,
+    /// `[permissions] write`, resolved.
+    pub write: Vec<String>,
+    /// `[permissions] network`.
+    pub network: bool,
+    /// The limits in force.
+    pub limits: EffectiveLimits,
+    /// The sandbox layers of the current (or last) worker.
+    pub layers: Vec<Layer>,
+    /// Recent exits, newest last.
+    pub exits: Vec<ExitInfo>,
 }
 
 /// One plugin's status, as `corral ps` shows it.

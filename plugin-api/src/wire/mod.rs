@@ -15,8 +15,9 @@ pub use codec::{
     violation_frame,
 };
 pub use message::{
-    Call, ClientHello, ExitCause, ExitInfo, FromWorker, Hello, Layer, Outcome, PluginInfo,
-    PluginKind, PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+    Call, ClientHello, EffectiveLimits, ExitCause, ExitInfo, FromWorker, Hello, Layer, Outcome,
+    PluginDetails, PluginInfo, PluginKind, PluginState, Ready, Reply, Request, RequestBody,
+    Response, ServerHello, ToWorker,
 };
 pub use stream::{read_frame, write_frame};
 

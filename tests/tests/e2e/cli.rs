@@ -203,3 +203,63 @@ fn serves_as_an_ordinary_user() {
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&corral.socket).unwrap());
     assert_eq!(owner, NOBODY);
 }
+
+#[test]
+fn inspect_tells_what_confines_a_worker_and_why_it_died() {
+    let corral = Corral::builder()
+        .native_with(
+            "hostile",
+            "hostile",
+            "[limits]\nmemory_mb = 48\ncall_timeout_ms = 400\n",
+        )
+        .start();
+    let before = corral.wait_ready("hostile");
+    assert!(corral.client().call("hostile", "exec", b"").is_err());
+    corral.wait_replaced("hostile", before.pid);
+
+    let out = corral.cli(&["inspect", "--json", "hostile"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let details: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(details["limits"]["memory_bytes"], 48 * 1024 * 1024);
+    assert_eq!(details["limits"]["call_timeout_ms"], 400);
+    let layers = details["layers"].as_array().unwrap();
+    for name in [
+        "session",
+        "rlimits",
+        "no_new_privs",
+        "pdeathsig",
+        "landlock",
+        "seccomp",
+    ] {
+        let layer = layers
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} layer: {details}"));
+        assert_eq!(layer["active"], true, "{layer}");
+    }
+    let exits = details["exits"].as_array().unwrap();
+    assert_eq!(exits.len(), 1, "{details}");
+    assert_eq!(exits[0]["cause"], "seccomp");
+    assert!(exits[0]["description"].as_str().unwrap().contains("execve"));
+
+    let text = stdout(&corral.cli(&["inspect", "hostile"]));
+    for needle in [
+        "sandbox\n",
+        "on  seccomp",
+        "recent exits",
+        "forbidden syscall execve",
+        "48 MiB",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    let ps = stdout(&corral.cli(&["ps"]));
+    assert!(ps.contains("seccomp"), "LAST-EXIT shows the cause:\n{ps}");
+
+    let out = corral.cli(&["inspect", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no plugin named `nobody`"),
+        "{}",
+        stderr(&out)
+    );
+}
