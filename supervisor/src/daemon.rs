@@ -7,6 +7,7 @@ use crate::plugin::{PluginHandle, Supervision, supervise};
 use crate::registry::{Registry, discover};
 use crate::server::Server;
 use crate::spawn::Spawner;
+use crate::watchdog::Watchdog;
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -77,6 +78,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         max_frame: config.max_frame,
         start_timeout: config.start_timeout,
         stop_grace: config.stop_grace,
+        watchdog: Watchdog::start().map_err(setup("cannot start the watchdog thread"))?,
     });
     let defaults = Defaults::new(config.call_timeout);
     let handles: Vec<_> = found

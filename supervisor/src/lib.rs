@@ -46,6 +46,8 @@ mod spawn;
 #[cfg(target_os = "linux")]
 mod syscalls;
 #[cfg(target_os = "linux")]
+mod watchdog;
+#[cfg(target_os = "linux")]
 mod worker;
 
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};

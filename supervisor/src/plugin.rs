@@ -7,6 +7,7 @@ use crate::limits::Defaults;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
 use crate::spawn::{Spawner, WorkerCommand};
+use crate::watchdog::Watchdog;
 use crate::worker::{self, StartError, Worker};
 use corral_plugin_api::wire::{
     EffectiveLimits, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails, PluginInfo,
@@ -64,6 +65,7 @@ pub(crate) struct Supervision {
     pub(crate) max_frame: u32,
     pub(crate) start_timeout: Duration,
     pub(crate) stop_grace: Duration,
+    pub(crate) watchdog: Arc<Watchdog>,
 }
 
 /// A supervised plugin, shared by the server (calls, status) and its
@@ -280,6 +282,7 @@ pub(crate) async fn supervise(
                     status.layers = supervisor_layers(&plugin.limits);
                     status.layers.extend(started.layers.iter().cloned());
                 }
+                supervision.watchdog.watch(&started.worker, &plugin.limits);
                 plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
                 let layers: Vec<String> = started
                     .layers

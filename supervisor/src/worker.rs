@@ -102,8 +102,8 @@ struct Pending {
     calls: HashMap<u64, ReplySlot>,
     /// Set once the worker is gone: new calls fail with it at once.
     closed: Option<RemoteError>,
-    /// Why the worker is to be killed (a missed call deadline).
-    kill_reason: Option<String>,
+    /// Why the worker is to be killed, once condemned.
+    condemned_for: Option<(ExitCause, String)>,
     /// The syscall the seccomp filter caught, as the worker reported it.
     violation: Option<u32>,
 }
@@ -119,9 +119,9 @@ pub(crate) struct Worker {
     outgoing: mpsc::UnboundedSender<Vec<u8>>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
-    /// Notified by a caller whose call missed the plugin's own deadline;
-    /// the supervision loop then kills the worker.
-    deadline_missed: Notify,
+    /// Notified when the worker is condemned (a missed call deadline, the
+    /// watchdog); the supervision loop then kills it.
+    condemned: Notify,
 }
 
 /// Removes a call's slot when the caller stops waiting (timeout, or the
@@ -191,8 +191,7 @@ impl Worker {
                 let millis = budget.as_millis();
                 if kill_on_timeout {
                     let why = format!("a call missed the plugin's {millis} ms deadline");
-                    self.pending().kill_reason.get_or_insert(why);
-                    self.deadline_missed.notify_one();
+                    self.condemn(ExitCause::CallDeadline, why);
                 }
                 Err(RemoteError::new(
                     ErrorKind::Timeout,
@@ -200,6 +199,18 @@ impl Worker {
                 ))
             }
         }
+    }
+
+    /// Has the supervision loop kill this worker, for `cause`. The first
+    /// reason given is the one recorded.
+    pub(crate) fn condemn(&self, cause: ExitCause, why: String) {
+        self.pending().condemned_for.get_or_insert((cause, why));
+        self.condemned.notify_one();
+    }
+
+    /// Whether the worker has exited (its calls are failed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pending().closed.is_some()
     }
 
     /// Queues one frame for the writer task. If the worker is gone, the
@@ -298,7 +309,7 @@ pub(crate) async fn handshake(
                 outgoing,
                 pending: Mutex::default(),
                 next_id: AtomicU64::new(1),
-                deadline_missed: Notify::new(),
+                condemned: Notify::new(),
             });
             return Ok(Started {
                 worker,
@@ -399,11 +410,12 @@ pub(crate) async fn run_until_exit(
                     }
                 }
             }
-            () = worker.deadline_missed.notified() => {
-                let why = worker.pending().kill_reason.take().unwrap_or_default();
-                warn!(plugin = %worker.plugin, pid = process.pid(), "{why}; killing the worker");
-                process.signal_group(Signal::SIGKILL);
-                verdict.get_or_insert((ExitCause::CallDeadline, why));
+            () = worker.condemned.notified() => {
+                if let Some((cause, why)) = worker.pending().condemned_for.take() {
+                    warn!(plugin = %worker.plugin, pid = process.pid(), "{why}; killing the worker");
+                    process.signal_group(Signal::SIGKILL);
+                    verdict.get_or_insert((cause, why));
+                }
             }
             _ = stop.changed(), if verdict.is_none() => {
                 let _ = worker.send(&ToWorker::Shutdown);

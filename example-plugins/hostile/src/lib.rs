@@ -22,6 +22,7 @@
 //! | `peek`          | reads its parent's memory with `process_vm_readv`          |
 //! | `threads`       | starts as many threads as the input says, then joins them  |
 //! | `segfault`      | writes to address 0                                        |
+//! | `thread-bomb`   | starts threads until refused, then hangs                   |
 //! | `spin-thread`   | busy-loops in a background thread, answers at once         |
 //! | `flood`         | writes as many MiB to stderr as the input says             |
 //!
@@ -114,6 +115,10 @@ impl Plugin for Hostile {
                 // SAFETY: none; this write to address 0 is meant to crash.
                 unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
                 Ok(Vec::new())
+            }
+            "thread-bomb" => {
+                while std::thread::Builder::new().spawn(hang).is_ok() {}
+                hang()
             }
             "spin-thread" => {
                 std::thread::spawn(|| spin());

@@ -272,8 +272,11 @@ pub enum ExitCause {
     Signal,
     /// The seccomp filter killed it (SIGSYS) for a forbidden syscall.
     Seccomp,
-    /// `RLIMIT_CPU` ran out (SIGXCPU).
+    /// `RLIMIT_CPU` ran out (SIGXCPU), or the watchdog saw sustained CPU
+    /// use over `cpu_percent`.
     CpuLimit,
+    /// The watchdog saw more threads than the `threads` limit.
+    ThreadLimit,
     /// `RLIMIT_FSIZE` was exceeded (SIGXFSZ).
     FileSizeLimit,
     /// The supervisor killed it: a call missed the plugin's deadline.
@@ -297,6 +300,7 @@ impl ExitCause {
             Self::Signal => "signal",
             Self::Seccomp => "seccomp",
             Self::CpuLimit => "cpu_limit",
+            Self::ThreadLimit => "thread_limit",
             Self::FileSizeLimit => "file_size_limit",
             Self::CallDeadline => "call_deadline",
             Self::ProtocolViolation => "protocol_violation",

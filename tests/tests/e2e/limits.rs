@@ -156,3 +156,41 @@ fn workers_run_with_no_new_privileges_and_their_rlimits() {
     assert_eq!(row("Max core file size"), ["0", "0"]);
     assert_eq!(row("Max file size"), ["67108864", "67108864"]);
 }
+
+#[test]
+fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
+    let corral = hostile("[limits]\ncpu_percent = 50\n");
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    // The call returns at once; the spinning thread is what the watchdog sees.
+    let reply = corral.client().call("hostile", "spin-thread", b"").unwrap();
+    assert_eq!(reply, b"spinning in the background");
+    let after = corral.wait_replaced("hostile", before.pid);
+    let exit = after.last_exit.unwrap();
+    assert_eq!(exit.cause, ExitCause::CpuLimit, "{}", exit.description);
+    assert!(
+        exit.description.contains("watchdog:") && exit.description.contains("limit 50%"),
+        "{}",
+        exit.description
+    );
+    neighbour.finish();
+}
+
+#[test]
+fn thread_bomb_is_killed_by_the_watchdog() {
+    let corral = hostile("[limits]\nthreads = 4\n");
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let error = corral
+        .client()
+        .call("hostile", "thread-bomb", b"")
+        .unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    let after = corral.wait_replaced("hostile", before.pid);
+    let exit = after.last_exit.unwrap();
+    assert_eq!(exit.cause, ExitCause::ThreadLimit, "{}", exit.description);
+    assert!(exit.description.contains("limit 4"), "{}", exit.description);
+    neighbour.finish();
+}
