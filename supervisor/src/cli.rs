@@ -52,6 +52,9 @@ enum Command {
         /// call_timeout_ms overrides); a worker that misses it is killed
         #[arg(long, default_value_t = 30_000, value_name = "MS")]
         call_timeout_ms: u64,
+        /// As root, plugin number i (in name order) runs as uid/gid BASE+i
+        #[arg(long, default_value_t = 200_000, value_name = "BASE")]
+        worker_uid_base: u32,
         /// Time a worker has from spawn to Ready, in milliseconds
         #[arg(long, default_value_t = 10_000, value_name = "MS")]
         start_timeout_ms: u64,
@@ -117,6 +120,7 @@ fn run(command: Command) -> Result<ExitCode> {
             worker,
             call_timeout_ms,
             start_timeout_ms,
+            worker_uid_base,
             log,
         } => {
             init_logging(&log)?;
@@ -129,6 +133,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let mut config = ServeConfig::new(plugin_dirs, socket.path()?, worker);
             config.call_timeout = Duration::from_millis(call_timeout_ms);
             config.start_timeout = Duration::from_millis(start_timeout_ms);
+            config.worker_uid_base = worker_uid_base;
             serve(config)
         }
         Command::Call {

@@ -22,11 +22,14 @@ pub struct ServeConfig {
     pub start_timeout: Duration,
     /// Time a worker has to exit after `Shutdown` before it is killed.
     pub stop_grace: Duration,
+    /// When running as root, plugin number `i` (in name order) runs its
+    /// worker as uid and gid `worker_uid_base + i`.
+    pub worker_uid_base: u32,
 }
 
 impl ServeConfig {
     /// Settings with the defaults: 16 MiB frames, 30 s call deadline, 10 s
-    /// start deadline, 2 s stop grace.
+    /// start deadline, 2 s stop grace, worker uids from 200000.
     pub fn new(plugin_dirs: Vec<PathBuf>, socket: PathBuf, worker_exe: PathBuf) -> Self {
         Self {
             plugin_dirs,
@@ -36,6 +39,7 @@ impl ServeConfig {
             call_timeout: Duration::from_secs(30),
             start_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_secs(2),
+            worker_uid_base: 200_000,
         }
     }
 }

@@ -60,10 +60,13 @@ pub enum ServeError {
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let setup = |what| move |source| ServeError::Setup { what, source };
     ensure_std_fds()?;
-    std::fs::metadata(&config.worker_exe).map_err(|source| ServeError::Worker {
-        path: config.worker_exe.clone(),
-        source,
-    })?;
+    // Opened here and executed through /proc/self/fd: a worker's own uid
+    // needs no path to the binary.
+    let worker_exe =
+        std::fs::File::open(&config.worker_exe).map_err(|source| ServeError::Worker {
+            path: config.worker_exe.clone(),
+            source,
+        })?;
     let found = discover(&config.plugin_dirs).map_err(|e| ServeError::Discovery(e.to_string()))?;
     for broken in &found.broken {
         warn!(plugin = %broken.name, "not started: {}", broken.error);
@@ -74,17 +77,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let supervision = Arc::new(Supervision {
         spawner: Spawner::start().map_err(setup("cannot start the spawner thread"))?,
-        worker_exe: config.worker_exe.clone(),
+        worker_exe: Arc::new(worker_exe.into()),
         max_frame: config.max_frame,
         start_timeout: config.start_timeout,
         stop_grace: config.stop_grace,
         watchdog: Watchdog::start().map_err(setup("cannot start the watchdog thread"))?,
     });
     let defaults = Defaults::new(config.call_timeout);
-    let handles: Vec<_> = found
-        .plugins
-        .into_iter()
-        .map(|plugin| PluginHandle::new(plugin, &defaults))
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        warn!("not running as root: workers keep this uid (no per-plugin uid, no RLIMIT_NPROC)");
+    }
+    let handles: Vec<_> = (0u32..)
+        .zip(found.plugins)
+        .map(|(index, plugin)| {
+            let uid = root.then(|| config.worker_uid_base.saturating_add(index));
+            PluginHandle::new(plugin, &defaults, uid)
+        })
         .collect();
     let registry = Arc::new(Registry::new(handles, found.broken));
     let (stop, stopped) = watch::channel(false);

@@ -16,7 +16,6 @@ use corral_plugin_api::wire::{
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -61,7 +60,7 @@ impl Status {
 /// Settings every plugin's supervision shares.
 pub(crate) struct Supervision {
     pub(crate) spawner: Spawner,
-    pub(crate) worker_exe: PathBuf,
+    pub(crate) worker_exe: Arc<std::os::fd::OwnedFd>,
     pub(crate) max_frame: u32,
     pub(crate) start_timeout: Duration,
     pub(crate) stop_grace: Duration,
@@ -73,13 +72,16 @@ pub(crate) struct Supervision {
 pub(crate) struct PluginHandle {
     plugin: Discovered,
     limits: EffectiveLimits,
+    /// The worker's own uid and gid (when the supervisor is root).
+    uid: Option<u32>,
     status: Mutex<Status>,
     route: watch::Sender<Route>,
 }
 
 impl PluginHandle {
-    pub(crate) fn new(plugin: Discovered, defaults: &Defaults) -> Arc<Self> {
+    pub(crate) fn new(plugin: Discovered, defaults: &Defaults, uid: Option<u32>) -> Arc<Self> {
         Arc::new(Self {
+            uid,
             limits: defaults.apply(&plugin.manifest.limits),
             plugin,
             status: Mutex::new(Status {
@@ -223,6 +225,7 @@ impl PluginHandle {
             version: self.plugin.manifest.version.to_string(),
             kind: self.plugin.manifest.kind,
             entry: self.plugin.entry.display().to_string(),
+            entry_fd: Some(crate::sandbox::ENTRY_FD),
             max_frame: supervision.max_frame,
             read: self.permitted(&self.plugin.manifest.permissions.read),
             write: self.permitted(&self.plugin.manifest.permissions.write),
@@ -250,9 +253,10 @@ impl PluginHandle {
         }
         WorkerCommand {
             exe: supervision.worker_exe.clone(),
+            entry: self.plugin.entry.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
-            setup: ChildSetup::new(&self.limits),
+            setup: ChildSetup::new(&self.limits, self.uid, manifest.permissions.network),
         }
     }
 }
@@ -280,6 +284,11 @@ pub(crate) async fn supervise(
                     status.ready_since = Some(ready_at);
                     status.error = None;
                     status.layers = supervisor_layers(&plugin.limits);
+                    status.layers.extend(crate::sandbox::observe(
+                        pid,
+                        plugin.uid,
+                        plugin.plugin.manifest.permissions.network,
+                    ));
                     status.layers.extend(started.layers.iter().cloned());
                 }
                 supervision.watchdog.watch(&started.worker, &plugin.limits);
@@ -383,7 +392,7 @@ fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
         layer(
             "session",
             true,
-            "own session and process group; stdin /dev/null; only fds 0-3; empty environment"
+            "own session and process group; stdin /dev/null; only fds 0-4 (channel, module); empty environment"
                 .into(),
         ),
         layer(
@@ -405,6 +414,18 @@ fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
             "pdeathsig",
             true,
             "SIGKILL when the supervisor dies; end of channel too".into(),
+        ),
+        layer(
+            "watchdog",
+            true,
+            format!(
+                "at most {} threads; {}",
+                limits.threads,
+                limits.cpu_percent.map_or_else(
+                    || "CPU use unwatched".to_owned(),
+                    |percent| format!("at most {percent}% CPU sustained over 2 s")
+                )
+            ),
         ),
     ]
 }

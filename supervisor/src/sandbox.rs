@@ -3,14 +3,19 @@
 //! process, so it must be async-signal-safe: raw syscalls only, no
 //! allocation, no locks, no logging.
 //!
-//! In order: a new session (own process group), the channel on fd 3, every
-//! other fd above 2 closed at exec, rlimits (data memory, open files, file
-//! size, CPU time, no core dumps), no new privileges, and death with the
-//! supervisor (`PR_SET_PDEATHSIG`, re-checked against a parent that is
-//! already gone). [`ChildSetup`] is computed before the fork.
+//! In order: a new session (own process group); the channel on fd 3 and
+//! the plugin's module on fd 4, every other fd closed at exec; rlimits
+//! (data memory, open files, file size, CPU time, threads when the worker
+//! has a uid of its own, no core dumps); as root, the plugin's own
+//! unprivileged uid/gid; death with the supervisor (`PR_SET_PDEATHSIG`,
+//! set after the uid change and re-checked against a parent that is
+//! already gone); namespaces (user with an identity map of the worker's
+//! uid, ipc, uts, mount, and net unless `network = true`; what the kernel
+//! refuses is left out and shows in `corral inspect`); no new privileges.
+//! [`ChildSetup`] is computed before the fork: plain numbers and bytes.
 #![allow(unsafe_code, reason = "raw syscalls between fork and exec")]
 
-use corral_plugin_api::wire::EffectiveLimits;
+use corral_plugin_api::wire::{EffectiveLimits, Layer};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io;
 use std::os::fd::RawFd;
@@ -24,17 +29,30 @@ const LIMITED: [Resource; 5] = [
     Resource::RLIMIT_CORE,
 ];
 
+/// The fd a worker finds its plugin module on (opened by the supervisor,
+/// so the worker's uid needs no path to it).
+pub(crate) const ENTRY_FD: RawFd = 4;
+
 /// What the child applies, prepared before the fork: plain numbers only.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildSetup {
     /// (soft, hard) for each of [`LIMITED`].
     rlimits: [(u64, u64); LIMITED.len()],
+    /// `RLIMIT_NPROC`, only with a uid of the worker's own.
+    nproc: Option<u64>,
+    /// The worker's own uid (and gid), when the supervisor is root.
+    uid: Option<u32>,
+    /// Namespaces to enter (`CLONE_NEW*`).
+    namespaces: libc::c_int,
+    /// The user namespace's uid and gid maps: the worker's own ids only.
+    uid_map: Text,
+    gid_map: Text,
 }
 
 impl ChildSetup {
     /// The setup for `limits`. Hard limits above the supervisor's own are
     /// lowered to it (raising them needs privilege).
-    pub(crate) fn new(limits: &EffectiveLimits) -> Self {
+    pub(crate) fn new(limits: &EffectiveLimits, uid: Option<u32>, network: bool) -> Self {
         let infinity = libc::RLIM_INFINITY;
         let cpu = limits.cpu_seconds.map_or((infinity, infinity), |secs| {
             // SIGXCPU at the soft limit, SIGKILL a second later.
@@ -53,8 +71,80 @@ impl ChildSetup {
             limit.1 = limit.1.min(ceiling);
             limit.0 = limit.0.min(limit.1);
         }
-        Self { rlimits }
+        let mut namespaces =
+            libc::CLONE_NEWUSER | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWNS;
+        if !network {
+            namespaces |= libc::CLONE_NEWNET;
+        }
+        let (map_uid, map_gid) = match uid {
+            Some(uid) => (uid, uid),
+            None => (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ),
+        };
+        Self {
+            rlimits,
+            nproc: uid.map(|_| limits.threads),
+            uid,
+            namespaces,
+            uid_map: Text::id_map(map_uid),
+            gid_map: Text::id_map(map_gid),
+        }
     }
+}
+
+/// A small text written to a /proc file in the child, built before the
+/// fork.
+#[derive(Debug, Clone, Copy)]
+struct Text {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Text {
+    /// `"{id} {id} 1\n"`: an identity map of one id.
+    fn id_map(id: u32) -> Self {
+        let mut text = Self {
+            bytes: [0; 48],
+            len: 0,
+        };
+        let line = format!("{id} {id} 1\n");
+        text.bytes[..line.len()].copy_from_slice(line.as_bytes());
+        text.len = line.len();
+        text
+    }
+}
+
+/// Writes `text` to the NUL-terminated `path`.
+fn write_proc(path: &std::ffi::CStr, text: &[u8]) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; open returns a new fd or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    check(fd.into())?;
+    // SAFETY: `text` is valid for its length; `fd` is open.
+    let written = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
+    // SAFETY: closes the fd opened above.
+    unsafe { libc::close(fd) };
+    check(written.try_into().unwrap_or(-1))
+}
+
+/// Enters the namespaces in `wanted`, leaving out what the kernel refuses:
+/// first all of them, then all but the user namespace (root can make the
+/// others without one), then none. What was made is checked from outside
+/// (`corral inspect`), and `strict` refuses a worker that lacks one.
+fn enter_namespaces(wanted: libc::c_int, uid_map: &Text, gid_map: &Text) -> io::Result<()> {
+    // SAFETY: unshare takes flags only.
+    if unsafe { libc::unshare(wanted) } == 0 {
+        if wanted & libc::CLONE_NEWUSER != 0 {
+            write_proc(c"/proc/self/setgroups", b"deny")?;
+            write_proc(c"/proc/self/uid_map", &uid_map.bytes[..uid_map.len])?;
+            write_proc(c"/proc/self/gid_map", &gid_map.bytes[..gid_map.len])?;
+        }
+        return Ok(());
+    }
+    // SAFETY: as above; failing is allowed.
+    unsafe { libc::unshare(wanted & !libc::CLONE_NEWUSER) };
+    Ok(())
 }
 
 /// The fd a worker finds its channel on.
@@ -69,44 +159,55 @@ fn check(ret: libc::c_long) -> io::Result<()> {
 }
 
 /// Runs in the child after `fork`, before `exec`. `channel` is the child's
-/// end of the socketpair; `supervisor` is the pid of the forking process.
+/// end of the socketpair, `entry` the plugin module opened by the
+/// supervisor; `supervisor` is the pid of the forking process.
 pub(crate) fn before_exec(
     channel: RawFd,
+    entry: RawFd,
     supervisor: libc::pid_t,
     setup: &ChildSetup,
 ) -> io::Result<()> {
     // SAFETY: setsid takes no arguments; the child is not a group leader.
     check(unsafe { libc::setsid() }.into())?;
 
-    if channel == CHANNEL_FD {
-        // SAFETY: clears FD_CLOEXEC on an fd this process owns.
-        check(unsafe { libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0) }.into())?;
-    } else {
-        // SAFETY: dup2 onto fd 3; the copy does not carry FD_CLOEXEC. The
-        // original keeps it and closes at exec.
-        check(unsafe { libc::dup2(channel, CHANNEL_FD) }.into())?;
+    // Channel on 3, module on 4: through copies above 9 first, so that
+    // neither move can clobber the other.
+    for (fd, target) in [(channel, CHANNEL_FD), (entry, ENTRY_FD)] {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new fd >= 10 that closes at exec.
+        let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+        check(high.into())?;
+        // SAFETY: dup2 onto the target; the copy does not carry FD_CLOEXEC.
+        check(unsafe { libc::dup2(high, target) }.into())?;
     }
 
-    // Everything above fd 3 closes at exec. CLOEXEC rather than close, so
+    // Everything above fd 4 closes at exec. CLOEXEC rather than close, so
     // std's own exec-error pipe keeps working.
     // SAFETY: close_range only changes fd flags; the range is valid.
     check(unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            CHANNEL_FD + 1,
+            ENTRY_FD + 1,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     })?;
 
-    for (resource, (soft, hard)) in LIMITED.into_iter().zip(setup.rlimits) {
-        setrlimit(resource, soft, hard)?;
+    if let Some(uid) = setup.uid {
+        // SAFETY: setgroups with an empty list, then setresgid/setresuid to
+        // one unprivileged id; plain syscalls.
+        unsafe {
+            check(libc::setgroups(0, std::ptr::null()).into())?;
+            check(libc::setresgid(uid, uid, uid).into())?;
+            check(libc::setresuid(uid, uid, uid).into())?;
+        }
+        // A uid change makes the process non-dumpable, which would keep it
+        // from writing its own uid map below.
+        // SAFETY: PR_SET_DUMPABLE takes 0 or 1.
+        check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) }.into())?;
     }
 
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes flag 1 and zeros.
-    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
-
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number. Set after the uid
+    // change, which clears it.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) }.into())?;
     // The supervisor may have died before the prctl: then nobody would
     // send the signal.
@@ -114,6 +215,20 @@ pub(crate) fn before_exec(
     if unsafe { libc::getppid() } != supervisor {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
+
+    enter_namespaces(setup.namespaces, &setup.uid_map, &setup.gid_map)?;
+
+    // Last, as they may forbid what came before (a small RLIMIT_NOFILE
+    // leaves no fd for writing the uid map).
+    for (resource, (soft, hard)) in LIMITED.into_iter().zip(setup.rlimits) {
+        setrlimit(resource, soft, hard)?;
+    }
+    if let Some(nproc) = setup.nproc {
+        setrlimit(Resource::RLIMIT_NPROC, nproc, nproc)?;
+    }
+
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes flag 1 and zeros.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
     Ok(())
 }
 
@@ -143,4 +258,64 @@ pub(crate) fn verify(pid: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The layers only the outside can see, read from `/proc`: which
+/// namespaces the worker is in (compared with the supervisor's) and which
+/// uid it runs as.
+pub(crate) fn observe(pid: u32, uid: Option<u32>, network: bool) -> Vec<Layer> {
+    let namespace = |name: &str| {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"));
+        let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
+        matches!((theirs, ours), (Ok(theirs), Ok(ours)) if theirs != ours)
+    };
+    let wanted: &[&str] = if network {
+        &["user", "ipc", "uts", "mnt"]
+    } else {
+        &["user", "net", "ipc", "uts", "mnt"]
+    };
+    let (entered, missing): (Vec<&str>, Vec<&str>) =
+        wanted.iter().partition(|name| namespace(name));
+    let mut detail = if entered.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("own {}", entered.join(", "))
+    };
+    if !missing.is_empty() {
+        detail += &format!("; missing {} (refused by this kernel)", missing.join(", "));
+    }
+    if network {
+        detail += "; shares the host network (network = true)";
+    }
+    let running_as = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    let uid_layer = match uid {
+        Some(uid) => Layer {
+            name: "uid".into(),
+            active: running_as == uid.to_string(),
+            detail: format!("own uid/gid {uid} (runs as {running_as}); RLIMIT_NPROC per plugin"),
+        },
+        None => Layer {
+            name: "uid".into(),
+            active: false,
+            detail: format!(
+                "runs as the supervisor's uid {running_as}: only root can give each worker its own"
+            ),
+        },
+    };
+    vec![
+        Layer {
+            name: "namespaces".into(),
+            active: missing.is_empty(),
+            detail,
+        },
+        uid_layer,
+    ]
 }

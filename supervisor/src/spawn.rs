@@ -17,6 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
@@ -25,8 +26,10 @@ use tokio::sync::oneshot;
 pub(crate) enum SpawnError {
     #[error("cannot create the worker channel: {0}")]
     Channel(io::Error),
-    #[error("cannot start {exe}: {source}")]
-    Exec { exe: String, source: io::Error },
+    #[error("cannot start corral-worker: {0}")]
+    Exec(io::Error),
+    #[error("cannot open the plugin module {path}: {source}")]
+    Entry { path: String, source: io::Error },
     #[error("cannot watch worker {pid}: pidfd_open failed: {source}")]
     Pidfd { pid: u32, source: io::Error },
     #[error("the spawner thread is gone")]
@@ -36,8 +39,12 @@ pub(crate) enum SpawnError {
 /// What to start.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerCommand {
-    /// The `corral-worker` binary.
-    pub(crate) exe: PathBuf,
+    /// The `corral-worker` binary, opened by the supervisor: the worker
+    /// is executed through `/proc/self/fd/N`, so its uid needs no path to
+    /// it.
+    pub(crate) exe: Arc<OwnedFd>,
+    /// The plugin module, opened here and handed over as fd 4.
+    pub(crate) entry: PathBuf,
     /// `argv[0]`, what `ps` shows: `corral-worker: NAME@VERSION`.
     pub(crate) title: String,
     /// The worker's whole environment.
@@ -101,7 +108,12 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         .as_fd()
         .try_clone_to_owned()
         .map_err(SpawnError::Channel)?;
-    let mut cmd = Command::new(&command.exe);
+    let entry = std::fs::File::open(&command.entry).map_err(|source| SpawnError::Entry {
+        path: command.entry.display().to_string(),
+        source,
+    })?;
+    let entry_fd = entry.as_raw_fd();
+    let mut cmd = Command::new(format!("/proc/self/fd/{}", command.exe.as_raw_fd()));
     cmd.arg0(&command.title)
         .env_clear()
         .envs(command.env.iter().map(|(k, v)| (k, v)))
@@ -112,13 +124,10 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
     // captures plain numbers.
     unsafe {
         let setup = command.setup;
-        cmd.pre_exec(move || sandbox::before_exec(channel_fd, supervisor, &setup));
+        cmd.pre_exec(move || sandbox::before_exec(channel_fd, entry_fd, supervisor, &setup));
     }
-    let child = cmd.spawn().map_err(|source| SpawnError::Exec {
-        exe: command.exe.display().to_string(),
-        source,
-    })?;
-    drop(theirs);
+    let child = cmd.spawn().map_err(SpawnError::Exec)?;
+    drop((theirs, entry));
     let pid = child.id();
     // std's Child does not reap on drop; the pidfd is how we wait.
     drop(child);

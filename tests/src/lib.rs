@@ -425,6 +425,13 @@ pub fn is_worker(pid: u32) -> bool {
     is_alive(pid) && cmdline(pid).starts_with("corral-worker: ")
 }
 
+/// Makes a test folder usable by every uid (mode 0777), so that what a
+/// worker with a uid of its own is denied is denied by its sandbox.
+pub fn open_to_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod test folder");
+}
+
 /// Gives `path` and everything below it to `uid` (and the same gid).
 fn chown_tree(path: &Path, uid: u32) {
     std::os::unix::fs::lchown(path, Some(uid), Some(uid)).expect("chown");

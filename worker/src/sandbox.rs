@@ -20,14 +20,15 @@
 
 use corral_plugin_api::wire::{self, Hello, Layer};
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, path_beneath_rules,
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
 use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
 
 /// Read-only paths every native plugin gets: where its own shared-library
 /// dependencies live.
@@ -78,13 +79,22 @@ fn restrict_files(hello: &Hello) -> Result<Layer, SandboxError> {
         .map(|path| (*path).to_owned())
         .chain(std::iter::once(hello.entry.clone()))
         .chain(hello.read.iter().cloned());
-    let status = Ruleset::default()
+    let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))?
         .create()?
         .add_rules(path_beneath_rules(read, read_only))?
-        .add_rules(path_beneath_rules(&hello.write, AccessFs::from_all(abi)))?
-        .restrict_self()?;
+        .add_rules(path_beneath_rules(&hello.write, AccessFs::from_all(abi)))?;
+    if let Some(fd) = hello.entry_fd {
+        // SAFETY: the supervisor passes the module open on this fd, which
+        // stays open for the worker's life.
+        let module = unsafe { BorrowedFd::borrow_raw(fd) };
+        ruleset = ruleset.add_rule(PathBeneath::new(
+            module,
+            read_only & AccessFs::from_file(abi),
+        ))?;
+    }
+    let status = ruleset.restrict_self()?;
     let (active, detail) = match status.ruleset {
         RulesetStatus::FullyEnforced => (true, "fully enforced".to_owned()),
         RulesetStatus::PartiallyEnforced => {

@@ -22,7 +22,7 @@
 //! | `peek`          | reads its parent's memory with `process_vm_readv`          |
 //! | `threads`       | starts as many threads as the input says, then joins them  |
 //! | `segfault`      | writes to address 0                                        |
-//! | `thread-bomb`   | starts threads until refused, then hangs                   |
+//! | `thread-bomb`   | starts hanging threads until refused                       |
 //! | `spin-thread`   | busy-loops in a background thread, answers at once         |
 //! | `flood`         | writes as many MiB to stderr as the input says             |
 //!
@@ -117,8 +117,17 @@ impl Plugin for Hostile {
                 Ok(Vec::new())
             }
             "thread-bomb" => {
-                while std::thread::Builder::new().spawn(hang).is_ok() {}
-                hang()
+                let mut started = 0;
+                loop {
+                    match std::thread::Builder::new().spawn(|| hang()) {
+                        Ok(_) => started += 1,
+                        Err(error) => {
+                            return Err(PluginError::new(format!(
+                                "thread refused after {started} more: {error}"
+                            )));
+                        }
+                    }
+                }
             }
             "spin-thread" => {
                 std::thread::spawn(|| spin());

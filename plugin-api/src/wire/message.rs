@@ -30,8 +30,11 @@ pub struct Hello {
     pub version: String,
     /// The kind of module to load.
     pub kind: PluginKind,
-    /// Absolute path of the module to load.
+    /// Absolute path of the module to load (for messages, and for loading
+    /// when `entry_fd` is `None`).
     pub entry: String,
+    /// The module, already opened by the supervisor, at this fd.
+    pub entry_fd: Option<i32>,
     /// Largest frame body either side may send.
     pub max_frame: u32,
     /// Absolute paths the plugin may read (Landlock), besides its module.

@@ -223,14 +223,21 @@ fn inspect_tells_what_confines_a_worker_and_why_it_died() {
     assert_eq!(details["limits"]["memory_bytes"], 48 * 1024 * 1024);
     assert_eq!(details["limits"]["call_timeout_ms"], 400);
     let layers = details["layers"].as_array().unwrap();
-    for name in [
+    let mut expected = vec![
         "session",
         "rlimits",
         "no_new_privs",
         "pdeathsig",
+        "watchdog",
+        "namespaces",
         "landlock",
         "seccomp",
-    ] {
+    ];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        expected.push("uid"); // only root can give workers their own uid
+    }
+    for name in expected {
         let layer = layers
             .iter()
             .find(|l| l["name"] == name)

@@ -111,6 +111,7 @@ fn cpu_time_limit_kills_with_sigxcpu() {
 #[test]
 fn file_size_limit_kills_with_sigxfsz() {
     let out = tempfile::tempdir().unwrap();
+    corral_tests::open_to_all(out.path());
     let limits = format!(
         "[permissions]\nwrite = [\"{}\"]\n\n[limits]\nfile_size_mb = 1\n",
         out.path().display()
@@ -178,16 +179,51 @@ fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
 }
 
 #[test]
-fn thread_bomb_is_killed_by_the_watchdog() {
+fn thread_bomb_is_refused_by_the_kernel_under_a_worker_uid() {
     let corral = hostile("[limits]\nthreads = 4\n");
     let before = corral.wait_ready("hostile");
-    corral.wait_ready("neighbour");
-    let neighbour = corral.keep_calling("neighbour");
+    if !corral
+        .client()
+        .inspect("hostile")
+        .unwrap()
+        .layers
+        .iter()
+        .any(|l| l.name == "uid" && l.active)
+    {
+        eprintln!(
+            "SKIPPED thread_bomb_is_refused_by_the_kernel_under_a_worker_uid: workers have no uid of their own (not root)"
+        );
+        return;
+    }
     let error = corral
         .client()
         .call("hostile", "thread-bomb", b"")
-        .unwrap_err();
-    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+        .unwrap_err()
+        .to_string();
+    // RLIMIT_NPROC counts the worker's main thread too.
+    assert!(error.starts_with("thread refused after 3 more"), "{error}");
+    assert_eq!(corral.plugin("hostile").pid, before.pid);
+}
+
+#[test]
+fn thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid() {
+    const NOBODY: u32 = 65534;
+    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
+        eprintln!("SKIPPED thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid: {reason}");
+        return;
+    }
+    // An ordinary user's supervisor cannot give workers a uid of their own:
+    // RLIMIT_NPROC would count all of that user's processes, so the
+    // watchdog enforces `threads`.
+    let corral = Corral::builder()
+        .native_with("hostile", "hostile", "[limits]\nthreads = 4\n")
+        .hello("neighbour")
+        .as_user(NOBODY)
+        .start();
+    let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let _ = corral.client().call("hostile", "thread-bomb", b"");
     let after = corral.wait_replaced("hostile", before.pid);
     let exit = after.last_exit.unwrap();
     assert_eq!(exit.cause, ExitCause::ThreadLimit, "{}", exit.description);

@@ -61,6 +61,10 @@ fn files_outside_the_permissions_are_denied_and_the_worker_lives() {
     std::fs::write(allowed.path().join("in.txt"), b"readable").unwrap();
     std::fs::write(secret.path().join("secret.txt"), b"secret").unwrap();
     std::fs::create_dir(allowed.path().join("out")).unwrap();
+    // Open to every uid: what is denied below is denied by Landlock.
+    for dir in [allowed.path(), secret.path(), &allowed.path().join("out")] {
+        corral_tests::open_to_all(dir);
+    }
     let corral = hostile(&format!(
         "[permissions]\nread = [\"{}\"]\nwrite = [\"{}/out\"]\n",
         allowed.path().display(),

@@ -65,6 +65,7 @@ impl Worker {
             version: "1.0.0".into(),
             kind: PluginKind::Native,
             entry: entry.into(),
+            entry_fd: None,
             max_frame: MAX,
             read: Vec::new(),
             write: Vec::new(),

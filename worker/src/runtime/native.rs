@@ -29,9 +29,15 @@ impl NativePlugin {
             return Err(LoadError::WasmUnsupported);
         }
         let path = hello.entry.clone();
+        // The supervisor hands the module over already open: the worker's
+        // uid may have no path to it.
+        let load_from = match hello.entry_fd {
+            Some(fd) => format!("/proc/self/fd/{fd}"),
+            None => path.clone(),
+        };
         // SAFETY: loading a library runs its constructors. That is the point
         // of a plugin; the worker process is the isolation boundary.
-        let library = unsafe { Library::new(&path) }.map_err(|source| LoadError::Open {
+        let library = unsafe { Library::new(&load_from) }.map_err(|source| LoadError::Open {
             path: path.clone(),
             source,
         })?;
