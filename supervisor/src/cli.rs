@@ -52,6 +52,9 @@ enum Command {
         /// call_timeout_ms overrides); a worker that misses it is killed
         #[arg(long, default_value_t = 30_000, value_name = "MS")]
         call_timeout_ms: u64,
+        /// Refuse workers with a sandbox layer missing (default: warn)
+        #[arg(long)]
+        strict: bool,
         /// As root, plugin number i (in name order) runs as uid/gid BASE+i
         #[arg(long, default_value_t = 200_000, value_name = "BASE")]
         worker_uid_base: u32,
@@ -121,6 +124,7 @@ fn run(command: Command) -> Result<ExitCode> {
             call_timeout_ms,
             start_timeout_ms,
             worker_uid_base,
+            strict,
             log,
         } => {
             init_logging(&log)?;
@@ -134,6 +138,7 @@ fn run(command: Command) -> Result<ExitCode> {
             config.call_timeout = Duration::from_millis(call_timeout_ms);
             config.start_timeout = Duration::from_millis(start_timeout_ms);
             config.worker_uid_base = worker_uid_base;
+            config.strict = strict;
             serve(config)
         }
         Command::Call {

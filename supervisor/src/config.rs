@@ -25,6 +25,9 @@ pub struct ServeConfig {
     /// When running as root, plugin number `i` (in name order) runs its
     /// worker as uid and gid `worker_uid_base + i`.
     pub worker_uid_base: u32,
+    /// Refuse a worker when any sandbox layer is missing, instead of
+    /// warning.
+    pub strict: bool,
 }
 
 impl ServeConfig {
@@ -40,6 +43,7 @@ impl ServeConfig {
             start_timeout: Duration::from_secs(10),
             stop_grace: Duration::from_secs(2),
             worker_uid_base: 200_000,
+            strict: false,
         }
     }
 }

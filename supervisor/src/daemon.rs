@@ -82,6 +82,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         start_timeout: config.start_timeout,
         stop_grace: config.stop_grace,
         watchdog: Watchdog::start().map_err(setup("cannot start the watchdog thread"))?,
+        strict: config.strict,
     });
     let defaults = Defaults::new(config.call_timeout);
     let root = nix::unistd::geteuid().is_root();

@@ -10,8 +10,8 @@ use crate::spawn::{Spawner, WorkerCommand};
 use crate::watchdog::Watchdog;
 use crate::worker::{self, StartError, Worker};
 use corral_plugin_api::wire::{
-    EffectiveLimits, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails, PluginInfo,
-    PluginState,
+    EffectiveLimits, ExitCause, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
+    PluginInfo, PluginState,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
@@ -65,6 +65,8 @@ pub(crate) struct Supervision {
     pub(crate) start_timeout: Duration,
     pub(crate) stop_grace: Duration,
     pub(crate) watchdog: Arc<Watchdog>,
+    /// Refuse workers with a sandbox layer missing.
+    pub(crate) strict: bool,
 }
 
 /// A supervised plugin, shared by the server (calls, status) and its
@@ -278,27 +280,35 @@ pub(crate) async fn supervise(
             Ok(started) => {
                 let pid = started.worker.pid();
                 let ready_at = Instant::now();
+                let mut layers = supervisor_layers(&plugin.limits);
+                let network = plugin.plugin.manifest.permissions.network;
+                layers.extend(crate::sandbox::observe(pid, plugin.uid, network));
+                layers.extend(started.layers.iter().cloned());
+                let missing: Vec<&str> = layers
+                    .iter()
+                    .filter(|layer| !layer.active)
+                    .map(|layer| layer.name.as_str())
+                    .collect();
+                let refused = supervision.strict && !missing.is_empty();
+                if refused {
+                    let why = format!("strict: missing sandbox layers: {}", missing.join(", "));
+                    started.worker.condemn(ExitCause::Sandbox, why);
+                } else if missing.is_empty() {
+                    info!(plugin = %name, pid, "ready, every sandbox layer in force");
+                } else {
+                    warn!(plugin = %name, pid, "ready; sandbox layers missing: {} (see corral inspect)", missing.join(", "));
+                }
                 {
                     let mut status = plugin.status();
                     status.pid = Some(pid);
-                    status.ready_since = Some(ready_at);
+                    status.ready_since = (!refused).then_some(ready_at);
                     status.error = None;
-                    status.layers = supervisor_layers(&plugin.limits);
-                    status.layers.extend(crate::sandbox::observe(
-                        pid,
-                        plugin.uid,
-                        plugin.plugin.manifest.permissions.network,
-                    ));
-                    status.layers.extend(started.layers.iter().cloned());
+                    status.layers = layers;
                 }
-                supervision.watchdog.watch(&started.worker, &plugin.limits);
-                plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
-                let layers: Vec<String> = started
-                    .layers
-                    .iter()
-                    .map(|layer| format!("{} ({})", layer.name, layer.detail))
-                    .collect();
-                info!(plugin = %name, pid, "ready; sandbox: {}", layers.join(", "));
+                if !refused {
+                    supervision.watchdog.watch(&started.worker, &plugin.limits);
+                    plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
+                }
                 let ended =
                     worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
                 ready_for = ready_at.elapsed();

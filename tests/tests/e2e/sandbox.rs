@@ -187,7 +187,59 @@ fn every_thread_of_a_ready_worker_is_confined() {
         assert_eq!(field("NoNewPrivs:").as_deref(), Some("1"), "{status}");
     }
     assert!(
-        corral.log().contains("sandbox: landlock (fully enforced"),
+        corral.log().contains("ready, every sandbox layer in force"),
+        "{}",
+        corral.log()
+    );
+}
+
+#[test]
+fn strict_refuses_a_worker_with_a_missing_layer() {
+    const NOBODY: u32 = 65534;
+    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
+        eprintln!("SKIPPED strict_refuses_a_worker_with_a_missing_layer: {reason}");
+        return;
+    }
+    // An ordinary user's supervisor cannot give workers their own uid: with
+    // --strict that missing layer is fatal.
+    let corral = Corral::builder()
+        .hello("hello")
+        .as_user(NOBODY)
+        .arg("--strict")
+        .start();
+    corral.wait_until("the refusal is recorded", || {
+        corral
+            .plugin("hello")
+            .last_exit
+            .is_some_and(|exit| exit.cause == ExitCause::Sandbox)
+    });
+    let plugin = corral.plugin("hello");
+    assert_ne!(plugin.state, PluginState::Ready);
+    let exit = plugin.last_exit.unwrap();
+    assert!(
+        exit.description
+            .contains("strict: missing sandbox layers: uid"),
+        "{}",
+        exit.description
+    );
+    assert!(corral.client().call("hello", "echo", b"x").is_err());
+}
+
+#[test]
+fn without_strict_a_missing_layer_is_a_warning_in_status() {
+    const NOBODY: u32 = 65534;
+    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
+        eprintln!("SKIPPED without_strict_a_missing_layer_is_a_warning_in_status: {reason}");
+        return;
+    }
+    let corral = Corral::builder().hello("hello").as_user(NOBODY).start();
+    corral.wait_ready("hello");
+    assert_eq!(corral.client().call("hello", "echo", b"x").unwrap(), b"x");
+    let details = corral.client().inspect("hello").unwrap();
+    let uid = details.layers.iter().find(|l| l.name == "uid").unwrap();
+    assert!(!uid.active && uid.detail.contains("only root"), "{uid:?}");
+    assert!(
+        corral.log().contains("sandbox layers missing: uid"),
         "{}",
         corral.log()
     );
