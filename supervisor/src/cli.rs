@@ -52,6 +52,10 @@ enum Command {
         /// call_timeout_ms overrides); a worker that misses it is killed
         #[arg(long, default_value_t = 30_000, value_name = "MS")]
         call_timeout_ms: u64,
+        /// A delegated cgroup v2 folder (e.g. systemd Delegate=yes): each
+        /// plugin gets DIR/NAME with memory.max, pids.max, cpu.max
+        #[arg(long, value_name = "DIR")]
+        cgroup: Option<PathBuf>,
         /// Refuse workers with a sandbox layer missing (default: warn)
         #[arg(long)]
         strict: bool,
@@ -125,6 +129,7 @@ fn run(command: Command) -> Result<ExitCode> {
             start_timeout_ms,
             worker_uid_base,
             strict,
+            cgroup,
             log,
         } => {
             init_logging(&log)?;
@@ -139,6 +144,7 @@ fn run(command: Command) -> Result<ExitCode> {
             config.start_timeout = Duration::from_millis(start_timeout_ms);
             config.worker_uid_base = worker_uid_base;
             config.strict = strict;
+            config.cgroup = cgroup;
             serve(config)
         }
         Command::Call {

@@ -28,6 +28,8 @@ pub struct ServeConfig {
     /// Refuse a worker when any sandbox layer is missing, instead of
     /// warning.
     pub strict: bool,
+    /// A delegated cgroup v2 folder to put each plugin's cgroup in.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -44,6 +46,7 @@ impl ServeConfig {
             stop_grace: Duration::from_secs(2),
             worker_uid_base: 200_000,
             strict: false,
+            cgroup: None,
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .zip(found.plugins)
         .map(|(index, plugin)| {
             let uid = root.then(|| config.worker_uid_base.saturating_add(index));
-            PluginHandle::new(plugin, &defaults, uid)
+            PluginHandle::new(plugin, &defaults, uid, config.cgroup.as_deref())
         })
         .collect();
     let registry = Arc::new(Registry::new(handles, found.broken));

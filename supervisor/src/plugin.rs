@@ -2,6 +2,7 @@
 //! and the loop that starts a worker, watches it and starts the next one
 //! after a crash, with backoff.
 
+use crate::cgroup::Cgroup;
 use crate::lifecycle::Backoff;
 use crate::limits::Defaults;
 use crate::registry::Discovered;
@@ -76,14 +77,22 @@ pub(crate) struct PluginHandle {
     limits: EffectiveLimits,
     /// The worker's own uid and gid (when the supervisor is root).
     uid: Option<u32>,
+    /// The plugin's cgroup, inside a delegated subtree.
+    cgroup: Option<Cgroup>,
     status: Mutex<Status>,
     route: watch::Sender<Route>,
 }
 
 impl PluginHandle {
-    pub(crate) fn new(plugin: Discovered, defaults: &Defaults, uid: Option<u32>) -> Arc<Self> {
+    pub(crate) fn new(
+        plugin: Discovered,
+        defaults: &Defaults,
+        uid: Option<u32>,
+        cgroups: Option<&std::path::Path>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             uid,
+            cgroup: cgroups.map(|subtree| Cgroup::new(subtree, &plugin.manifest.name)),
             limits: defaults.apply(&plugin.manifest.limits),
             plugin,
             status: Mutex::new(Status {
@@ -281,6 +290,10 @@ pub(crate) async fn supervise(
                 let pid = started.worker.pid();
                 let ready_at = Instant::now();
                 let mut layers = supervisor_layers(&plugin.limits);
+                if let Some(cgroup) = &plugin.cgroup {
+                    layers.push(cgroup_layer(cgroup, pid));
+                }
+                let oom_kills = plugin.cgroup.as_ref().and_then(Cgroup::oom_kills);
                 let network = plugin.plugin.manifest.permissions.network;
                 layers.extend(crate::sandbox::observe(pid, plugin.uid, network));
                 layers.extend(started.layers.iter().cloned());
@@ -309,8 +322,13 @@ pub(crate) async fn supervise(
                     supervision.watchdog.watch(&started.worker, &plugin.limits);
                     plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
                 }
-                let ended =
+                let mut ended =
                     worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
+                let oom_kills_now = plugin.cgroup.as_ref().and_then(Cgroup::oom_kills);
+                if oom_kills_now > oom_kills && ended.exit.signal == Some(libc::SIGKILL) {
+                    ended.exit.cause = ExitCause::OutOfMemory;
+                    ended.exit.description += ": out of memory (cgroup memory.max)";
+                }
                 ready_for = ready_at.elapsed();
                 if ended.requested {
                     info!(plugin = %name, pid, "stopped: {}", ended.exit.description);
@@ -377,11 +395,19 @@ async fn start(
         .spawn(plugin.command(supervision))
         .await?;
     plugin.status().pid = Some(spawned.pid);
+    let into_cgroup = |pid| match &plugin.cgroup {
+        Some(cgroup) => cgroup
+            .prepare(&plugin.limits)
+            .and_then(|()| cgroup.add(pid))
+            .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
+        None => Ok(()),
+    };
     worker::handshake(
         spawned,
         plugin.hello(supervision),
         supervision.max_frame,
         supervision.start_timeout,
+        into_cgroup,
     )
     .await
 }
@@ -438,4 +464,17 @@ fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
             ),
         ),
     ]
+}
+
+/// The cgroup layer: in force when the worker is listed in its
+/// `cgroup.procs`.
+fn cgroup_layer(cgroup: &Cgroup, pid: u32) -> Layer {
+    let members = std::fs::read_to_string(cgroup.dir().join("cgroup.procs")).unwrap_or_default();
+    Layer {
+        name: "cgroup".into(),
+        active: members
+            .split_whitespace()
+            .any(|member| member == pid.to_string()),
+        detail: format!("{}: memory.max, pids.max, cpu.max", cgroup.dir().display()),
+    }
 }

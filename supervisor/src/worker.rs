@@ -262,13 +262,20 @@ pub(crate) struct Started {
 }
 
 /// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
+///
+/// `before_hello` runs first, while no plugin code has run yet (it moves the
+/// worker into its cgroup); its error kills the worker.
 pub(crate) async fn handshake(
     spawned: SpawnedWorker,
     hello: Hello,
     max_frame: u32,
     start_timeout: Duration,
+    before_hello: impl FnOnce(u32) -> Result<(), String>,
 ) -> Result<Started, StartError> {
     let process = Process::new(spawned.pid, spawned.pidfd).map_err(StartError::Setup)?;
+    if let Err(problem) = before_hello(process.pid()) {
+        return Err(refuse(process, Some(ExitCause::Sandbox), problem).await);
+    }
     spawned
         .channel
         .set_nonblocking(true)
@@ -348,6 +355,13 @@ pub(crate) async fn handshake(
         ),
     };
     let (verdict, why) = failure;
+    Err(refuse(process, verdict, why).await)
+}
+
+/// Ends a worker that did not start: kills it when the supervisor has a
+/// verdict (a seccomp victim dies by itself), reaps it, and describes how
+/// it ended.
+async fn refuse(process: Process, verdict: Option<ExitCause>, why: String) -> StartError {
     if verdict.is_some_and(|cause| cause != ExitCause::Seccomp) {
         process.signal_group(Signal::SIGKILL);
     }
@@ -363,7 +377,7 @@ pub(crate) async fn handshake(
         Some(cause) => exit_info(status, Some((cause, &why)), None),
         None => exit_info(status, None, Some(why.as_str()).filter(|w| !w.is_empty())),
     };
-    Err(StartError::Exited(exit))
+    StartError::Exited(exit)
 }
 
 /// How a served worker ended.

@@ -280,6 +280,8 @@ pub enum ExitCause {
     CpuLimit,
     /// The watchdog saw more threads than the `threads` limit.
     ThreadLimit,
+    /// The kernel's OOM killer, at the cgroup's `memory.max`.
+    OutOfMemory,
     /// `RLIMIT_FSIZE` was exceeded (SIGXFSZ).
     FileSizeLimit,
     /// The supervisor killed it: a call missed the plugin's deadline.
@@ -304,6 +306,7 @@ impl ExitCause {
             Self::Seccomp => "seccomp",
             Self::CpuLimit => "cpu_limit",
             Self::ThreadLimit => "thread_limit",
+            Self::OutOfMemory => "out_of_memory",
             Self::FileSizeLimit => "file_size_limit",
             Self::CallDeadline => "call_deadline",
             Self::ProtocolViolation => "protocol_violation",

@@ -230,3 +230,53 @@ fn thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid() {
     assert!(exit.description.contains("limit 4"), "{}", exit.description);
     neighbour.finish();
 }
+
+/// A stand-in for a delegated cgroup v2 subtree: a plain folder. The
+/// machine's own cgroup tree is never touched; this checks what corral
+/// writes where, and that the worker joins before any plugin code runs.
+#[test]
+fn cgroup_subtree_gets_each_plugins_limits_and_worker() {
+    let subtree = tempfile::tempdir().unwrap();
+    let corral = Corral::builder()
+        .native_with(
+            "hostile",
+            "hostile",
+            "[limits]\nmemory_mb = 32\nthreads = 8\ncpu_percent = 25\n",
+        )
+        .arg("--cgroup")
+        .arg(subtree.path().to_str().unwrap())
+        .start();
+    let pid = corral.wait_ready("hostile").pid.unwrap();
+    let read =
+        |file: &str| std::fs::read_to_string(subtree.path().join("hostile").join(file)).unwrap();
+    assert_eq!(read("memory.max"), (32u64 << 20).to_string());
+    assert_eq!(read("pids.max"), "8");
+    assert_eq!(read("cpu.max"), "25000 100000");
+    assert_eq!(read("cgroup.procs"), pid.to_string());
+    let details = corral.client().inspect("hostile").unwrap();
+    let cgroup = details
+        .layers
+        .iter()
+        .find(|l| l.name == "cgroup")
+        .expect("a cgroup layer");
+    assert!(cgroup.active, "{cgroup:?}");
+}
+
+#[test]
+fn unusable_cgroup_subtree_refuses_the_worker() {
+    let not_a_folder = tempfile::NamedTempFile::new().unwrap();
+    let corral = Corral::builder()
+        .hello("hello")
+        .arg("--cgroup")
+        .arg(not_a_folder.path().to_str().unwrap())
+        .start();
+    corral.wait_until("the refusal is recorded", || {
+        corral
+            .plugin("hello")
+            .last_exit
+            .is_some_and(|exit| exit.cause == ExitCause::Sandbox)
+    });
+    let exit = corral.plugin("hello").last_exit.unwrap();
+    assert!(exit.description.contains("cgroup"), "{}", exit.description);
+    assert_ne!(corral.plugin("hello").state, corral::PluginState::Ready);
+}
