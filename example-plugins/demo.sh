@@ -26,6 +26,9 @@ until "$corral" ps >/dev/null 2>&1; do sleep 0.05; done
 step "corral ps"
 "$corral" ps
 
+step "corral inspect hello    # what confines the worker"
+"$corral" inspect hello
+
 step "corral call hello upper 'hello, corral'"
 "$corral" call hello upper 'hello, corral'; echo
 
