@@ -238,6 +238,29 @@ fn allow_list(network: bool) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxE
     .into_iter()
     .map(any)
     .collect();
+    // x86_64 libc still calls the old path syscalls for these.
+    #[cfg(target_arch = "x86_64")]
+    for syscall in [
+        libc::SYS_access,
+        libc::SYS_readlink,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+        libc::SYS_mkdir,
+        libc::SYS_rmdir,
+        libc::SYS_unlink,
+        libc::SYS_rename,
+        libc::SYS_dup2,
+    ] {
+        syscalls.insert(syscall, Vec::new());
+    }
+    for syscall in [
+        libc::SYS_dup,
+        libc::SYS_dup3,
+        libc::SYS_getrusage,
+        libc::SYS_umask,
+    ] {
+        syscalls.insert(syscall, Vec::new());
+    }
     // Threads, never new processes.
     let thread = libc::CLONE_THREAD as u64;
     syscalls.insert(

@@ -15,6 +15,7 @@
 //! | `fds`           | opens file descriptors until refused                       |
 //! | `write-file`    | writes 1 MiB blocks to the path given, up to 16 MiB         |
 //! | `read-file`     | reads the path given                                       |
+//! | `fs-ops`        | makes, lists, renames and removes files in the folder given |
 //! | `exec`          | `execv("/bin/sh", ...)`                                    |
 //! | `fork-bomb`     | forks in a loop                                            |
 //! | `connect`       | connects to 127.0.0.1:9 over TCP                           |
@@ -82,6 +83,7 @@ impl Plugin for Hostile {
             "fds" => fds(),
             "write-file" => write_file(input),
             "read-file" => std::fs::read(text(input)?).map_err(io),
+            "fs-ops" => fs_ops(text(input)?).map_err(io),
             "exec" => {
                 let argv = [
                     c"/bin/sh".as_ptr(),
@@ -196,6 +198,21 @@ fn fds() -> Result<Vec<u8>, PluginError> {
             }
         }
     }
+}
+
+/// What a well-behaved plugin does in its write folder.
+fn fs_ops(dir: &str) -> std::io::Result<Vec<u8>> {
+    let dir = std::path::Path::new(dir);
+    std::fs::create_dir(dir.join("sub"))?;
+    std::fs::write(dir.join("sub/a.txt"), b"a")?;
+    std::fs::rename(dir.join("sub/a.txt"), dir.join("sub/b.txt"))?;
+    let listed: Vec<_> = std::fs::read_dir(dir.join("sub"))?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    let size = std::fs::metadata(dir.join("sub/b.txt"))?.len();
+    std::fs::remove_file(dir.join("sub/b.txt"))?;
+    std::fs::remove_dir(dir.join("sub"))?;
+    Ok(format!("{listed:?} {size}").into_bytes())
 }
 
 fn text(input: &[u8]) -> Result<&str, PluginError> {

@@ -113,6 +113,8 @@ fn files_outside_the_permissions_are_denied_and_the_worker_lives() {
         &path(&allowed.path().join("out/ok.bin")),
     );
     assert_eq!(wrote.unwrap(), b"wrote 16 MiB");
+    let ops = client.call("hostile", "fs-ops", &path(&allowed.path().join("out")));
+    assert_eq!(ops.unwrap(), br#"["b.txt"] 1"#);
     assert_eq!(corral.plugin("hostile").pid, pid, "denials do not kill");
 }
 
