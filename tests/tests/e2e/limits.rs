@@ -76,6 +76,8 @@ fn memory_limit_refuses_allocations_and_the_worker_lives() {
 fn open_files_limit_refuses_fds_and_the_worker_lives() {
     let corral = hostile("[limits]\nopen_files = 16\n");
     let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
     let error = corral
         .client()
         .call("hostile", "fds", b"")
@@ -92,6 +94,7 @@ fn open_files_limit_refuses_fds_and_the_worker_lives() {
     );
     assert!(error.contains("Too many open files"), "{error}");
     assert_eq!(corral.plugin("hostile").pid, before.pid);
+    neighbour.finish();
 }
 
 #[test]
@@ -118,6 +121,8 @@ fn file_size_limit_kills_with_sigxfsz() {
     );
     let corral = hostile(&limits);
     corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
     let target = out.path().join("big.bin");
     let error = corral
         .client()
@@ -127,6 +132,7 @@ fn file_size_limit_kills_with_sigxfsz() {
     let exit = corral.wait_ready("hostile").last_exit.unwrap();
     assert_eq!(exit.cause, ExitCause::FileSizeLimit, "{}", exit.description);
     assert!(std::fs::metadata(&target).unwrap().len() <= 1 << 20);
+    neighbour.finish();
 }
 
 #[test]
@@ -182,6 +188,8 @@ fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
 fn thread_bomb_is_refused_by_the_kernel_under_a_worker_uid() {
     let corral = hostile("[limits]\nthreads = 4\n");
     let before = corral.wait_ready("hostile");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
     if !corral
         .client()
         .inspect("hostile")
@@ -203,6 +211,7 @@ fn thread_bomb_is_refused_by_the_kernel_under_a_worker_uid() {
     // RLIMIT_NPROC counts the worker's main thread too.
     assert!(error.starts_with("thread refused after 3 more"), "{error}");
     assert_eq!(corral.plugin("hostile").pid, before.pid);
+    neighbour.finish();
 }
 
 #[test]

@@ -71,6 +71,7 @@ fn files_outside_the_permissions_are_denied_and_the_worker_lives() {
         allowed.path().display()
     ));
     let pid = corral.plugin("hostile").pid;
+    let neighbour = corral.keep_calling("neighbour");
     let mut client = corral.client();
     let path = |p: &std::path::Path| p.to_str().unwrap().as_bytes().to_vec();
 
@@ -116,6 +117,7 @@ fn files_outside_the_permissions_are_denied_and_the_worker_lives() {
     let ops = client.call("hostile", "fs-ops", &path(&allowed.path().join("out")));
     assert_eq!(ops.unwrap(), br#"["b.txt"] 1"#);
     assert_eq!(corral.plugin("hostile").pid, pid, "denials do not kill");
+    neighbour.finish();
 }
 
 #[test]
@@ -141,10 +143,12 @@ fn threads_time_and_allocation_work_in_the_sandbox() {
 fn network_permission_allows_sockets() {
     let corral = hostile("[permissions]\nnetwork = true\n");
     let pid = corral.plugin("hostile").pid;
+    let neighbour = corral.keep_calling("neighbour");
     let error = corral.client().call("hostile", "connect", b"").unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Plugin), "{error}");
     assert!(error.to_string().contains("Connection refused"), "{error}");
     assert_eq!(corral.plugin("hostile").pid, pid);
+    neighbour.finish();
 }
 
 #[test]
