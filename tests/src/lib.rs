@@ -442,6 +442,21 @@ fn chown_tree(path: &Path, uid: u32) {
     }
 }
 
+/// The uid tests run an ordinary user's supervisor as.
+pub const NOBODY: u32 = 65534;
+
+/// [`NOBODY`] when a supervisor can run as that user here; otherwise says
+/// loudly that `test` is skipped, and why.
+pub fn nobody_or_skip(test: &str) -> Option<u32> {
+    match cannot_run_as(NOBODY) {
+        None => Some(NOBODY),
+        Some(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            None
+        }
+    }
+}
+
 /// Why tests cannot run a supervisor as another user here, if they cannot:
 /// not root, no `setpriv`, or the binaries are not reachable by `uid`.
 pub fn cannot_run_as(uid: u32) -> Option<String> {

@@ -177,12 +177,10 @@ fn help_lists_the_commands() {
 
 #[test]
 fn serves_as_an_ordinary_user() {
-    const NOBODY: u32 = 65534;
-    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
-        eprintln!("SKIPPED serves_as_an_ordinary_user: {reason}");
+    let Some(nobody) = corral_tests::nobody_or_skip("serves_as_an_ordinary_user") else {
         return;
-    }
-    let corral = Corral::builder().hello("hello").as_user(NOBODY).start();
+    };
+    let corral = Corral::builder().hello("hello").as_user(nobody).start();
     let pid = corral.wait_ready("hello").pid.unwrap();
     assert_eq!(
         corral
@@ -197,11 +195,11 @@ fn serves_as_an_ordinary_user() {
         uid_line
             .split_whitespace()
             .skip(1)
-            .all(|uid| uid == "65534"),
+            .all(|uid| uid == nobody.to_string()),
         "{uid_line}"
     );
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&corral.socket).unwrap());
-    assert_eq!(owner, NOBODY);
+    assert_eq!(owner, nobody);
 }
 
 #[test]

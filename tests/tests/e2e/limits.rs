@@ -216,18 +216,18 @@ fn thread_bomb_is_refused_by_the_kernel_under_a_worker_uid() {
 
 #[test]
 fn thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid() {
-    const NOBODY: u32 = 65534;
-    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
-        eprintln!("SKIPPED thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid: {reason}");
+    let Some(nobody) =
+        corral_tests::nobody_or_skip("thread_bomb_is_killed_by_the_watchdog_without_a_worker_uid")
+    else {
         return;
-    }
+    };
     // An ordinary user's supervisor cannot give workers a uid of their own:
     // RLIMIT_NPROC would count all of that user's processes, so the
     // watchdog enforces `threads`.
     let corral = Corral::builder()
         .native_with("hostile", "hostile", "[limits]\nthreads = 4\n")
         .hello("neighbour")
-        .as_user(NOBODY)
+        .as_user(nobody)
         .start();
     let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");

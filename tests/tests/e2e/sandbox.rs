@@ -201,16 +201,15 @@ fn every_thread_of_a_ready_worker_is_confined() {
 
 #[test]
 fn strict_refuses_a_worker_with_a_missing_layer() {
-    const NOBODY: u32 = 65534;
-    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
-        eprintln!("SKIPPED strict_refuses_a_worker_with_a_missing_layer: {reason}");
+    let Some(nobody) = corral_tests::nobody_or_skip("strict_refuses_a_worker_with_a_missing_layer")
+    else {
         return;
-    }
+    };
     // An ordinary user's supervisor cannot give workers their own uid: with
     // --strict that missing layer is fatal.
     let corral = Corral::builder()
         .hello("hello")
-        .as_user(NOBODY)
+        .as_user(nobody)
         .arg("--strict")
         .start();
     corral.wait_until("the refusal is recorded", || {
@@ -233,12 +232,12 @@ fn strict_refuses_a_worker_with_a_missing_layer() {
 
 #[test]
 fn without_strict_a_missing_layer_is_a_warning_in_status() {
-    const NOBODY: u32 = 65534;
-    if let Some(reason) = corral_tests::cannot_run_as(NOBODY) {
-        eprintln!("SKIPPED without_strict_a_missing_layer_is_a_warning_in_status: {reason}");
+    let Some(nobody) =
+        corral_tests::nobody_or_skip("without_strict_a_missing_layer_is_a_warning_in_status")
+    else {
         return;
-    }
-    let corral = Corral::builder().hello("hello").as_user(NOBODY).start();
+    };
+    let corral = Corral::builder().hello("hello").as_user(nobody).start();
     corral.wait_ready("hello");
     assert_eq!(corral.client().call("hello", "echo", b"x").unwrap(), b"x");
     let details = corral.client().inspect("hello").unwrap();
