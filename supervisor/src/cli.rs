@@ -438,6 +438,12 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
             exit.description
         );
     }
+    if let Some(last) = details.exits.last().filter(|exit| !exit.output.is_empty()) {
+        out += "last output of the last worker\n";
+        for line in &last.output {
+            out += &format!("  | {line}\n");
+        }
+    }
     out
 }
 
@@ -490,6 +496,7 @@ mod tests {
             signal: Some(9),
             cause: corral::ExitCause::Signal,
             description: "killed by signal 9 (SIGKILL)".into(),
+            output: Vec::new(),
         });
         let mut bad = info("bad", PluginState::Failed);
         bad.error = Some("p/bad/plugin.toml:2:1: unknown field `x`".into());

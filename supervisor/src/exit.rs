@@ -60,7 +60,24 @@ pub(crate) fn exit_info(
         signal,
         cause,
         description,
+        output: Vec::new(),
     }
+}
+
+/// Adds the worker's last output lines, and tells an allocation that
+/// failed under `RLIMIT_DATA` (Rust's handler prints it, then aborts) from
+/// another abort.
+pub(crate) fn with_output(mut exit: ExitInfo, output: Vec<String>) -> ExitInfo {
+    let allocation_failed = output
+        .iter()
+        .any(|line| line.contains("memory allocation of") && line.contains("failed"));
+    if exit.cause == ExitCause::Signal && exit.signal == Some(libc::SIGABRT) && allocation_failed {
+        exit.cause = ExitCause::OutOfMemory;
+        exit.description
+            .push_str(": out of memory (an allocation failed under the memory limit)");
+    }
+    exit.output = output;
+    exit
 }
 
 /// Milliseconds since the Unix epoch.
@@ -127,5 +144,21 @@ mod tests {
             deadline.description,
             "killed by signal 9 (SIGKILL): a call missed the 300 ms deadline"
         );
+
+        let abort = || {
+            exit_info(
+                WaitStatus::Signaled(pid, Signal::SIGABRT, false),
+                None,
+                None,
+            )
+        };
+        let oom = with_output(
+            abort(),
+            vec!["memory allocation of 1048576 bytes failed".into()],
+        );
+        assert_eq!(oom.cause, ExitCause::OutOfMemory);
+        assert_eq!(oom.output.len(), 1);
+        let other = with_output(abort(), vec!["assertion failed".into()]);
+        assert_eq!(other.cause, ExitCause::Signal);
     }
 }

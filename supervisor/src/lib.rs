@@ -36,6 +36,8 @@ mod lifecycle;
 #[cfg(target_os = "linux")]
 mod limits;
 #[cfg(target_os = "linux")]
+mod output;
+#[cfg(target_os = "linux")]
 mod plugin;
 #[cfg(target_os = "linux")]
 mod registry;

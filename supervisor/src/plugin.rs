@@ -459,7 +459,10 @@ fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
                 limits.threads,
                 limits.cpu_percent.map_or_else(
                     || "CPU use unwatched".to_owned(),
-                    |percent| format!("at most {percent}% CPU sustained over 2 s")
+                    |percent| format!(
+                        "at most {percent}% CPU sustained over {} s",
+                        crate::watchdog::WINDOW.as_secs()
+                    )
                 )
             ),
         ),

@@ -12,7 +12,7 @@
 use crate::sandbox::{self, ChildSetup};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -61,6 +61,8 @@ pub(crate) struct SpawnedWorker {
     pub(crate) pidfd: OwnedFd,
     /// The supervisor's end of the channel.
     pub(crate) channel: UnixStream,
+    /// The read end of the worker's stdout and stderr.
+    pub(crate) output: OwnedFd,
 }
 
 struct Job {
@@ -102,12 +104,9 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
     let (ours, theirs) = UnixStream::pair().map_err(SpawnError::Channel)?;
     let channel_fd = theirs.as_raw_fd();
     let supervisor = nix::unistd::getpid().as_raw();
-    // The worker's stdout joins the supervisor's stderr: stdout is not a
-    // plugin's channel, and must not mix into `corral serve`'s output.
-    let stdout = io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(SpawnError::Channel)?;
+    // stdout and stderr share one pipe the supervisor reads (and bounds).
+    let (output, output_write) = io::pipe().map_err(SpawnError::Channel)?;
+    let stderr_write = output_write.try_clone().map_err(SpawnError::Channel)?;
     let entry = std::fs::File::open(&command.entry).map_err(|source| SpawnError::Entry {
         path: command.entry.display().to_string(),
         source,
@@ -118,8 +117,8 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         .env_clear()
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::inherit());
+        .stdout(Stdio::from(output_write))
+        .stderr(Stdio::from(stderr_write));
     // SAFETY: `before_exec` is async-signal-safe (raw syscalls only) and
     // captures plain numbers.
     unsafe {
@@ -141,6 +140,7 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         pid,
         pidfd,
         channel: ours,
+        output: output.into(),
     })
 }
 

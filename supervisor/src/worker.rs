@@ -6,7 +6,7 @@
 //! the worker dies, every slot still open is failed with how it died:
 //! callers never hang on a dead worker.
 
-use crate::exit::exit_info;
+use crate::exit::{exit_info, with_output};
 use crate::framed::{FrameReader, FrameWriter};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
@@ -27,6 +27,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
@@ -257,6 +258,8 @@ pub(crate) struct Started {
     pub(crate) worker: Arc<Worker>,
     pub(crate) process: Process,
     reader: FrameReader<OwnedReadHalf>,
+    /// The task logging the worker's output; ends with its last lines.
+    output: JoinHandle<Vec<String>>,
     /// The sandbox layers the worker reported (checked from outside too).
     pub(crate) layers: Vec<Layer>,
 }
@@ -273,8 +276,14 @@ pub(crate) async fn handshake(
     before_hello: impl FnOnce(u32) -> Result<(), String>,
 ) -> Result<Started, StartError> {
     let process = Process::new(spawned.pid, spawned.pidfd).map_err(StartError::Setup)?;
+    let plugin: Arc<str> = hello.plugin.as_str().into();
+    let output = tokio::spawn(crate::output::forward(
+        spawned.output,
+        plugin.clone(),
+        spawned.pid,
+    ));
     if let Err(problem) = before_hello(process.pid()) {
-        return Err(refuse(process, Some(ExitCause::Sandbox), problem).await);
+        return Err(refuse(process, output, Some(ExitCause::Sandbox), problem).await);
     }
     spawned
         .channel
@@ -284,7 +293,6 @@ pub(crate) async fn handshake(
     let (read_half, write_half) = channel.into_split();
     let mut reader = FrameReader::new(read_half, max_frame);
     let mut writer = FrameWriter::new(write_half, max_frame);
-    let plugin: Arc<str> = hello.plugin.as_str().into();
 
     let first = async {
         writer.send(&hello).await?;
@@ -322,6 +330,7 @@ pub(crate) async fn handshake(
                 worker,
                 process,
                 reader,
+                output,
                 layers: ready.layers,
             });
         }
@@ -355,13 +364,18 @@ pub(crate) async fn handshake(
         ),
     };
     let (verdict, why) = failure;
-    Err(refuse(process, verdict, why).await)
+    Err(refuse(process, output, verdict, why).await)
 }
 
 /// Ends a worker that did not start: kills it when the supervisor has a
 /// verdict (a seccomp victim dies by itself), reaps it, and describes how
 /// it ended.
-async fn refuse(process: Process, verdict: Option<ExitCause>, why: String) -> StartError {
+async fn refuse(
+    process: Process,
+    output: JoinHandle<Vec<String>>,
+    verdict: Option<ExitCause>,
+    why: String,
+) -> StartError {
     if verdict.is_some_and(|cause| cause != ExitCause::Seccomp) {
         process.signal_group(Signal::SIGKILL);
     }
@@ -377,7 +391,7 @@ async fn refuse(process: Process, verdict: Option<ExitCause>, why: String) -> St
         Some(cause) => exit_info(status, Some((cause, &why)), None),
         None => exit_info(status, None, Some(why.as_str()).filter(|w| !w.is_empty())),
     };
-    StartError::Exited(exit)
+    StartError::Exited(with_output(exit, last_output(output).await))
 }
 
 /// How a served worker ended.
@@ -399,6 +413,7 @@ pub(crate) async fn run_until_exit(
         worker,
         process,
         reader,
+        output,
         ..
     } = started;
     let mut reader_task = tokio::spawn(read_replies(reader, worker.clone()));
@@ -485,9 +500,20 @@ pub(crate) async fn run_until_exit(
             ),
         )
     };
+    // Fail the calls in flight first; the output tail can take a moment.
     worker.close(error);
+    let exit = with_output(exit, last_output(output).await);
     debug!(plugin = %worker.plugin, pid = process.pid(), "worker {}", exit.description);
     Ended { exit, requested }
+}
+
+/// The worker's last output lines, once its pipe is drained (a grandchild
+/// holding the pipe open is not waited for).
+async fn last_output(output: JoinHandle<Vec<String>>) -> Vec<String> {
+    match timeout(Duration::from_millis(200), output).await {
+        Ok(Ok(lines)) => lines,
+        _ => Vec::new(),
+    }
 }
 
 /// Writes queued frames to the worker, in order, until the queue closes

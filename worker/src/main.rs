@@ -23,7 +23,6 @@ mod runtime;
 mod sandbox;
 mod serve;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing::error;
 
@@ -97,7 +96,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(false)
+        .without_time() // the supervisor timestamps what it reads
         .with_target(false)
         .init();
 }

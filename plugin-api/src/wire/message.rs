@@ -330,6 +330,8 @@ pub struct ExitInfo {
     pub cause: ExitCause,
     /// One line for people: `killed by SIGKILL`, `exited with code 3: ...`.
     pub description: String,
+    /// The worker's last lines of stdout/stderr.
+    pub output: Vec<String>,
 }
 
 /// The limits a worker runs under: the manifest's `[limits]` filled in

@@ -307,6 +307,57 @@ fn flooding_stderr_does_not_hurt_the_supervisor() {
         rss_after < rss_before + 16 * 1024,
         "supervisor RSS grew from {rss_before} to {rss_after} KiB"
     );
+    // 32 MiB of output; the log gets at most 100 lines a second of it.
+    corral.wait_until("the dropped lines are counted", || {
+        corral.log().contains("lines of worker output")
+    });
+    let log_size = std::fs::metadata(corral.dir().join("corral.log"))
+        .unwrap()
+        .len();
+    assert!(
+        log_size < 4 << 20,
+        "the log took {log_size} bytes of a 32 MiB flood"
+    );
+}
+
+#[test]
+fn worker_output_is_logged_and_kept_with_the_exit() {
+    let corral = Corral::builder().hello("hello").start();
+    let before = corral.wait_ready("hello");
+    assert!(corral.client().call("hello", "crash", b"").is_err());
+    let exit = corral.wait_replaced("hello", before.pid).last_exit.unwrap();
+    assert!(
+        exit.output
+            .iter()
+            .any(|line| line.contains("crash requested: aborting")),
+        "{:?}",
+        exit.output
+    );
+    assert!(corral.log().contains("crash requested: aborting"));
+}
+
+#[test]
+fn allocation_failure_under_the_memory_limit_is_out_of_memory() {
+    let corral = Corral::builder()
+        .native_with("hostile", "hostile", "[limits]\nmemory_mb = 64\n")
+        .start();
+    let before = corral.wait_ready("hostile");
+    let error = corral
+        .client()
+        .call("hostile", "balloon-abort", b"")
+        .unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    let exit = corral
+        .wait_replaced("hostile", before.pid)
+        .last_exit
+        .unwrap();
+    assert_eq!(
+        exit.cause,
+        ExitCause::OutOfMemory,
+        "{}: {:?}",
+        exit.description,
+        exit.output
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {

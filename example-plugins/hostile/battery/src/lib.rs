@@ -12,6 +12,7 @@
 //! | `big`           | replies with as many bytes as the input says               |
 //! | `spin`          | busy-loops forever                                         |
 //! | `balloon`       | allocates and touches 1 MiB blocks until refused           |
+//! | `balloon-abort` | allocates 1 GiB the infallible way (aborts when refused)   |
 //! | `fds`           | opens file descriptors until refused                       |
 //! | `write-file`    | writes 1 MiB blocks to the path given, up to 16 MiB         |
 //! | `read-file`     | reads the path given                                       |
@@ -25,7 +26,7 @@
 //! | `segfault`      | writes to address 0                                        |
 //! | `thread-bomb`   | starts hanging threads until refused                       |
 //! | `spin-thread`   | busy-loops in a background thread, answers at once         |
-//! | `flood`         | writes as many MiB to stderr as the input says             |
+//! | `flood`         | writes as many MiB of short lines to stderr as asked       |
 //!
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
@@ -80,6 +81,11 @@ impl Plugin for Hostile {
             "big" => Ok(vec![b'x'; usize::try_from(number(input)?).unwrap_or(0)]),
             "spin" => spin(),
             "balloon" => balloon(),
+            "balloon-abort" => {
+                // Infallible allocation: Rust's handler prints and aborts.
+                let huge: Vec<u8> = Vec::with_capacity(1 << 30);
+                Ok(format!("got {} bytes", huge.capacity()).into_bytes())
+            }
             "fds" => fds(),
             "write-file" => write_file(input),
             "read-file" => std::fs::read(text(input)?).map_err(io),
@@ -136,7 +142,10 @@ impl Plugin for Hostile {
                 Ok(b"spinning in the background".to_vec())
             }
             "flood" => {
-                let block = [b'x'; 1 << 16];
+                // 64 KiB of 64-byte lines
+                let block: Vec<u8> = (0..1 << 16)
+                    .map(|i| if i % 64 == 63 { b'\n' } else { b'x' })
+                    .collect();
                 let mut stderr = std::io::stderr();
                 for _ in 0..number(input)? * 16 {
                     stderr.write_all(&block).map_err(io)?;
