@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs corral's whole test suite from a fresh checkout: builds every binary
-# and plugin the end-to-end tests start, runs all tests, and ends with one
-# summary line ("tests: N passed, N failed").
+# Runs corral's whole test suite from a fresh checkout: builds the wasm
+# example plugins (installing Debian's wasm toolchain when missing), every
+# binary and plugin the end-to-end tests start, runs all tests, and ends
+# with one summary line ("tests: N passed, N failed").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+example-plugins/build-wasm.sh
 cargo build --workspace --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

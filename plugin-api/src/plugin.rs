@@ -151,31 +151,59 @@ impl LogLevel {
 
 /// The services the supervisor gives a plugin, reached through its worker.
 pub struct Host {
+    #[cfg(not(target_arch = "wasm32"))]
     raw: *const abi::HostV1,
 }
 
 impl Host {
     /// Wraps the host table the worker passed to `create`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn from_raw(raw: *const abi::HostV1) -> Self {
         Self { raw }
     }
 
+    /// The host of a wasm guest: functions imported from module `corral`.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn wasm() -> Self {
+        Self {}
+    }
+
     /// Writes a message to the plugin's log.
     pub fn log(&self, level: LogLevel, message: &str) {
-        let host = self.table();
-        (host.log)(
-            host.ctx,
-            level.to_abi(),
-            abi::Bytes::new(message.as_bytes()),
-        );
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let host = self.table();
+            (host.log)(
+                host.ctx,
+                level.to_abi(),
+                abi::Bytes::new(message.as_bytes()),
+            );
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, reason = "calls a host import")]
+        // SAFETY: the host reads `len` bytes at `ptr` from this module's
+        // memory during the call.
+        unsafe {
+            crate::export::wasm::imports::log(level.to_abi(), message.as_ptr(), message.len())
+        }
     }
 
     /// Milliseconds since the Unix epoch, as the host sees it.
     pub fn now_ms(&self) -> u64 {
-        let host = self.table();
-        (host.now_ms)(host.ctx)
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let host = self.table();
+            (host.now_ms)(host.ctx)
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, reason = "calls a host import")]
+        // SAFETY: takes no arguments.
+        unsafe {
+            crate::export::wasm::imports::now_ms()
+        }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[allow(
         unsafe_code,
         reason = "dereferences the host table handed over the ABI"

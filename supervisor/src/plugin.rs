@@ -241,6 +241,7 @@ impl PluginHandle {
             read: self.permitted(&self.plugin.manifest.permissions.read),
             write: self.permitted(&self.plugin.manifest.permissions.write),
             network: self.plugin.manifest.permissions.network,
+            memory_bytes: self.limits.memory_bytes,
         }
     }
 
@@ -267,7 +268,12 @@ impl PluginHandle {
             entry: self.plugin.entry.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
-            setup: ChildSetup::new(&self.limits, self.uid, manifest.permissions.network),
+            setup: ChildSetup::new(
+                &self.limits,
+                self.uid,
+                manifest.permissions.network,
+                manifest.kind,
+            ),
         }
     }
 }

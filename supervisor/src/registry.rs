@@ -6,7 +6,7 @@
 
 use crate::plugin::PluginHandle;
 use corral_plugin_api::manifest::Manifest;
-use corral_plugin_api::wire::{PluginInfo, PluginKind, PluginState};
+use corral_plugin_api::wire::{PluginInfo, PluginState};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -118,11 +118,6 @@ fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
         broken.name = manifest.name.clone();
         broken
     };
-    if manifest.kind == PluginKind::Wasm {
-        return Err(broken(
-            "kind = \"wasm\" is not supported by this corral yet".into(),
-        ));
-    }
     let entry_path = dir.join(&manifest.entry);
     let entry = match entry_path.canonicalize() {
         Ok(entry) if entry.is_file() => entry,

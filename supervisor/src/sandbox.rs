@@ -15,7 +15,7 @@
 //! [`ChildSetup`] is computed before the fork: plain numbers and bytes.
 #![allow(unsafe_code, reason = "raw syscalls between fork and exec")]
 
-use corral_plugin_api::wire::{EffectiveLimits, Layer};
+use corral_plugin_api::wire::{EffectiveLimits, Layer, PluginKind};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::io;
 use std::os::fd::RawFd;
@@ -28,6 +28,10 @@ const LIMITED: [Resource; 5] = [
     Resource::RLIMIT_CPU,
     Resource::RLIMIT_CORE,
 ];
+
+/// Data memory a wasm worker gets beyond its guest's `memory_mb`: the
+/// compiler and runtime.
+pub(crate) const WASM_RUNTIME_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The fd a worker finds its plugin module on (opened by the supervisor,
 /// so the worker's uid needs no path to it).
@@ -52,14 +56,25 @@ pub(crate) struct ChildSetup {
 impl ChildSetup {
     /// The setup for `limits`. Hard limits above the supervisor's own are
     /// lowered to it (raising them needs privilege).
-    pub(crate) fn new(limits: &EffectiveLimits, uid: Option<u32>, network: bool) -> Self {
+    pub(crate) fn new(
+        limits: &EffectiveLimits,
+        uid: Option<u32>,
+        network: bool,
+        kind: PluginKind,
+    ) -> Self {
         let infinity = libc::RLIM_INFINITY;
         let cpu = limits.cpu_seconds.map_or((infinity, infinity), |secs| {
             // SIGXCPU at the soft limit, SIGKILL a second later.
             (secs, secs.saturating_add(1))
         });
+        // A wasm guest's memory is held to `memory_mb` by wasmtime; the
+        // process also needs room for the compiler and runtime.
+        let data = match kind {
+            PluginKind::Native => limits.memory_bytes,
+            PluginKind::Wasm => limits.memory_bytes.saturating_add(WASM_RUNTIME_BYTES),
+        };
         let wanted = [
-            (limits.memory_bytes, limits.memory_bytes),
+            (data, data),
             (limits.open_files, limits.open_files),
             (limits.file_size_bytes, limits.file_size_bytes),
             cpu,

@@ -91,6 +91,30 @@ impl CorralBuilder {
         self
     }
 
+    /// Installs a wasm module built by `example-plugins/build-wasm.sh`
+    /// (`target/wasm-plugins/{module}.wasm`) as plugin `name`, with
+    /// `extra` appended to the manifest.
+    pub fn wasm_with(self, name: &str, module: &str, extra: &str) -> Self {
+        let built = target_dir()
+            .parent()
+            .expect("target dir has a parent")
+            .join("wasm-plugins")
+            .join(format!("{module}.wasm"));
+        assert!(
+            built.is_file(),
+            "{} is missing: run example-plugins/build-wasm.sh first (tests/run.sh does)",
+            built.display()
+        );
+        let folder = self.plugins_dir().join(name);
+        fs::create_dir_all(&folder).expect("plugin folder");
+        fs::copy(&built, folder.join(format!("{module}.wasm"))).expect("copy wasm module");
+        let manifest = format!(
+            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"wasm\"\nentry = \"{module}.wasm\"\napi = 1\n\n{extra}"
+        );
+        fs::write(folder.join("plugin.toml"), manifest).expect("write plugin.toml");
+        self
+    }
+
     /// Installs the `hello` example plugin as `name`.
     pub fn hello(self, name: &str) -> Self {
         self.native(name, "hello")

@@ -23,7 +23,13 @@ pub(crate) fn host_table() -> Box<HostV1> {
 extern "C" fn log(_ctx: *mut c_void, level: i32, message: Bytes) {
     // SAFETY: the plugin passes a buffer valid for the duration of the call.
     let message = String::from_utf8_lossy(unsafe { message.as_slice() });
-    match LogLevel::from_abi(level) {
+    log_message(LogLevel::from_abi(level), &message);
+}
+
+/// A plugin's log message, into the worker's log (which the supervisor
+/// reads).
+pub(crate) fn log_message(level: LogLevel, message: &str) {
+    match level {
         LogLevel::Error => tracing::error!(target: "plugin", "{message}"),
         LogLevel::Warn => tracing::warn!(target: "plugin", "{message}"),
         LogLevel::Info => tracing::info!(target: "plugin", "{message}"),

@@ -78,7 +78,7 @@ fn run() -> Result<(), WorkerError> {
     };
     #[cfg(not(target_os = "linux"))]
     let layers = Vec::new();
-    let mut plugin = match runtime::native::NativePlugin::load(&hello) {
+    let mut plugin = match runtime::load(&hello) {
         Ok(plugin) => plugin,
         Err(error) => {
             handshake::send_failed(&mut channel, &error.to_string())?;
@@ -86,7 +86,7 @@ fn run() -> Result<(), WorkerError> {
         }
     };
     handshake::send_ready(&mut channel, &hello, layers)?;
-    serve::serve(&mut channel, &mut plugin)?;
+    serve::serve(&mut channel, plugin.as_mut())?;
     Ok(())
 }
 

@@ -3,17 +3,19 @@
 //! supervisor may pipeline many, and replies carry the call's id.
 
 use crate::channel::{Channel, ChannelError};
-use crate::runtime::native::NativePlugin;
+use crate::runtime::Runtime;
 use corral_plugin_api::wire::{FromWorker, Outcome, ToWorker, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
+use std::time::Duration;
 use tracing::debug;
 
 /// Serves until `Shutdown` (or end of stream), then releases the plugin.
-pub(crate) fn serve(channel: &mut Channel, plugin: &mut NativePlugin) -> Result<(), ChannelError> {
+pub(crate) fn serve(channel: &mut Channel, plugin: &mut dyn Runtime) -> Result<(), ChannelError> {
     loop {
         match channel.recv::<ToWorker>()? {
             Some(ToWorker::Call(call)) => {
-                let outcome = match plugin.call(&call.method, &call.input) {
+                let deadline = Duration::from_millis(u64::from(call.deadline_ms));
+                let outcome = match plugin.call(&call.method, &call.input, deadline) {
                     Ok(reply) => Outcome::Ok(reply),
                     Err(error) => Outcome::Err(error),
                 };

@@ -43,6 +43,8 @@ pub struct Hello {
     pub write: Vec<String>,
     /// Whether the plugin may create sockets.
     pub network: bool,
+    /// The guest memory limit of a wasm plugin, in bytes.
+    pub memory_bytes: u64,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.

@@ -9,4 +9,5 @@ mod limits;
 mod manifest;
 mod protocol;
 mod sandbox;
+mod wasm;
 mod worker;

@@ -70,6 +70,7 @@ impl Worker {
             read: Vec::new(),
             write: Vec::new(),
             network: false,
+            memory_bytes: 64 << 20,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

@@ -1,6 +1,42 @@
-//! Plugin runtimes: how the worker loads a plugin and calls into it.
+//! Plugin runtimes: how the worker loads a plugin and calls into it. One
+//! trait, two implementations: native libraries and wasm modules.
 
 pub(crate) mod native;
+pub(crate) mod wasm;
+
+use corral_plugin_api::wire::{Hello, PluginKind};
+use corral_plugin_api::{ErrorKind, RemoteError, abi};
+use std::time::Duration;
+
+/// A loaded plugin the serve loop calls.
+pub(crate) trait Runtime {
+    /// Calls `method` with `input`; `deadline` is the time the caller
+    /// allows (a runtime that can stop a call enforces it).
+    fn call(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<Vec<u8>, RemoteError>;
+}
+
+/// Loads the plugin `hello` names.
+pub(crate) fn load(hello: &Hello) -> Result<Box<dyn Runtime>, LoadError> {
+    Ok(match hello.kind {
+        PluginKind::Native => Box::new(native::NativePlugin::load(hello)?),
+        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, hello.memory_bytes)?),
+    })
+}
+
+/// A call's result from its ABI code and bytes (reply or UTF-8 message).
+pub(crate) fn outcome(code: i32, bytes: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+    let message = || String::from_utf8_lossy(&bytes).into_owned();
+    match code {
+        abi::CALL_OK => Ok(bytes),
+        abi::CALL_ERR_UNKNOWN_METHOD => Err(RemoteError::new(ErrorKind::UnknownMethod, message())),
+        _ => Err(RemoteError::new(ErrorKind::Plugin, message())),
+    }
+}
 
 /// The plugin could not be loaded or initialized.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +65,11 @@ pub(crate) enum LoadError {
     },
     #[error("{path}: plugin init failed (create returned NULL; see the plugin's log)")]
     InitFailed { path: String },
-    #[error("kind = \"wasm\" is not supported by this worker yet")]
-    WasmUnsupported,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Wasm { path: String, message: String },
 }

@@ -2,13 +2,14 @@
 //! `corral_plugin.h`, loaded with `dlopen` through libloading.
 #![allow(unsafe_code, reason = "loads and calls a plugin through its C ABI")]
 
-use super::LoadError;
+use super::{LoadError, Runtime};
 use crate::host::host_table;
+use corral_plugin_api::RemoteError;
 use corral_plugin_api::abi::{self, Bytes, HostV1, Owned};
-use corral_plugin_api::wire::{Hello, PluginKind};
-use corral_plugin_api::{ErrorKind, RemoteError};
+use corral_plugin_api::wire::Hello;
 use libloading::Library;
 use std::ffi::c_void;
+use std::time::Duration;
 
 /// A loaded native plugin and its instance.
 pub(crate) struct NativePlugin {
@@ -25,9 +26,6 @@ pub(crate) struct NativePlugin {
 impl NativePlugin {
     /// Loads `hello.entry`, checks its ABI and creates the instance.
     pub(crate) fn load(hello: &Hello) -> Result<Self, LoadError> {
-        if hello.kind == PluginKind::Wasm {
-            return Err(LoadError::WasmUnsupported);
-        }
         let path = hello.entry.clone();
         // The supervisor hands the module over already open: the worker's
         // uid may have no path to it.
@@ -85,27 +83,6 @@ impl NativePlugin {
         })
     }
 
-    /// Calls `method` with `input`.
-    pub(crate) fn call(&mut self, method: &str, input: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut out = Owned::EMPTY;
-        // SAFETY: the instance is live, the buffers are valid for the call,
-        // and `out` is a valid out-parameter.
-        let code = unsafe {
-            (self.call)(
-                self.instance,
-                Bytes::new(method.as_bytes()),
-                Bytes::new(input),
-                &mut out,
-            )
-        };
-        let bytes = self.take(out);
-        match code {
-            abi::CALL_OK => Ok(bytes),
-            abi::CALL_ERR_UNKNOWN_METHOD => Err(remote(ErrorKind::UnknownMethod, &bytes)),
-            _ => Err(remote(ErrorKind::Plugin, &bytes)),
-        }
-    }
-
     /// Copies the plugin's buffer and gives it back to the plugin to free.
     fn take(&self, out: Owned) -> Vec<u8> {
         if out.ptr.is_null() {
@@ -127,14 +104,34 @@ impl NativePlugin {
     }
 }
 
+impl Runtime for NativePlugin {
+    /// Native code cannot be stopped mid-call: the supervisor enforces the
+    /// deadline by killing the worker.
+    fn call(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        _deadline: Duration,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let mut out = Owned::EMPTY;
+        // SAFETY: the instance is live, the buffers are valid for the call,
+        // and `out` is a valid out-parameter.
+        let code = unsafe {
+            (self.call)(
+                self.instance,
+                Bytes::new(method.as_bytes()),
+                Bytes::new(input),
+                &mut out,
+            )
+        };
+        super::outcome(code, self.take(out))
+    }
+}
+
 impl Drop for NativePlugin {
     fn drop(&mut self) {
         // SAFETY: the instance came from `create` and is destroyed once,
         // before the host table and the library are dropped.
         unsafe { (self.destroy)(self.instance) };
     }
-}
-
-fn remote(kind: ErrorKind, message: &[u8]) -> RemoteError {
-    RemoteError::new(kind, String::from_utf8_lossy(message))
 }

@@ -1,21 +1,15 @@
-//! Glue behind [`export_plugin!`](crate::export_plugin): the native C ABI
-//! functions for a [`Plugin`] type. Not a public API.
+//! The native C ABI functions for a [`Plugin`] type (`corral_plugin.h`).
 //!
 //! Every function catches panics at the boundary: a panic in `call` comes
 //! back as a [`CALL_ERR_PANIC`](abi::CALL_ERR_PANIC) error, a panic in
 //! `create` as a failed init.
 #![allow(unsafe_code, reason = "implements the plugin side of the C ABI")]
 
+use super::Instance;
 use crate::abi;
 use crate::plugin::{Host, LogLevel, Plugin};
-use std::any::Any;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-
-struct Instance<P> {
-    plugin: P,
-    host: Host,
-}
 
 /// Builds the ABI table for `P`; the macro stores it in a `static`.
 pub const fn vtable<P: Plugin + Default>() -> abi::PluginV1 {
@@ -61,18 +55,7 @@ unsafe extern "C" fn call<P: Plugin>(
     let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
     // SAFETY: the worker passes buffers valid for the duration of the call.
     let (method, input) = unsafe { (method.as_slice(), input.as_slice()) };
-    let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(method) {
-        Ok(method) => instance.plugin.call(&instance.host, method, input),
-        Err(_) => Err(crate::PluginError::new("method name is not UTF-8")),
-    }));
-    let (code, bytes) = match result {
-        Ok(Ok(reply)) => (abi::CALL_OK, reply),
-        Ok(Err(error)) => (error.abi_code(), error.into_message().into_bytes()),
-        Err(panic) => (
-            abi::CALL_ERR_PANIC,
-            format!("plugin panicked: {}", panic_message(&*panic)).into_bytes(),
-        ),
-    };
+    let (code, bytes) = instance.dispatch(method, input);
     if !out.is_null() {
         // SAFETY: `out` is non-null and points to the worker's out-parameter.
         unsafe { out.write(abi::Owned::from_vec(bytes)) };
@@ -83,10 +66,7 @@ unsafe extern "C" fn call<P: Plugin>(
 unsafe extern "C" fn health<P: Plugin>(instance: *mut c_void) -> i32 {
     // SAFETY: as in `call`.
     let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
-    match catch_unwind(AssertUnwindSafe(|| instance.plugin.health(&instance.host))) {
-        Ok(Ok(())) => 0,
-        Ok(Err(_)) | Err(_) => 1,
-    }
+    instance.health()
 }
 
 unsafe extern "C" fn destroy<P: Plugin>(instance: *mut c_void) {
@@ -103,29 +83,4 @@ unsafe extern "C" fn destroy<P: Plugin>(instance: *mut c_void) {
 unsafe extern "C" fn free_owned(out: abi::Owned) {
     // SAFETY: the worker hands back exactly what `call` produced, once.
     drop(unsafe { out.into_vec() });
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    if let Some(message) = panic.downcast_ref::<&str>() {
-        message
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message
-    } else {
-        "non-string panic payload"
-    }
-}
-
-/// Exports a [`Plugin`](crate::Plugin) type (which must implement
-/// `Default`) as a corral plugin: the native C ABI entry
-/// `corral_plugin_v1_entry` when built as a `cdylib`.
-#[macro_export]
-macro_rules! export_plugin {
-    ($plugin:ty) => {
-        /// corral plugin ABI v1 entry point.
-        #[unsafe(no_mangle)]
-        pub extern "C" fn corral_plugin_v1_entry() -> *const $crate::abi::PluginV1 {
-            static VTABLE: $crate::abi::PluginV1 = $crate::export::vtable::<$plugin>();
-            &VTABLE
-        }
-    };
 }

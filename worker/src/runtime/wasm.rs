@@ -1,0 +1,302 @@
+//! WebAssembly plugins: a module exporting the guest ABI of
+//! `corral_plugin_api::export::wasm`, run by wasmtime.
+//!
+//! - memory: a `ResourceLimiter` holds the guest to `memory_mb`;
+//! - deadlines: epoch interruption, ticked by one thread every
+//!   [`TICK`]; a call past its deadline traps and comes back as a `timeout`
+//!   error, and the worker keeps serving;
+//! - traps (unreachable, out-of-bounds, stack overflow, a panic in the
+//!   guest) come back as `plugin` errors; the instance is then thrown away
+//!   and a fresh one made (2–6 µs), since a trap can leave the guest's own
+//!   state half-updated.
+
+use super::{LoadError, Runtime};
+use corral_plugin_api::wire::Hello;
+use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
+use std::io::Read;
+use std::os::fd::FromRawFd;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wasmtime::{
+    Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    TypedFunc,
+};
+
+/// Epoch tick: the resolution of call deadlines.
+const TICK: Duration = Duration::from_millis(2);
+
+/// What the store carries for host functions and the limiter.
+struct State {
+    limits: StoreLimits,
+}
+
+/// The guest's exports.
+struct Exports {
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    dealloc: TypedFunc<(u32, u32), ()>,
+    call: TypedFunc<(u32, u32, u32, u32, u32), i32>,
+}
+
+/// A loaded wasm plugin and its live instance.
+pub(crate) struct WasmPlugin {
+    engine: Engine,
+    module: Module,
+    linker: Linker<State>,
+    memory_bytes: usize,
+    store: Store<State>,
+    exports: Exports,
+}
+
+impl WasmPlugin {
+    /// Compiles the module (from the fd the supervisor passed, or its
+    /// path), links the host functions and instantiates it.
+    pub(crate) fn load(hello: &Hello, memory_bytes: u64) -> Result<Self, LoadError> {
+        let path = hello.entry.clone();
+        let wasm = read_module(hello).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // No memfd images: the sandbox does not allow memfd_create.
+        config.memory_init_cow(false);
+        let wasm_error = |error: wasmtime::Error| LoadError::Wasm {
+            path: path.clone(),
+            message: format!("{error:#}"),
+        };
+        let engine = Engine::new(&config).map_err(wasm_error)?;
+        let module = Module::new(&engine, &wasm).map_err(wasm_error)?;
+        let linker = linker(&engine).map_err(wasm_error)?;
+        start_ticker(&engine);
+        let memory_bytes = usize::try_from(memory_bytes).unwrap_or(usize::MAX);
+        let (store, exports) =
+            instantiate(&engine, &module, &linker, memory_bytes).map_err(|message| {
+                LoadError::Wasm {
+                    path: path.clone(),
+                    message,
+                }
+            })?;
+        Ok(Self {
+            engine,
+            module,
+            linker,
+            memory_bytes,
+            store,
+            exports,
+        })
+    }
+
+    fn run(&mut self, method: &str, input: &[u8]) -> wasmtime::Result<(i32, Vec<u8>)> {
+        let store = &mut self.store;
+        let e = &self.exports;
+        let method_ptr = put(store, e, method.as_bytes())?;
+        let input_ptr = put(store, e, input)?;
+        let out = e.alloc.call(&mut *store, 8)?;
+        let code = e.call.call(
+            &mut *store,
+            (
+                method_ptr,
+                len32(method.len())?,
+                input_ptr,
+                len32(input.len())?,
+                out,
+            ),
+        )?;
+        let mut pair = [0u8; 8];
+        e.memory.read(&*store, out as usize, &mut pair)?;
+        let ptr = u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]);
+        let len = u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]);
+        let mut reply = vec![0u8; len as usize];
+        e.memory.read(&*store, ptr as usize, &mut reply)?;
+        for (ptr, len) in [
+            (method_ptr, method.len()),
+            (input_ptr, input.len()),
+            (ptr, reply.len()),
+            (out, 8),
+        ] {
+            e.dealloc.call(&mut *store, (ptr, len32(len)?))?;
+        }
+        Ok((code, reply))
+    }
+
+    /// Throws the instance away and makes a fresh one.
+    fn reinstantiate(&mut self) -> Result<(), String> {
+        let (store, exports) =
+            instantiate(&self.engine, &self.module, &self.linker, self.memory_bytes)?;
+        self.store = store;
+        self.exports = exports;
+        Ok(())
+    }
+}
+
+impl Runtime for WasmPlugin {
+    fn call(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<Vec<u8>, RemoteError> {
+        // Trap a little before the supervisor's own deadline, so that the
+        // caller gets this worker's timeout error and the worker lives.
+        let ticks = (deadline.as_millis() * 9 / 10 / TICK.as_millis()).max(1);
+        self.store
+            .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        let result = self.run(method, input);
+        match result {
+            Ok((code, reply)) => super::outcome(code, reply),
+            Err(error) => {
+                let remote = match error.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => RemoteError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "call `{method}` ran past its deadline ({} ms) and was stopped",
+                            deadline.as_millis()
+                        ),
+                    ),
+                    Some(trap) => RemoteError::new(
+                        ErrorKind::Plugin,
+                        format!("wasm trap in `{method}`: {trap}"),
+                    ),
+                    None => RemoteError::new(
+                        ErrorKind::Plugin,
+                        format!("wasm call `{method}` failed: {error:#}"),
+                    ),
+                };
+                if let Err(problem) = self.reinstantiate() {
+                    tracing::error!("cannot make a fresh instance after a trap: {problem}");
+                    std::process::exit(3);
+                }
+                Err(remote)
+            }
+        }
+    }
+}
+
+fn len32(len: usize) -> wasmtime::Result<u32> {
+    u32::try_from(len).map_err(|_| wasmtime::format_err!("{len} bytes do not fit wasm32 memory"))
+}
+
+/// Copies `bytes` into guest memory it allocates.
+fn put(store: &mut Store<State>, e: &Exports, bytes: &[u8]) -> wasmtime::Result<u32> {
+    let ptr = e.alloc.call(&mut *store, len32(bytes.len())?)?;
+    e.memory.write(&mut *store, ptr as usize, bytes)?;
+    Ok(ptr)
+}
+
+fn read_module(hello: &Hello) -> std::io::Result<Vec<u8>> {
+    let mut wasm = Vec::new();
+    match hello.entry_fd {
+        Some(fd) => {
+            #[allow(unsafe_code, reason = "adopts the module fd the supervisor passed")]
+            // SAFETY: the supervisor passes the module open on this fd for
+            // the worker alone; reading it once consumes nothing else.
+            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            file.read_to_end(&mut wasm)?;
+        }
+        None => {
+            std::fs::File::open(&hello.entry)?.read_to_end(&mut wasm)?;
+        }
+    }
+    Ok(wasm)
+}
+
+/// The host functions of module `corral`.
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    linker.func_wrap(
+        "corral",
+        "log",
+        |mut caller: wasmtime::Caller<'_, State>, level: i32, ptr: u32, len: u32| {
+            let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+                return;
+            };
+            let mut text = vec![0u8; (len as usize).min(64 * 1024)];
+            if memory.read(&caller, ptr as usize, &mut text).is_ok() {
+                crate::host::log_message(
+                    LogLevel::from_abi(level),
+                    &String::from_utf8_lossy(&text),
+                );
+            }
+        },
+    )?;
+    linker.func_wrap("corral", "now_ms", || -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            })
+    })?;
+    Ok(linker)
+}
+
+fn instantiate(
+    engine: &Engine,
+    module: &Module,
+    linker: &Linker<State>,
+    memory_bytes: usize,
+) -> Result<(Store<State>, Exports), String> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(memory_bytes)
+        .instances(1)
+        .memories(1)
+        .tables(4)
+        .build();
+    let mut store = Store::new(engine, State { limits });
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance: Instance = linker
+        .instantiate(&mut store, module)
+        .map_err(|error| format!("{error:#}"))?;
+    let export_error =
+        |name: &str, error: wasmtime::Error| format!("the module's `{name}` export: {error:#}");
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or_else(|| "the module exports no `memory`".to_owned())?;
+    let exports = Exports {
+        memory,
+        alloc: instance
+            .get_typed_func(&mut store, "alloc")
+            .map_err(|e| export_error("alloc", e))?,
+        dealloc: instance
+            .get_typed_func(&mut store, "dealloc")
+            .map_err(|e| export_error("dealloc", e))?,
+        call: instance
+            .get_typed_func(&mut store, "call")
+            .map_err(|e| export_error("call", e))?,
+    };
+    let version: TypedFunc<(), u32> = instance
+        .get_typed_func(&mut store, "corral_abi_version")
+        .map_err(|e| export_error("corral_abi_version", e))?;
+    let found = version.call(&mut store, ()).map_err(|e| format!("{e:#}"))?;
+    if found != corral_plugin_api::abi::ABI_VERSION {
+        return Err(format!(
+            "the module speaks plugin ABI {found}, this worker speaks {}",
+            corral_plugin_api::abi::ABI_VERSION
+        ));
+    }
+    let init: TypedFunc<(), i32> = instance
+        .get_typed_func(&mut store, "init")
+        .map_err(|e| export_error("init", e))?;
+    match init.call(&mut store, ()) {
+        Ok(0) => Ok((store, exports)),
+        Ok(code) => Err(format!(
+            "plugin init failed (code {code}; see the plugin's log)"
+        )),
+        Err(error) => Err(format!("plugin init trapped: {error:#}")),
+    }
+}
+
+/// Ticks the engine's epoch for call deadlines, for the worker's life.
+fn start_ticker(engine: &Engine) {
+    let engine = engine.clone();
+    std::thread::Builder::new()
+        .name("corral-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|error| tracing::warn!("no epoch ticker, wasm deadlines off: {error}"));
+}
