@@ -160,8 +160,14 @@ impl CorralBuilder {
                 setpriv
             }
         };
+        // Worker uids are per plugin index; concurrent tests would share
+        // them (and their RLIMIT_NPROC budget) without a base of their own.
+        static SUPERVISORS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let uid_base = 300_000 + SUPERVISORS.fetch_add(1, Ordering::Relaxed) * 32;
         let child = command
             .arg("serve")
+            .arg("--worker-uid-base")
+            .arg(uid_base.to_string())
             .arg("--plugins")
             .arg(self.plugins_dir())
             .arg("--socket")

@@ -20,6 +20,7 @@ pub(crate) fn serve(channel: &mut Channel, plugin: &mut dyn Runtime) -> Result<(
                     Err(error) => Outcome::Err(error),
                 };
                 send_reply(channel, call.id, outcome)?;
+                plugin.recover();
             }
             Some(ToWorker::Ping { nonce }) => channel.send(&FromWorker::Pong { nonce })?,
             Some(ToWorker::Shutdown) => {

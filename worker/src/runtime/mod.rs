@@ -18,6 +18,9 @@ pub(crate) trait Runtime {
         input: &[u8],
         deadline: Duration,
     ) -> Result<Vec<u8>, RemoteError>;
+
+    /// Housekeeping between calls, after a reply is sent.
+    fn recover(&mut self) {}
 }
 
 /// Loads the plugin `hello` names.

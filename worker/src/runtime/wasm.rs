@@ -8,7 +8,8 @@
 //! - traps (unreachable, out-of-bounds, stack overflow, a panic in the
 //!   guest) come back as `plugin` errors; the instance is then thrown away
 //!   and a fresh one made (2–6 µs), since a trap can leave the guest's own
-//!   state half-updated.
+//!   state half-updated (done right after the failing call's reply is
+//!   sent, so neither that reply nor the next call waits for it).
 
 use super::{LoadError, Runtime};
 use corral_plugin_api::wire::Hello;
@@ -45,6 +46,8 @@ pub(crate) struct WasmPlugin {
     memory_bytes: usize,
     store: Store<State>,
     exports: Exports,
+    /// A trap left the instance in doubt: replace it before the next call.
+    poisoned: bool,
 }
 
 impl WasmPlugin {
@@ -67,7 +70,12 @@ impl WasmPlugin {
         let engine = Engine::new(&config).map_err(wasm_error)?;
         let module = Module::new(&engine, &wasm).map_err(wasm_error)?;
         let linker = linker(&engine).map_err(wasm_error)?;
-        start_ticker(&engine);
+        start_ticker(&engine).map_err(|source| LoadError::Wasm {
+            path: path.clone(),
+            message: format!(
+                "cannot start the epoch ticker that enforces call deadlines: {source}"
+            ),
+        })?;
         let memory_bytes = usize::try_from(memory_bytes).unwrap_or(usize::MAX);
         let (store, exports) =
             instantiate(&engine, &module, &linker, memory_bytes).map_err(|message| {
@@ -83,6 +91,7 @@ impl WasmPlugin {
             memory_bytes,
             store,
             exports,
+            poisoned: false,
         })
     }
 
@@ -106,6 +115,11 @@ impl WasmPlugin {
         e.memory.read(&*store, out as usize, &mut pair)?;
         let ptr = u32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]);
         let len = u32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]]);
+        // Checked before allocating: a hostile guest may claim any length.
+        let end = u64::from(ptr) + u64::from(len);
+        if end > e.memory.data_size(&*store) as u64 {
+            wasmtime::bail!("the reply [{ptr}, {ptr} + {len}) lies outside the module's memory");
+        }
         let mut reply = vec![0u8; len as usize];
         e.memory.read(&*store, ptr as usize, &mut reply)?;
         for (ptr, len) in [
@@ -130,15 +144,28 @@ impl WasmPlugin {
 }
 
 impl Runtime for WasmPlugin {
+    /// Replaces an instance a trap left in doubt; runs between calls.
+    fn recover(&mut self) {
+        if std::mem::take(&mut self.poisoned)
+            && let Err(problem) = self.reinstantiate()
+        {
+            tracing::error!("cannot make a fresh instance after a trap: {problem}");
+            std::process::exit(3);
+        }
+    }
+
     fn call(
         &mut self,
         method: &str,
         input: &[u8],
         deadline: Duration,
     ) -> Result<Vec<u8>, RemoteError> {
-        // Trap a little before the supervisor's own deadline, so that the
-        // caller gets this worker's timeout error and the worker lives.
-        let ticks = (deadline.as_millis() * 9 / 10 / TICK.as_millis()).max(1);
+        self.recover();
+        // Trap before the supervisor's own deadline (by a fifth, at least
+        // 50 ms), so that the caller gets this worker's timeout error and
+        // the worker lives.
+        let margin = (deadline / 5).max(Duration::from_millis(50));
+        let ticks = (deadline.saturating_sub(margin).as_millis() / TICK.as_millis()).max(1);
         self.store
             .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         let result = self.run(method, input);
@@ -162,10 +189,8 @@ impl Runtime for WasmPlugin {
                         format!("wasm call `{method}` failed: {error:#}"),
                     ),
                 };
-                if let Err(problem) = self.reinstantiate() {
-                    tracing::error!("cannot make a fresh instance after a trap: {problem}");
-                    std::process::exit(3);
-                }
+                // A fresh instance once this reply is sent (`recover`).
+                self.poisoned = true;
                 Err(remote)
             }
         }
@@ -287,16 +312,23 @@ fn instantiate(
 }
 
 /// Ticks the engine's epoch for call deadlines, for the worker's life.
-fn start_ticker(engine: &Engine) {
+fn start_ticker(engine: &Engine) -> std::io::Result<()> {
     let engine = engine.clone();
     std::thread::Builder::new()
         .name("corral-epoch".into())
         .spawn(move || {
+            // Epochs follow the clock, not the number of wake-ups: under
+            // load a sleep overshoots, and the ticker catches up.
+            let start = std::time::Instant::now();
+            let mut ticks: u128 = 0;
             loop {
                 std::thread::sleep(TICK);
-                engine.increment_epoch();
+                let due = start.elapsed().as_millis() / TICK.as_millis();
+                while ticks < due {
+                    engine.increment_epoch();
+                    ticks += 1;
+                }
             }
         })
         .map(drop)
-        .unwrap_or_else(|error| tracing::warn!("no epoch ticker, wasm deadlines off: {error}"));
 }
