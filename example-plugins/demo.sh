@@ -35,10 +35,13 @@ step "corral call hello upper 'hello, corral'"
 step "corral call hello sum '1 2 3 36'"
 "$corral" call hello sum '1 2 3 36'; echo
 
+step "corral call wat-echo echo 'from a plugin written in WebAssembly text'"
+"$corral" call wat-echo echo 'from a plugin written in WebAssembly text'; echo
+
 step "corral call hello nope    # unknown method: a clear error, exit code 1"
 "$corral" call hello nope || echo "(exit code $?)"
 
-pid=$("$corral" ps --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)
+pid=$("$corral" ps --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)   # hello's (rows are sorted by name)
 step "ps -o pid,args -p $pid    # workers are ordinary processes"
 ps -o pid,args -p "$pid"
 

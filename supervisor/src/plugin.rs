@@ -12,7 +12,7 @@ use crate::watchdog::Watchdog;
 use crate::worker::{self, StartError, Worker};
 use corral_plugin_api::wire::{
     EffectiveLimits, ExitCause, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, PluginState,
+    PluginInfo, PluginKind, PluginState,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
@@ -295,7 +295,7 @@ pub(crate) async fn supervise(
             Ok(started) => {
                 let pid = started.worker.pid();
                 let ready_at = Instant::now();
-                let mut layers = supervisor_layers(&plugin.limits);
+                let mut layers = supervisor_layers(&plugin.limits, plugin.plugin.manifest.kind);
                 if let Some(cgroup) = &plugin.cgroup {
                     layers.push(cgroup_layer(cgroup, pid));
                 }
@@ -420,7 +420,7 @@ async fn start(
 
 /// The layers the supervisor applies before exec, as `corral inspect` shows
 /// them (the worker reports its own: Landlock, seccomp).
-fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
+fn supervisor_layers(limits: &EffectiveLimits, kind: PluginKind) -> Vec<Layer> {
     const MIB: u64 = 1024 * 1024;
     let layer = |name: &str, active: bool, detail: String| Layer {
         name: name.to_owned(),
@@ -441,8 +441,12 @@ fn supervisor_layers(limits: &EffectiveLimits) -> Vec<Layer> {
             "rlimits",
             true,
             format!(
-                "data {} MiB, open files {}, file size {} MiB, cpu {cpu}, core 0",
+                "data {} MiB{}, open files {}, file size {} MiB, cpu {cpu}, core 0",
                 limits.memory_bytes / MIB,
+                match kind {
+                    PluginKind::Native => "",
+                    PluginKind::Wasm => " (guest; +256 MiB for the wasm runtime)",
+                },
                 limits.open_files,
                 limits.file_size_bytes / MIB
             ),
