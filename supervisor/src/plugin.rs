@@ -444,8 +444,11 @@ fn supervisor_layers(limits: &EffectiveLimits, kind: PluginKind) -> Vec<Layer> {
                 "data {} MiB{}, open files {}, file size {} MiB, cpu {cpu}, core 0",
                 limits.memory_bytes / MIB,
                 match kind {
-                    PluginKind::Native => "",
-                    PluginKind::Wasm => " (guest; +256 MiB for the wasm runtime)",
+                    PluginKind::Native => String::new(),
+                    PluginKind::Wasm => format!(
+                        " (guest; +{} MiB for the wasm runtime)",
+                        crate::sandbox::WASM_RUNTIME_BYTES / MIB
+                    ),
                 },
                 limits.open_files,
                 limits.file_size_bytes / MIB

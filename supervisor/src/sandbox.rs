@@ -31,7 +31,7 @@ const LIMITED: [Resource; 5] = [
 
 /// Data memory a wasm worker gets beyond its guest's `memory_mb`: the
 /// compiler and runtime.
-pub(crate) const WASM_RUNTIME_BYTES: u64 = 256 * 1024 * 1024; // shown in `supervisor_layers`
+pub(crate) const WASM_RUNTIME_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The fd a worker finds its plugin module on (opened by the supervisor,
 /// so the worker's uid needs no path to it).
