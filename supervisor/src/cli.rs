@@ -56,6 +56,10 @@ enum Command {
         /// plugin gets DIR/NAME with memory.max, pids.max, cpu.max
         #[arg(long, value_name = "DIR")]
         cgroup: Option<PathBuf>,
+        /// Where corral keeps state (compiled wasm modules) [default:
+        /// /var/lib/corral for root, $XDG_STATE_HOME/corral otherwise]
+        #[arg(long, env = "CORRAL_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         /// Refuse workers with a sandbox layer missing (default: warn)
         #[arg(long)]
         strict: bool,
@@ -130,6 +134,7 @@ fn run(command: Command) -> Result<ExitCode> {
             worker_uid_base,
             strict,
             cgroup,
+            state_dir,
             log,
         } => {
             init_logging(&log)?;
@@ -145,6 +150,7 @@ fn run(command: Command) -> Result<ExitCode> {
             config.worker_uid_base = worker_uid_base;
             config.strict = strict;
             config.cgroup = cgroup;
+            config.state_dir = state_dir.or_else(corral::default_state_dir);
             serve(config)
         }
         Command::Call {

@@ -30,6 +30,9 @@ pub struct ServeConfig {
     pub strict: bool,
     /// A delegated cgroup v2 folder to put each plugin's cgroup in.
     pub cgroup: Option<PathBuf>,
+    /// Where corral keeps state (compiled wasm modules); `None` keeps
+    /// nothing.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -47,6 +50,7 @@ impl ServeConfig {
             worker_uid_base: 200_000,
             strict: false,
             cgroup: None,
+            state_dir: None,
         }
     }
 }

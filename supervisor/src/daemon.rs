@@ -8,6 +8,7 @@ use crate::registry::{Registry, discover};
 use crate::server::Server;
 use crate::spawn::Spawner;
 use crate::watchdog::Watchdog;
+use corral_plugin_api::wire::PluginKind;
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -93,7 +94,20 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         .zip(found.plugins)
         .map(|(index, plugin)| {
             let uid = root.then(|| config.worker_uid_base.saturating_add(index));
-            PluginHandle::new(plugin, &defaults, uid, config.cgroup.as_deref())
+            let cache = match (&config.state_dir, plugin.manifest.kind) {
+                (Some(state), PluginKind::Wasm) => {
+                    let dir = state.join("wasm-cache").join(&plugin.manifest.name);
+                    match private_dir(&dir, uid) {
+                        Ok(()) => Some(dir),
+                        Err(error) => {
+                            warn!(plugin = %plugin.manifest.name, "no compiled-module cache: {}: {error}", dir.display());
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            PluginHandle::new(plugin, &defaults, uid, config.cgroup.as_deref(), cache)
         })
         .collect();
     let registry = Arc::new(Registry::new(handles, found.broken));
@@ -165,6 +179,27 @@ fn listen(path: &Path) -> Result<Listener, ServeError> {
         .mode(0o600)
         .create_tokio()
         .map_err(error)
+}
+
+/// Creates `dir` (mode 0700) for the worker uid `owner` (or for us); the
+/// folders above it are made traversable (0755) so that uid can reach it.
+fn private_dir(dir: &Path, owner: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)?;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(uid) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(uid))?;
+    }
+    Ok(())
 }
 
 /// Opens /dev/null on any of fds 0-2 that is closed, so that no socket of

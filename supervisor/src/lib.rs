@@ -62,4 +62,4 @@ pub use corral_plugin_api::wire::{
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]
 pub use daemon::{ServeError, serve};
-pub use paths::default_socket_path;
+pub use paths::{default_socket_path, default_state_dir};

@@ -17,6 +17,7 @@ use corral_plugin_api::wire::{
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -79,6 +80,8 @@ pub(crate) struct PluginHandle {
     uid: Option<u32>,
     /// The plugin's cgroup, inside a delegated subtree.
     cgroup: Option<Cgroup>,
+    /// Where a wasm worker keeps its compiled module.
+    cache_dir: Option<PathBuf>,
     status: Mutex<Status>,
     route: watch::Sender<Route>,
 }
@@ -89,9 +92,11 @@ impl PluginHandle {
         defaults: &Defaults,
         uid: Option<u32>,
         cgroups: Option<&std::path::Path>,
+        cache_dir: Option<PathBuf>,
     ) -> Arc<Self> {
         Arc::new(Self {
             uid,
+            cache_dir,
             cgroup: cgroups.map(|subtree| Cgroup::new(subtree, &plugin.manifest.name)),
             limits: defaults.apply(&plugin.manifest.limits),
             plugin,
@@ -242,6 +247,7 @@ impl PluginHandle {
             write: self.permitted(&self.plugin.manifest.permissions.write),
             network: self.plugin.manifest.permissions.network,
             memory_bytes: self.limits.memory_bytes,
+            cache_dir: self.cache_dir.as_ref().map(|dir| dir.display().to_string()),
         }
     }
 

@@ -168,6 +168,8 @@ impl CorralBuilder {
             .arg("serve")
             .arg("--worker-uid-base")
             .arg(uid_base.to_string())
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
             .arg("--plugins")
             .arg(self.plugins_dir())
             .arg("--socket")
@@ -206,11 +208,19 @@ pub struct Corral {
 impl Corral {
     /// A new setup in a fresh temporary folder.
     pub fn builder() -> CorralBuilder {
+        let dir = tempfile::Builder::new()
+            .prefix("corral-test-")
+            .tempdir()
+            .expect("temp dir");
+        // Traversable (not listable) by the workers' own uids, which keep
+        // their compiled-module cache under it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711))
+                .expect("chmod temp dir");
+        }
         CorralBuilder {
-            dir: tempfile::Builder::new()
-                .prefix("corral-test-")
-                .tempdir()
-                .expect("temp dir"),
+            dir,
             args: Vec::new(),
             uid: None,
         }

@@ -84,7 +84,11 @@ fn restrict_files(hello: &Hello) -> Result<Layer, SandboxError> {
         .handle_access(AccessFs::from_all(abi))?
         .create()?
         .add_rules(path_beneath_rules(read, read_only))?
-        .add_rules(path_beneath_rules(&hello.write, AccessFs::from_all(abi)))?;
+        .add_rules(path_beneath_rules(&hello.write, AccessFs::from_all(abi)))?
+        .add_rules(path_beneath_rules(
+            &hello.cache_dir,
+            AccessFs::from_all(abi),
+        ))?;
     if let Some(fd) = hello.entry_fd {
         // SAFETY: the supervisor passes the module open on this fd, which
         // stays open for the worker's life.

@@ -1,5 +1,5 @@
 //! Glue behind [`export_plugin!`](crate::export_plugin): the native C ABI
-//! ([`native`]) and the wasm32 guest ABI ([`wasm`]) for a [`Plugin`] type,
+//! (`native`) and the wasm32 guest ABI (`wasm`) for a [`Plugin`] type,
 //! around one shared call path. Not a public API.
 
 use crate::abi;

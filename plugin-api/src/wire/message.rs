@@ -45,6 +45,9 @@ pub struct Hello {
     pub network: bool,
     /// The guest memory limit of a wasm plugin, in bytes.
     pub memory_bytes: u64,
+    /// A folder (readable and writable by the worker) where a wasm worker
+    /// keeps its compiled module between starts.
+    pub cache_dir: Option<String>,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.

@@ -236,3 +236,33 @@ fn wasm_module_importing_an_unknown_host_function_is_refused() {
     assert_eq!(bad.last_exit.unwrap().code, Some(3));
     neighbour.finish();
 }
+
+#[test]
+fn compiled_modules_are_cached_for_the_next_start() {
+    let corral = Corral::builder().wasm_with("wasm", "hello", "").start();
+    let first = corral.wait_ready("wasm");
+    assert!(
+        corral.log().contains("compiled module in"),
+        "{}",
+        corral.log()
+    );
+    corral_tests::send_signal(first.pid.unwrap(), libc::SIGKILL);
+    let second = corral.wait_replaced("wasm", first.pid);
+    assert_eq!(second.restarts, 1);
+    assert!(
+        corral.log().contains("compiled module from the cache in"),
+        "{}",
+        corral.log()
+    );
+    assert_eq!(
+        corral.client().call("wasm", "upper", b"cached").unwrap(),
+        b"CACHED"
+    );
+    let cache = corral.dir().join("state/wasm-cache/wasm");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().ends_with(".cwasm"), "{files:?}");
+}

@@ -71,6 +71,7 @@ impl Worker {
             write: Vec::new(),
             network: false,
             memory_bytes: 64 << 20,
+            cache_dir: None,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

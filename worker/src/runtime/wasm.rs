@@ -14,9 +14,12 @@
 use super::{LoadError, Runtime};
 use corral_plugin_api::wire::Hello;
 use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
+use sha2::{Digest, Sha256};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::os::fd::FromRawFd;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{
     Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
     TypedFunc,
@@ -68,7 +71,8 @@ impl WasmPlugin {
             message: format!("{error:#}"),
         };
         let engine = Engine::new(&config).map_err(wasm_error)?;
-        let module = Module::new(&engine, &wasm).map_err(wasm_error)?;
+        let module = compile(&engine, &wasm, hello.cache_dir.as_deref().map(Path::new))
+            .map_err(wasm_error)?;
         let linker = linker(&engine).map_err(wasm_error)?;
         start_ticker(&engine).map_err(|source| LoadError::Wasm {
             path: path.clone(),
@@ -223,6 +227,56 @@ fn read_module(hello: &Hello) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(wasm)
+}
+
+/// Compiles `wasm`, or loads it from `cache_dir` when this module was
+/// compiled before by the same wasmtime with the same settings (the file
+/// name holds the module's SHA-256 and the engine's compatibility hash).
+fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<Module> {
+    let started = Instant::now();
+    let Some(cache_dir) = cache_dir else {
+        return Module::new(engine, wasm);
+    };
+    let mut engine_hash = DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let digest: String = Sha256::digest(wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = cache_dir.join(format!("{digest}-{:016x}.cwasm", engine_hash.finish()));
+    if path.is_file() {
+        #[allow(unsafe_code, reason = "loads precompiled native code")]
+        // SAFETY: the file was written by `Module::serialize` of an engine
+        // with the same compatibility hash, in a folder only this plugin's
+        // workers can write. A worker that tampered with it gains nothing
+        // its sandbox does not already allow it.
+        match unsafe { Module::deserialize_file(engine, &path) } {
+            Ok(module) => {
+                tracing::info!("compiled module from the cache in {:?}", started.elapsed());
+                return Ok(module);
+            }
+            Err(error) => tracing::warn!(
+                "cached module {} unusable, compiling: {error:#}",
+                path.display()
+            ),
+        }
+    }
+    let module = Module::new(engine, wasm)?;
+    tracing::info!("compiled module in {:?}", started.elapsed());
+    let staged = path.with_extension("tmp");
+    let stored = module
+        .serialize()
+        .and_then(|bytes| Ok(std::fs::write(&staged, bytes)?))
+        .and_then(|()| Ok(std::fs::rename(&staged, &path)?));
+    if let Err(error) = stored {
+        tracing::warn!(
+            "cannot cache the compiled module in {}: {error:#}",
+            cache_dir.display()
+        );
+    }
+    Ok(module)
 }
 
 /// The host functions of module `corral`.
