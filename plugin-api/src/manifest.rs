@@ -80,6 +80,9 @@ pub struct Limits {
     pub threads: Option<u64>,
     /// Largest file the plugin may write, in MiB: `RLIMIT_FSIZE`.
     pub file_size_mb: Option<u64>,
+    /// wasm only: fuel (about one unit per instruction) a call may burn;
+    /// `0` or unset = no fuel metering, the deadline alone.
+    pub wasm_fuel: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +95,7 @@ struct RawLimits {
     open_files: Option<Spanned<u64>>,
     threads: Option<Spanned<u64>>,
     file_size_mb: Option<Spanned<u64>>,
+    wasm_fuel: Option<Spanned<u64>>,
 }
 
 /// A manifest that cannot be used.
@@ -212,6 +216,7 @@ impl Manifest {
                     open_files: range(limits.open_files, "open_files", 8, 1 << 20)?,
                     threads: range(limits.threads, "threads", 1, 1 << 16)?,
                     file_size_mb: range(limits.file_size_mb, "file_size_mb", 1, 1 << 30)?,
+                    wasm_fuel: range(limits.wasm_fuel, "wasm_fuel", 0, u64::MAX)?,
                 }
             }
             None => Limits::default(),

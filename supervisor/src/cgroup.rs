@@ -77,6 +77,7 @@ mod tests {
             open_files: 64,
             threads: 16,
             file_size_bytes: 1 << 20,
+            wasm_fuel: 0,
         }
     }
 

@@ -43,6 +43,7 @@ impl Defaults {
             }),
             open_files: asked.open_files.unwrap_or(self.open_files),
             threads: asked.threads.unwrap_or(self.threads),
+            wasm_fuel: asked.wasm_fuel.unwrap_or(0),
             file_size_bytes: asked
                 .file_size_mb
                 .unwrap_or(self.file_size_mb)

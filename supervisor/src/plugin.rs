@@ -248,6 +248,7 @@ impl PluginHandle {
             network: self.plugin.manifest.permissions.network,
             memory_bytes: self.limits.memory_bytes,
             cache_dir: self.cache_dir.as_ref().map(|dir| dir.display().to_string()),
+            wasm_fuel: self.limits.wasm_fuel,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Hello {
     /// A folder (readable and writable by the worker) where a wasm worker
     /// keeps its compiled module between starts.
     pub cache_dir: Option<String>,
+    /// wasm only: fuel per call; 0 = no fuel metering.
+    pub wasm_fuel: u64,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.
@@ -358,6 +360,8 @@ pub struct EffectiveLimits {
     pub threads: u64,
     /// `RLIMIT_FSIZE`, bytes.
     pub file_size_bytes: u64,
+    /// wasm only: fuel per call; 0 = none.
+    pub wasm_fuel: u64,
 }
 
 /// Everything `corral inspect` shows about one plugin.

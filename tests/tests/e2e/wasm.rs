@@ -128,11 +128,11 @@ fn wasm_hostile(wat: &str, extra: &str) -> Corral {
 
 #[test]
 fn wasm_faults_are_errors_and_the_worker_keeps_serving() {
-    let cases: [(&str, &str, &str, corral::ErrorKind, &str); 4] = [
+    let cases: [(&str, &str, &str, corral::ErrorKind, &str); 5] = [
         (
             "infinite loop",
             "(loop $l (br $l)) (i32.const 0)",
-            "[limits]\ncall_timeout_ms = 1000\n",
+            "[limits]\ncall_timeout_ms = 2000\n",
             corral::ErrorKind::Timeout,
             "ran past its deadline",
         ),
@@ -142,6 +142,13 @@ fn wasm_faults_are_errors_and_the_worker_keeps_serving() {
             "",
             corral::ErrorKind::Plugin,
             "wasm trap",
+        ),
+        (
+            "fuel",
+            "(loop $l (br $l)) (i32.const 0)",
+            "[limits]\nwasm_fuel = 100000\ncall_timeout_ms = 20000\n",
+            corral::ErrorKind::Plugin,
+            "ran out of fuel (100000 units)",
         ),
         (
             "stack overflow",

@@ -72,6 +72,7 @@ impl Worker {
             network: false,
             memory_bytes: 64 << 20,
             cache_dir: None,
+            wasm_fuel: 0,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

@@ -47,6 +47,8 @@ pub(crate) struct WasmPlugin {
     module: Module,
     linker: Linker<State>,
     memory_bytes: usize,
+    /// Fuel per call; 0 = no metering.
+    fuel: u64,
     store: Store<State>,
     exports: Exports,
     /// A trap left the instance in doubt: replace it before the next call.
@@ -64,6 +66,7 @@ impl WasmPlugin {
         })?;
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.consume_fuel(hello.wasm_fuel > 0);
         // No memfd images: the sandbox does not allow memfd_create.
         config.memory_init_cow(false);
         let wasm_error = |error: wasmtime::Error| LoadError::Wasm {
@@ -82,17 +85,18 @@ impl WasmPlugin {
         })?;
         let memory_bytes = usize::try_from(memory_bytes).unwrap_or(usize::MAX);
         let (store, exports) =
-            instantiate(&engine, &module, &linker, memory_bytes).map_err(|message| {
-                LoadError::Wasm {
+            instantiate(&engine, &module, &linker, memory_bytes, hello.wasm_fuel).map_err(
+                |message| LoadError::Wasm {
                     path: path.clone(),
                     message,
-                }
-            })?;
+                },
+            )?;
         Ok(Self {
             engine,
             module,
             linker,
             memory_bytes,
+            fuel: hello.wasm_fuel,
             store,
             exports,
             poisoned: false,
@@ -139,8 +143,13 @@ impl WasmPlugin {
 
     /// Throws the instance away and makes a fresh one.
     fn reinstantiate(&mut self) -> Result<(), String> {
-        let (store, exports) =
-            instantiate(&self.engine, &self.module, &self.linker, self.memory_bytes)?;
+        let (store, exports) = instantiate(
+            &self.engine,
+            &self.module,
+            &self.linker,
+            self.memory_bytes,
+            self.fuel,
+        )?;
         self.store = store;
         self.exports = exports;
         Ok(())
@@ -166,12 +175,20 @@ impl Runtime for WasmPlugin {
     ) -> Result<Vec<u8>, RemoteError> {
         self.recover();
         // Trap before the supervisor's own deadline (by a fifth, at least
-        // 50 ms), so that the caller gets this worker's timeout error and
+        // 100 ms), so that the caller gets this worker's timeout error and
         // the worker lives.
-        let margin = (deadline / 5).max(Duration::from_millis(50));
+        let margin = (deadline / 5).max(Duration::from_millis(100));
         let ticks = (deadline.saturating_sub(margin).as_millis() / TICK.as_millis()).max(1);
         self.store
             .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        if self.fuel > 0
+            && let Err(error) = self.store.set_fuel(self.fuel)
+        {
+            return Err(RemoteError::new(
+                ErrorKind::Plugin,
+                format!("cannot set fuel: {error:#}"),
+            ));
+        }
         let result = self.run(method, input);
         match result {
             Ok((code, reply)) => super::outcome(code, reply),
@@ -182,6 +199,13 @@ impl Runtime for WasmPlugin {
                         format!(
                             "call `{method}` ran past its deadline ({} ms) and was stopped",
                             deadline.as_millis()
+                        ),
+                    ),
+                    Some(Trap::OutOfFuel) => RemoteError::new(
+                        ErrorKind::Plugin,
+                        format!(
+                            "call `{method}` ran out of fuel ({} units) and was stopped",
+                            self.fuel
                         ),
                     ),
                     Some(trap) => RemoteError::new(
@@ -313,6 +337,7 @@ fn instantiate(
     module: &Module,
     linker: &Linker<State>,
     memory_bytes: usize,
+    fuel: u64,
 ) -> Result<(Store<State>, Exports), String> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_bytes)
@@ -323,6 +348,10 @@ fn instantiate(
     let mut store = Store::new(engine, State { limits });
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(u64::MAX / 2);
+    if fuel > 0 {
+        // Instantiation and `init` get the same budget as one call.
+        store.set_fuel(fuel).map_err(|error| format!("{error:#}"))?;
+    }
     let instance: Instance = linker
         .instantiate(&mut store, module)
         .map_err(|error| format!("{error:#}"))?;
