@@ -49,11 +49,19 @@ fn main() {
     };
     let message: Vec<u8> = (0..MESSAGE_LEN).collect();
 
-    let rows = [
+    let mut rows = vec![
         ("raw floor, 1 hop", raw_floor(1, &message, calls)),
         ("raw floor, 2 hops", raw_floor(2, &message, calls)),
-        ("corral (host→sup→worker)", corral(&message, calls)),
+        (
+            "corral (host→sup→worker)",
+            corral(&message, calls, Plugin::Native),
+        ),
     ];
+    if wasm_module().is_file() {
+        rows.push(("corral, wasm worker", corral(&message, calls, Plugin::Wasm)));
+    } else {
+        eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
+    }
     report(&rows, pinned, calls);
 }
 
@@ -95,9 +103,29 @@ fn time_calls(calls: usize, mut call: impl FnMut()) -> Stats {
     stats(latencies, start.elapsed())
 }
 
+/// Which build of `hello` serves the corral rows.
+enum Plugin {
+    Native,
+    Wasm,
+}
+
+/// `hello.wasm` as `example-plugins/build-wasm.sh` leaves it.
+fn wasm_module() -> std::path::PathBuf {
+    let target = corral_tests::target_dir();
+    target
+        .parent()
+        .unwrap_or(&target)
+        .join("wasm-plugins/hello.wasm")
+}
+
 /// The corral round trip: blocking client → supervisor → `hello` worker.
-fn corral(message: &[u8], calls: usize) -> Stats {
-    let corral = Corral::builder().hello("hello").start();
+fn corral(message: &[u8], calls: usize, plugin: Plugin) -> Stats {
+    let builder = Corral::builder();
+    let corral = match plugin {
+        Plugin::Native => builder.hello("hello"),
+        Plugin::Wasm => builder.wasm_with("hello", "hello", ""),
+    }
+    .start();
     corral.wait_ready("hello");
     let mut client = corral.client();
     time_calls(calls, || {
