@@ -27,7 +27,7 @@ pub(crate) trait Runtime {
 pub(crate) fn load(hello: &Hello) -> Result<Box<dyn Runtime>, LoadError> {
     Ok(match hello.kind {
         PluginKind::Native => Box::new(native::NativePlugin::load(hello)?),
-        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, hello.memory_bytes)?),
+        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello)?),
     })
 }
 

@@ -5,6 +5,8 @@
 //! - deadlines: epoch interruption, ticked by one thread every
 //!   [`TICK`]; a call past its deadline traps and comes back as a `timeout`
 //!   error, and the worker keeps serving;
+//! - fuel (`wasm_fuel`): when set, a call that burns it all is stopped;
+//! - compiled modules are cached in the plugin's cache folder;
 //! - traps (unreachable, out-of-bounds, stack overflow, a panic in the
 //!   guest) come back as `plugin` errors; the instance is then thrown away
 //!   and a fresh one made (2–6 µs), since a trap can leave the guest's own
@@ -58,7 +60,7 @@ pub(crate) struct WasmPlugin {
 impl WasmPlugin {
     /// Compiles the module (from the fd the supervisor passed, or its
     /// path), links the host functions and instantiates it.
-    pub(crate) fn load(hello: &Hello, memory_bytes: u64) -> Result<Self, LoadError> {
+    pub(crate) fn load(hello: &Hello) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
         let wasm = read_module(hello).map_err(|source| LoadError::Read {
             path: path.clone(),
@@ -83,7 +85,7 @@ impl WasmPlugin {
                 "cannot start the epoch ticker that enforces call deadlines: {source}"
             ),
         })?;
-        let memory_bytes = usize::try_from(memory_bytes).unwrap_or(usize::MAX);
+        let memory_bytes = usize::try_from(hello.memory_bytes).unwrap_or(usize::MAX);
         let (store, exports) =
             instantiate(&engine, &module, &linker, memory_bytes, hello.wasm_fuel).map_err(
                 |message| LoadError::Wasm {
