@@ -10,7 +10,7 @@
 //! `cargo build --workspace` (the README's test command does).
 
 use corral::blocking::Client;
-use corral::{PluginInfo, PluginState};
+use corral::{ExitInfo, PluginInfo, PluginState};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -276,6 +276,24 @@ impl Corral {
             let replaced = plugin.state == PluginState::Ready && plugin.pid != old_pid;
             info = Some(plugin);
             replaced
+        });
+        info.expect("checked at least once")
+    }
+
+    /// Waits until `name`'s last exit meets `condition` (described by
+    /// `what` in the failure message), and returns the plugin's status.
+    pub fn wait_last_exit(
+        &self,
+        name: &str,
+        what: &str,
+        condition: impl Fn(&ExitInfo) -> bool,
+    ) -> PluginInfo {
+        let mut info = None;
+        self.wait_until(&format!("{name}: {what}"), || {
+            let plugin = self.plugin(name);
+            let met = plugin.last_exit.as_ref().is_some_and(&condition);
+            info = Some(plugin);
+            met
         });
         info.expect("checked at least once")
     }

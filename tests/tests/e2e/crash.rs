@@ -225,10 +225,11 @@ fn segfault_mid_call_fails_every_call_in_flight_and_nothing_else() {
         .unwrap();
     let (slow, crash, queued) = runtime.block_on(async {
         let client = corral::Client::connect(&corral.socket).await.unwrap();
-        // Sent in this order on one connection: the worker runs the slow
-        // call, then crashes with two more calls queued behind.
+        // Sent in this order on one connection: while the worker runs the
+        // slow call, the others queue behind it; it then crashes with two
+        // calls still queued.
         tokio::join!(
-            client.call("hostile", "echo", b"before".to_vec()),
+            client.call("hostile", "sleep", b"300".to_vec()),
             client.call("hostile", "segfault", Vec::new()),
             async {
                 tokio::join!(
@@ -238,7 +239,7 @@ fn segfault_mid_call_fails_every_call_in_flight_and_nothing_else() {
             },
         )
     });
-    assert_eq!(slow.unwrap(), b"before");
+    assert_eq!(slow.unwrap(), b"slept 300 ms");
     let error = crash.unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
     assert!(error.to_string().contains("SIGSEGV"), "{error}");

@@ -166,7 +166,7 @@ fn workers_run_with_no_new_privileges_and_their_rlimits() {
 
 #[test]
 fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
-    let corral = hostile("[limits]\ncpu_percent = 50\n");
+    let corral = hostile("[limits]\ncpu_percent = 20\n");
     let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
@@ -177,7 +177,7 @@ fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
     let exit = after.last_exit.unwrap();
     assert_eq!(exit.cause, ExitCause::CpuLimit, "{}", exit.description);
     assert!(
-        exit.description.contains("watchdog:") && exit.description.contains("limit 50%"),
+        exit.description.contains("watchdog:") && exit.description.contains("limit 20%"),
         "{}",
         exit.description
     );
@@ -279,11 +279,8 @@ fn unusable_cgroup_subtree_refuses_the_worker() {
         .arg("--cgroup")
         .arg(not_a_folder.path().to_str().unwrap())
         .start();
-    corral.wait_until("the refusal is recorded", || {
-        corral
-            .plugin("hello")
-            .last_exit
-            .is_some_and(|exit| exit.cause == ExitCause::Sandbox)
+    corral.wait_last_exit("hello", "the refusal is recorded", |exit| {
+        exit.cause == ExitCause::Sandbox
     });
     let exit = corral.plugin("hello").last_exit.unwrap();
     assert!(exit.description.contains("cgroup"), "{}", exit.description);

@@ -159,12 +159,11 @@ fn constructor_escape_at_dlopen_is_already_confined() {
         .start();
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
-    corral.wait_until("the constructor's escape is recorded", || {
-        corral
-            .plugin("hostile-init")
-            .last_exit
-            .is_some_and(|exit| exit.cause == ExitCause::Seccomp)
-    });
+    corral.wait_last_exit(
+        "hostile-init",
+        "the constructor's escape is recorded",
+        |exit| exit.cause == ExitCause::Seccomp,
+    );
     let plugin = corral.plugin("hostile-init");
     assert_ne!(plugin.state, PluginState::Ready);
     let exit = plugin.last_exit.unwrap();
@@ -212,11 +211,8 @@ fn strict_refuses_a_worker_with_a_missing_layer() {
         .as_user(nobody)
         .arg("--strict")
         .start();
-    corral.wait_until("the refusal is recorded", || {
-        corral
-            .plugin("hello")
-            .last_exit
-            .is_some_and(|exit| exit.cause == ExitCause::Sandbox)
+    corral.wait_last_exit("hello", "the refusal is recorded", |exit| {
+        exit.cause == ExitCause::Sandbox
     });
     let plugin = corral.plugin("hello");
     assert_ne!(plugin.state, PluginState::Ready);

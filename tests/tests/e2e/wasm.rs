@@ -232,11 +232,8 @@ fn wasm_module_importing_an_unknown_host_function_is_refused() {
     let corral = wasm_hostile(&wat, "");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
-    corral.wait_until("the refusal is recorded", || {
-        corral
-            .plugin("bad")
-            .last_exit
-            .is_some_and(|exit| exit.description.contains("kv_get"))
+    corral.wait_last_exit("bad", "the refusal is recorded", |exit| {
+        exit.description.contains("kv_get")
     });
     let bad = corral.plugin("bad");
     assert_ne!(bad.state, PluginState::Ready);

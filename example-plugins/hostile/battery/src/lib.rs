@@ -4,6 +4,7 @@
 //! | method          | what it does                                              |
 //! |-----------------|-----------------------------------------------------------|
 //! | `echo`          | returns its input (to show the plugin works between faults) |
+//! | `sleep`         | sleeps as many milliseconds as the input says              |
 //! | `garbage`       | writes an undecodable frame on the worker's channel (fd 3) |
 //! | `oversize`      | writes a frame header announcing 4 GiB on fd 3             |
 //! | `exit`          | exits the worker with the code given as text               |
@@ -62,6 +63,11 @@ impl Plugin for Hostile {
     fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         match method {
             "echo" => Ok(input.to_vec()),
+            "sleep" => {
+                let ms = number(input)?;
+                std::thread::sleep(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+                Ok(format!("slept {ms} ms").into_bytes())
+            }
             "garbage" => {
                 channel()
                     .write_all(&[8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8])
