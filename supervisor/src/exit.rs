@@ -64,6 +64,17 @@ pub(crate) fn exit_info(
     }
 }
 
+/// Reclassifies a `SIGKILL` that came with a new OOM kill in the worker's
+/// cgroup (`memory.events`).
+pub(crate) fn oom_killed(mut exit: ExitInfo) -> ExitInfo {
+    if exit.signal == Some(libc::SIGKILL) {
+        exit.cause = ExitCause::OutOfMemory;
+        exit.description
+            .push_str(": out of memory (cgroup memory.max)");
+    }
+    exit
+}
+
 /// Adds the worker's last output lines, and tells an allocation that
 /// failed under `RLIMIT_DATA` (Rust's handler prints it, then aborts) from
 /// another abort.
@@ -160,5 +171,15 @@ mod tests {
         assert_eq!(oom.output.len(), 1);
         let other = with_output(abort(), vec!["assertion failed".into()]);
         assert_eq!(other.cause, ExitCause::Signal);
+
+        let kill = || {
+            exit_info(
+                WaitStatus::Signaled(pid, Signal::SIGKILL, false),
+                None,
+                None,
+            )
+        };
+        assert_eq!(oom_killed(kill()).cause, ExitCause::OutOfMemory);
+        assert_eq!(oom_killed(abort()).cause, ExitCause::Signal);
     }
 }

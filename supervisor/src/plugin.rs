@@ -139,6 +139,19 @@ impl PluginHandle {
         }
     }
 
+    /// Every sandbox layer of worker `pid`: what the supervisor applied,
+    /// what it sees from outside, and what the worker reported.
+    fn layers(&self, pid: u32, reported: &[Layer]) -> Vec<Layer> {
+        let mut layers = supervisor_layers(&self.limits, self.plugin.manifest.kind);
+        if let Some(cgroup) = &self.cgroup {
+            layers.push(cgroup_layer(cgroup, pid));
+        }
+        let network = self.plugin.manifest.permissions.network;
+        layers.extend(crate::sandbox::observe(pid, self.uid, network));
+        layers.extend(reported.iter().cloned());
+        layers
+    }
+
     /// Everything `corral inspect` shows.
     pub(crate) fn details(&self) -> PluginDetails {
         let info = self.info();
@@ -302,14 +315,8 @@ pub(crate) async fn supervise(
             Ok(started) => {
                 let pid = started.worker.pid();
                 let ready_at = Instant::now();
-                let mut layers = supervisor_layers(&plugin.limits, plugin.plugin.manifest.kind);
-                if let Some(cgroup) = &plugin.cgroup {
-                    layers.push(cgroup_layer(cgroup, pid));
-                }
+                let layers = plugin.layers(pid, &started.layers);
                 let oom_kills = plugin.cgroup.as_ref().and_then(Cgroup::oom_kills);
-                let network = plugin.plugin.manifest.permissions.network;
-                layers.extend(crate::sandbox::observe(pid, plugin.uid, network));
-                layers.extend(started.layers.iter().cloned());
                 let missing: Vec<&str> = layers
                     .iter()
                     .filter(|layer| !layer.active)
@@ -337,10 +344,8 @@ pub(crate) async fn supervise(
                 }
                 let mut ended =
                     worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
-                let oom_kills_now = plugin.cgroup.as_ref().and_then(Cgroup::oom_kills);
-                if oom_kills_now > oom_kills && ended.exit.signal == Some(libc::SIGKILL) {
-                    ended.exit.cause = ExitCause::OutOfMemory;
-                    ended.exit.description += ": out of memory (cgroup memory.max)";
+                if plugin.cgroup.as_ref().and_then(Cgroup::oom_kills) > oom_kills {
+                    ended.exit = crate::exit::oom_killed(ended.exit);
                 }
                 ready_for = ready_at.elapsed();
                 if ended.requested {

@@ -39,6 +39,11 @@ pub(crate) fn log_message(level: LogLevel, message: &str) {
 }
 
 extern "C" fn now_ms(_ctx: *mut c_void) -> u64 {
+    unix_ms()
+}
+
+/// Milliseconds since the Unix epoch: `now_ms` for native and wasm plugins.
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {

@@ -21,7 +21,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::os::fd::FromRawFd;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
     TypedFunc,
@@ -324,13 +324,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
             }
         },
     )?;
-    linker.func_wrap("corral", "now_ms", || -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
-    })?;
+    linker.func_wrap("corral", "now_ms", crate::host::unix_ms)?;
     Ok(linker)
 }
 
