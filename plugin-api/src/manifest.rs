@@ -6,6 +6,7 @@
 //! name = "hello"          # [a-z0-9-]{1,64}, starting with a letter or digit
 //! version = "1.2.0"       # semver
 //! kind = "native"         # native | wasm
+//! wasi = false            # wasm only: link WASI preview 1 (wasm32-wasip1)
 //! entry = "libhello.so"   # relative to the manifest's folder, no ".."
 //! api = 1                 # plugin ABI version
 //! ```
@@ -33,6 +34,10 @@ pub struct Manifest {
     pub version: semver::Version,
     /// Native library or wasm module.
     pub kind: PluginKind,
+    /// A wasm module built for `wasm32-wasip1`: the worker links WASI
+    /// preview 1, with the `[permissions]` folders preopened and nothing
+    /// else (no environment, no sockets). Off by default; wasm only.
+    pub wasi: bool,
     /// The module, relative to the manifest's folder; never absolute and
     /// never leaving the folder.
     pub entry: PathBuf,
@@ -138,6 +143,7 @@ struct RawPlugin {
     name: Spanned<String>,
     version: Spanned<String>,
     kind: PluginKind,
+    wasi: Option<Spanned<bool>>,
     entry: Spanned<String>,
     api: Spanned<u32>,
 }
@@ -190,6 +196,14 @@ impl Manifest {
                 format!("[plugin] api = {api}: this corral speaks plugin ABI {ABI_VERSION}"),
             ));
         }
+        let wasi = plugin.wasi.as_ref().is_some_and(|wasi| *wasi.get_ref());
+        if wasi && plugin.kind != PluginKind::Wasm {
+            return Err(error(
+                plugin.wasi.map(|wasi| wasi.span()),
+                "[plugin] wasi = true: WASI is for wasm plugins; set kind = \"wasm\" or remove `wasi`"
+                    .to_owned(),
+            ));
+        }
         let limits = match raw.limits {
             Some(limits) => {
                 let range = |value: Option<Spanned<u64>>, key: &str, min: u64, max: u64| match value
@@ -225,6 +239,7 @@ impl Manifest {
             name: name.clone(),
             version,
             kind: plugin.kind,
+            wasi,
             entry,
             api,
             permissions: raw.permissions,
@@ -387,6 +402,16 @@ api = 1
                 "api = -1",
                 "[plugin] api: invalid value: integer `-1`",
             ),
+            (
+                "api = 1",
+                "api = 1\nwasi = true",
+                "WASI is for wasm plugins",
+            ),
+            (
+                "api = 1",
+                "api = 1\nwasi = 1",
+                "[plugin] wasi: invalid type",
+            ),
         ];
         for (from, to, expected) in cases {
             let message = error(&GOOD.replace(from, to));
@@ -411,6 +436,13 @@ api = 1
     fn missing_keys_and_syntax_errors_are_reported() {
         assert!(error("[plugin]\nname = \"x\"\n").contains("missing field"));
         assert!(error("[plugin\n").starts_with("plugins/hello/plugin.toml:1:"));
+    }
+
+    #[test]
+    fn wasi_is_opt_in_for_wasm() {
+        assert!(!parse(GOOD).unwrap().wasi);
+        let wasm = GOOD.replace("kind = \"native\"", "kind = \"wasm\"\nwasi = true");
+        assert!(parse(&wasm).unwrap().wasi);
     }
 
     #[test]

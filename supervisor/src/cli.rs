@@ -368,6 +368,9 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
     if let Some(uptime) = info.uptime_ms {
         out += &format!("  up {}", human(Duration::from_millis(uptime)));
     }
+    if let Some(start) = info.start_us {
+        out += &format!("  started in {:.1} ms", start as f64 / 1000.0);
+    }
     out += &format!("  restarts {}\n", info.restarts);
     let row = |out: &mut String, key: &str, value: &str| *out += &format!("  {key:<12} {value}\n");
     row(&mut out, "manifest", &details.manifest);
@@ -484,6 +487,7 @@ mod tests {
             state,
             pid: None,
             uptime_ms: None,
+            start_us: None,
             restarts: 0,
             last_exit: None,
             error: None,

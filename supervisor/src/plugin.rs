@@ -42,6 +42,8 @@ struct Status {
     state: PluginState,
     pid: Option<u32>,
     ready_since: Option<Instant>,
+    /// How long the current worker took from spawn to Ready.
+    start_time: Option<Duration>,
     starts: u32,
     /// Recent exits, newest last, at most [`EXITS_KEPT`].
     exits: VecDeque<ExitInfo>,
@@ -104,6 +106,7 @@ impl PluginHandle {
                 state: PluginState::Starting,
                 pid: None,
                 ready_since: None,
+                start_time: None,
                 starts: 0,
                 exits: VecDeque::new(),
                 error: None,
@@ -133,6 +136,9 @@ impl PluginHandle {
             uptime_ms: status
                 .ready_since
                 .map(|since| u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            start_us: status
+                .start_time
+                .map(|time| u64::try_from(time.as_micros()).unwrap_or(u64::MAX)),
             restarts: status.starts.saturating_sub(1),
             last_exit: status.exits.back().cloned(),
             error: status.error.clone(),
@@ -253,6 +259,8 @@ impl PluginHandle {
             plugin: self.plugin.manifest.name.clone(),
             version: self.plugin.manifest.version.to_string(),
             kind: self.plugin.manifest.kind,
+            wasi: self.plugin.manifest.wasi,
+            dir: self.plugin.dir.display().to_string(),
             entry: self.plugin.entry.display().to_string(),
             entry_fd: Some(crate::sandbox::ENTRY_FD),
             max_frame: supervision.max_frame,
@@ -286,6 +294,7 @@ impl PluginHandle {
         WorkerCommand {
             exe: supervision.worker_exe.clone(),
             entry: self.plugin.entry.clone(),
+            dir: self.plugin.dir.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
             setup: ChildSetup::new(
@@ -311,6 +320,7 @@ pub(crate) async fn supervise(
         plugin.set(PluginState::Starting, Route::Starting);
         plugin.status().starts += 1;
         let mut ready_for = Duration::ZERO;
+        let spawned_at = Instant::now();
         match start(&plugin, &supervision).await {
             Ok(started) => {
                 let pid = started.worker.pid();
@@ -335,6 +345,7 @@ pub(crate) async fn supervise(
                     let mut status = plugin.status();
                     status.pid = Some(pid);
                     status.ready_since = (!refused).then_some(ready_at);
+                    status.start_time = Some(ready_at - spawned_at);
                     status.error = None;
                     status.layers = layers;
                 }
@@ -356,6 +367,7 @@ pub(crate) async fn supervise(
                 let mut status = plugin.status();
                 status.pid = None;
                 status.ready_since = None;
+                status.start_time = None;
                 status.record_exit(ended.exit);
             }
             Err(failure) => {

@@ -186,6 +186,7 @@ impl Registry {
             state: PluginState::Failed,
             pid: None,
             uptime_ms: None,
+            start_us: None,
             restarts: 0,
             last_exit: None,
             error: Some(b.error.clone()),

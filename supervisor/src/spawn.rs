@@ -45,6 +45,10 @@ pub(crate) struct WorkerCommand {
     pub(crate) exe: Arc<OwnedFd>,
     /// The plugin module, opened here and handed over as fd 4.
     pub(crate) entry: PathBuf,
+    /// The worker's working folder: the plugin's folder, so that a
+    /// relative `[permissions]` path means the same to the plugin as in
+    /// its manifest.
+    pub(crate) dir: PathBuf,
     /// `argv[0]`, what `ps` shows: `corral-worker: NAME@VERSION`.
     pub(crate) title: String,
     /// The worker's whole environment.
@@ -114,6 +118,7 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
     let entry_fd = entry.as_raw_fd();
     let mut cmd = Command::new(format!("/proc/self/fd/{}", command.exe.as_raw_fd()));
     cmd.arg0(&command.title)
+        .current_dir(&command.dir)
         .env_clear()
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

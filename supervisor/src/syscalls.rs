@@ -28,6 +28,7 @@ fn name(syscall: i64) -> Option<&'static str> {
         (libc::SYS_bind, "bind"),
         (libc::SYS_listen, "listen"),
         (libc::SYS_openat, "openat"),
+        (libc::SYS_openat2, "openat2"),
         (libc::SYS_open, "open"),
         (libc::SYS_mount, "mount"),
         (libc::SYS_umount2, "umount2"),

@@ -15,12 +15,13 @@
 #![allow(clippy::print_stdout, reason = "a bench prints its results")]
 
 use corral_tests::Corral;
+use corral_tests::bench::{self, Summary};
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const MESSAGE_LEN: u8 = 64;
 const WARMUP: usize = 2_000;
@@ -35,18 +36,8 @@ fn main() {
         Ok(other) => panic!("unknown {ROLE_ENV} `{other}`"),
         Err(_) => {}
     }
-    let pinned = std::env::var_os("CORRAL_BENCH_UNPINNED").is_none_or(|v| v != "1");
-    if pinned {
-        pin_to_cpu0();
-    }
-    let calls = match std::env::var("CORRAL_BENCH_CALLS") {
-        Ok(calls) => calls
-            .parse()
-            .ok()
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or_else(|| panic!("CORRAL_BENCH_CALLS=`{calls}` is not a positive count")),
-        Err(_) => DEFAULT_CALLS,
-    };
+    let pinned = bench::pin_unless_unpinned();
+    let calls = bench::count_from_env("CORRAL_BENCH_CALLS", DEFAULT_CALLS);
     let message: Vec<u8> = (0..MESSAGE_LEN).collect();
 
     let mut rows = vec![
@@ -57,7 +48,7 @@ fn main() {
             corral(&message, calls, Plugin::Native),
         ),
     ];
-    if wasm_module().is_file() {
+    if corral_tests::wasm_module("hello").is_file() {
         rows.push(("corral, wasm worker", corral(&message, calls, Plugin::Wasm)));
     } else {
         eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
@@ -67,25 +58,8 @@ fn main() {
 
 /// Latency figures of one measurement.
 struct Stats {
-    p50_us: f64,
-    p99_us: f64,
-    mean_us: f64,
+    latency: Summary,
     calls_per_s: f64,
-}
-
-/// Nearest-rank percentiles and mean of per-call latencies, and the rate
-/// over the whole timed run.
-fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort_unstable();
-    let n = latencies.len();
-    let percentile = |p: usize| latencies[(n * p).div_ceil(100).max(1) - 1].as_secs_f64() * 1e6;
-    let total: Duration = latencies.iter().sum();
-    Stats {
-        p50_us: percentile(50),
-        p99_us: percentile(99),
-        mean_us: total.as_secs_f64() * 1e6 / n as f64,
-        calls_per_s: n as f64 / wall.as_secs_f64(),
-    }
 }
 
 /// Makes `WARMUP` untimed calls, then times `calls` calls one by one.
@@ -100,22 +74,17 @@ fn time_calls(calls: usize, mut call: impl FnMut()) -> Stats {
         call();
         latencies.push(sent.elapsed());
     }
-    stats(latencies, start.elapsed())
+    let wall = start.elapsed();
+    Stats {
+        calls_per_s: latencies.len() as f64 / wall.as_secs_f64(),
+        latency: Summary::of(latencies),
+    }
 }
 
 /// Which build of `hello` serves the corral rows.
 enum Plugin {
     Native,
     Wasm,
-}
-
-/// `hello.wasm` as `example-plugins/build-wasm.sh` leaves it.
-fn wasm_module() -> std::path::PathBuf {
-    let target = corral_tests::target_dir();
-    target
-        .parent()
-        .unwrap_or(&target)
-        .join("wasm-plugins/hello.wasm")
 }
 
 /// The corral round trip: blocking client → supervisor → `hello` worker.
@@ -270,35 +239,14 @@ fn frame_len(message: &[u8]) -> u32 {
     u32::try_from(message.len()).expect("message under 4 GiB")
 }
 
-/// Pins this process, and so every process it starts, to CPU 0.
-fn pin_to_cpu0() {
-    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU 0 is within the set's bounds.
-    unsafe { libc::CPU_SET(0, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this
-    // thread, and threads and children started later inherit its mask.
-    let pinned = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(
-        pinned,
-        0,
-        "sched_setaffinity: {}",
-        io::Error::last_os_error()
-    );
-}
-
 /// Prints the table and writes the JSON file.
 fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
     let floor = rows
         .iter()
         .find(|(what, _)| *what == "raw floor, 2 hops")
-        .map(|(_, stats)| stats)
+        .map(|(_, stats)| &stats.latency)
         .expect("a 2-hop floor row");
-    let mode = if pinned {
-        "pinned to CPU 0"
-    } else {
-        "unpinned"
-    };
+    let mode = bench::mode(pinned);
     println!("corral call latency ({MESSAGE_LEN} B echo, {mode}, N={calls})");
     println!(
         "{:<28} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor",
@@ -306,16 +254,17 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
     );
     let mut results = Vec::new();
     for (what, stats) in rows {
-        let (p50_ratio, p99_ratio) = (stats.p50_us / floor.p50_us, stats.p99_us / floor.p99_us);
+        let latency = &stats.latency;
+        let (p50_ratio, p99_ratio) = (latency.p50_us / floor.p50_us, latency.p99_us / floor.p99_us);
         println!(
             "{what:<28} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x",
-            stats.p50_us, stats.p99_us, stats.mean_us, stats.calls_per_s
+            latency.p50_us, latency.p99_us, latency.mean_us, stats.calls_per_s
         );
         results.push(serde_json::json!({
             "what": what,
-            "p50_us": stats.p50_us,
-            "p99_us": stats.p99_us,
-            "mean_us": stats.mean_us,
+            "p50_us": latency.p50_us,
+            "p99_us": latency.p99_us,
+            "mean_us": latency.mean_us,
             "calls_per_s": stats.calls_per_s,
             "p50_vs_2hop_floor": p50_ratio,
             "p99_vs_2hop_floor": p99_ratio,
@@ -329,14 +278,6 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
         "calls": calls,
         "results": results,
     });
-    let target = corral_tests::target_dir();
-    let dir = target
-        .parent()
-        .expect("target/<profile> has a parent")
-        .join("bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    let path = dir.join("call_latency.json");
-    let text = serde_json::to_string_pretty(&json).expect("encode JSON");
-    std::fs::write(&path, text + "\n").expect("write call_latency.json");
+    let path = bench::write_json("call_latency", &json);
     eprintln!("figures written to {}", path.display());
 }

@@ -9,6 +9,8 @@
 //! the test binary runs from; build them first with
 //! `cargo build --workspace` (the README's test command does).
 
+pub mod bench;
+
 use corral::blocking::Client;
 use corral::{ExitInfo, PluginInfo, PluginState};
 use std::collections::BTreeSet;
@@ -58,11 +60,22 @@ pub fn corral_bin() -> PathBuf {
     artifact("corral")
 }
 
+/// Where `example-plugins/build-wasm.sh` leaves `{module}.wasm`
+/// (`target/wasm-plugins/`); it may not exist.
+pub fn wasm_module(module: &str) -> PathBuf {
+    target_dir()
+        .parent()
+        .expect("target dir has a parent")
+        .join("wasm-plugins")
+        .join(format!("{module}.wasm"))
+}
+
 /// Builds a supervisor setup: plugin folders, flags.
 pub struct CorralBuilder {
     dir: tempfile::TempDir,
     args: Vec<String>,
     uid: Option<u32>,
+    state_dir: Option<PathBuf>,
 }
 
 impl CorralBuilder {
@@ -95,11 +108,7 @@ impl CorralBuilder {
     /// (`target/wasm-plugins/{module}.wasm`) as plugin `name`, with
     /// `extra` appended to the manifest.
     pub fn wasm_with(self, name: &str, module: &str, extra: &str) -> Self {
-        let built = target_dir()
-            .parent()
-            .expect("target dir has a parent")
-            .join("wasm-plugins")
-            .join(format!("{module}.wasm"));
+        let built = wasm_module(module);
         assert!(
             built.is_file(),
             "{} is missing: run example-plugins/build-wasm.sh first (tests/run.sh does)",
@@ -136,6 +145,15 @@ impl CorralBuilder {
         self
     }
 
+    /// Uses `dir` as the supervisor's state folder (which holds the
+    /// compiled-module cache) instead of one in the temporary folder, so
+    /// that supervisors started one after another share it. `dir` must be
+    /// traversable by the workers' uids.
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_owned());
+        self
+    }
+
     /// Runs the supervisor as `uid` (and the same gid) through `setpriv`,
     /// with the temporary folder handed over to that user.
     pub fn as_user(mut self, uid: u32) -> Self {
@@ -164,12 +182,16 @@ impl CorralBuilder {
         // them (and their RLIMIT_NPROC budget) without a base of their own.
         static SUPERVISORS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let uid_base = 300_000 + SUPERVISORS.fetch_add(1, Ordering::Relaxed) * 32;
+        let state_dir = match &self.state_dir {
+            Some(dir) => dir.clone(),
+            None => self.dir.path().join("state"),
+        };
         let child = command
             .arg("serve")
             .arg("--worker-uid-base")
             .arg(uid_base.to_string())
             .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
+            .arg(state_dir)
             .arg("--plugins")
             .arg(self.plugins_dir())
             .arg("--socket")
@@ -223,6 +245,7 @@ impl Corral {
             dir,
             args: Vec::new(),
             uid: None,
+            state_dir: None,
         }
     }
 

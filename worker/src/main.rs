@@ -68,6 +68,7 @@ fn run() -> Result<(), WorkerError> {
         return Ok(()); // the supervisor went away before saying hello
     };
     let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
+    let started = std::time::Instant::now();
     #[cfg(target_os = "linux")]
     let layers = match sandbox::confine(&hello) {
         Ok(layers) => layers,
@@ -78,6 +79,7 @@ fn run() -> Result<(), WorkerError> {
     };
     #[cfg(not(target_os = "linux"))]
     let layers = Vec::new();
+    let confined = started.elapsed();
     let mut plugin = match runtime::load(&hello) {
         Ok(plugin) => plugin,
         Err(error) => {
@@ -85,6 +87,10 @@ fn run() -> Result<(), WorkerError> {
             return Err(error.into());
         }
     };
+    tracing::debug!(
+        "sandboxed in {confined:?}, plugin loaded in {:?}",
+        started.elapsed() - confined
+    );
     handshake::send_ready(&mut channel, &hello, layers)?;
     serve::serve(&mut channel, plugin.as_mut())?;
     Ok(())

@@ -57,7 +57,7 @@ pub(crate) enum SandboxError {
 pub(crate) fn confine(hello: &Hello) -> Result<Vec<Layer>, SandboxError> {
     let landlock = restrict_files(hello)?;
     install_reporter()?;
-    for filter in filters(hello.network)? {
+    for filter in filters(hello)? {
         seccompiler::apply_filter_all_threads(&filter)?;
     }
     let seccomp = Layer {
@@ -119,7 +119,7 @@ fn restrict_files(hello: &Hello) -> Result<Layer, SandboxError> {
 }
 
 /// The three seccomp filters, in the order they must be installed.
-fn filters(network: bool) -> Result<Vec<BpfProgram>, SandboxError> {
+fn filters(hello: &Hello) -> Result<Vec<BpfProgram>, SandboxError> {
     let arch = target_arch();
     let rules =
         |syscalls: &[(i64, Vec<SeccompRule>)]| syscalls.iter().cloned().collect::<BTreeMap<_, _>>();
@@ -141,7 +141,7 @@ fn filters(network: bool) -> Result<Vec<BpfProgram>, SandboxError> {
         arch,
     )?;
     let allowed = SeccompFilter::new(
-        allow_list(network)?,
+        allow_list(hello)?,
         SeccompAction::Trap,
         SeccompAction::Allow,
         arch,
@@ -162,7 +162,7 @@ fn arg_eq(index: u8, value: u64) -> Result<SeccompCondition, SandboxError> {
     )?)
 }
 
-fn allow_list(network: bool) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
+fn allow_list(hello: &Hello) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     let any = |syscall: i64| (syscall, Vec::new());
     let mut syscalls: BTreeMap<i64, Vec<SeccompRule>> = [
         // memory
@@ -290,7 +290,37 @@ fn allow_list(network: bool) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxE
             SeccompRule::new(vec![arg_eq(0, libc::PR_GET_NAME as u64)?])?,
         ],
     );
-    if network {
+    if hello.wasi {
+        // wasmtime-wasi's async runtime, and the file calls WASI adds.
+        for syscall in [
+            libc::SYS_epoll_create1,
+            libc::SYS_epoll_ctl,
+            libc::SYS_epoll_wait,
+            libc::SYS_epoll_pwait,
+            libc::SYS_eventfd2,
+            libc::SYS_utimensat,
+            libc::SYS_linkat,
+            libc::SYS_symlinkat,
+            libc::SYS_fadvise64,
+            libc::SYS_openat2, // cap-std opens beneath a preopen with it
+        ] {
+            syscalls.insert(syscall, Vec::new());
+        }
+        // The async runtime wakes itself through a Unix socket pair.
+        syscalls.insert(
+            libc::SYS_socketpair,
+            vec![SeccompRule::new(vec![arg_eq(0, libc::AF_UNIX as u64)?])?],
+        );
+        // Asking whether stdout is a terminal, setting non-blocking mode.
+        syscalls.insert(
+            libc::SYS_ioctl,
+            [libc::TCGETS, libc::FIONBIO, libc::FIOCLEX]
+                .into_iter()
+                .map(|request| Ok(SeccompRule::new(vec![arg_eq(1, request)?])?))
+                .collect::<Result<_, SandboxError>>()?,
+        );
+    }
+    if hello.network {
         for syscall in [
             libc::SYS_socket,
             libc::SYS_connect,

@@ -30,6 +30,11 @@ pub struct Hello {
     pub version: String,
     /// The kind of module to load.
     pub kind: PluginKind,
+    /// Link WASI preview 1 (wasm only), preopening `read` and `write`.
+    pub wasi: bool,
+    /// The plugin's folder (the worker's working folder): WASI names a
+    /// permitted path inside it as the manifest does, relative.
+    pub dir: String,
     /// Absolute path of the module to load (for messages, and for loading
     /// when `entry_fd` is `None`).
     pub entry: String,
@@ -404,6 +409,9 @@ pub struct PluginInfo {
     pub pid: Option<u32>,
     /// Milliseconds the current worker has been ready.
     pub uptime_ms: Option<u64>,
+    /// Microseconds the current worker took from spawn to Ready (as the
+    /// supervisor measured it: exec, sandbox, loading the plugin, `init`).
+    pub start_us: Option<u64>,
     /// How many times a worker was started again after the first.
     pub restarts: u32,
     /// How the last worker ended.

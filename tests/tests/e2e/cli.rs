@@ -40,6 +40,7 @@ fn ps_shows_a_table_and_json_with_the_documented_fields() {
         "state",
         "pid",
         "uptime_ms",
+        "start_us",
         "restarts",
         "last_exit",
         "error",

@@ -9,5 +9,6 @@ mod limits;
 mod manifest;
 mod protocol;
 mod sandbox;
+mod wasi;
 mod wasm;
 mod worker;

@@ -64,6 +64,8 @@ impl Worker {
             plugin: "hello".into(),
             version: "1.0.0".into(),
             kind: PluginKind::Native,
+            wasi: false,
+            dir: "/".into(),
             entry: entry.into(),
             entry_fd: None,
             max_frame: MAX,

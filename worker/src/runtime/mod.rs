@@ -2,6 +2,7 @@
 //! trait, two implementations: native libraries and wasm modules.
 
 pub(crate) mod native;
+mod wasi;
 pub(crate) mod wasm;
 
 use corral_plugin_api::wire::{Hello, PluginKind};

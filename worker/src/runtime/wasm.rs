@@ -7,12 +7,14 @@
 //!   error, and the worker keeps serving;
 //! - fuel (`wasm_fuel`): when set, a call that burns it all is stopped;
 //! - compiled modules are cached in the plugin's cache folder;
+//! - WASI preview 1 only when the manifest asks for it ([`super::wasi`]);
 //! - traps (unreachable, out-of-bounds, stack overflow, a panic in the
 //!   guest) come back as `plugin` errors; the instance is then thrown away
 //!   and a fresh one made (2–6 µs), since a trap can leave the guest's own
 //!   state half-updated (done right after the failing call's reply is
 //!   sent, so neither that reply nor the next call waits for it).
 
+use super::wasi::{self, Wasi};
 use super::{LoadError, Runtime};
 use corral_plugin_api::wire::Hello;
 use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
@@ -33,6 +35,8 @@ const TICK: Duration = Duration::from_millis(2);
 /// What the store carries for host functions and the limiter.
 struct State {
     limits: StoreLimits,
+    /// Linked only when the manifest asks for WASI.
+    wasi: wasmtime_wasi::p1::WasiP1Ctx,
 }
 
 /// The guest's exports.
@@ -51,6 +55,7 @@ pub(crate) struct WasmPlugin {
     memory_bytes: usize,
     /// Fuel per call; 0 = no metering.
     fuel: u64,
+    wasi: Option<Wasi>,
     store: Store<State>,
     exports: Exports,
     /// A trap left the instance in doubt: replace it before the next call.
@@ -78,7 +83,15 @@ impl WasmPlugin {
         let engine = Engine::new(&config).map_err(wasm_error)?;
         let module = compile(&engine, &wasm, hello.cache_dir.as_deref().map(Path::new))
             .map_err(wasm_error)?;
-        let linker = linker(&engine).map_err(wasm_error)?;
+        let wasi = Wasi::new(hello);
+        check_imports(&module, wasi.is_some()).map_err(|message| LoadError::Wasm {
+            path: path.clone(),
+            message,
+        })?;
+        if let Some(wasi) = &wasi {
+            tracing::info!("WASI preview 1: {}", wasi.describe());
+        }
+        let linker = linker(&engine, wasi.is_some()).map_err(wasm_error)?;
         start_ticker(&engine).map_err(|source| LoadError::Wasm {
             path: path.clone(),
             message: format!(
@@ -86,19 +99,25 @@ impl WasmPlugin {
             ),
         })?;
         let memory_bytes = usize::try_from(hello.memory_bytes).unwrap_or(usize::MAX);
-        let (store, exports) =
-            instantiate(&engine, &module, &linker, memory_bytes, hello.wasm_fuel).map_err(
-                |message| LoadError::Wasm {
-                    path: path.clone(),
-                    message,
-                },
-            )?;
+        let (store, exports) = instantiate(
+            &engine,
+            &module,
+            &linker,
+            memory_bytes,
+            hello.wasm_fuel,
+            wasi.as_ref(),
+        )
+        .map_err(|message| LoadError::Wasm {
+            path: path.clone(),
+            message,
+        })?;
         Ok(Self {
             engine,
             module,
             linker,
             memory_bytes,
             fuel: hello.wasm_fuel,
+            wasi,
             store,
             exports,
             poisoned: false,
@@ -151,6 +170,7 @@ impl WasmPlugin {
             &self.linker,
             self.memory_bytes,
             self.fuel,
+            self.wasi.as_ref(),
         )?;
         self.store = store;
         self.exports = exports;
@@ -305,9 +325,33 @@ fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> wasmtime::
     Ok(module)
 }
 
-/// The host functions of module `corral`.
-fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+/// Refuses a module that imports WASI when the manifest does not ask for
+/// it, naming the import and the fix (instead of wasmtime's "unknown
+/// import").
+fn check_imports(module: &Module, wasi: bool) -> Result<(), String> {
+    if wasi {
+        return Ok(());
+    }
+    match module
+        .imports()
+        .find(|import| import.module().starts_with("wasi"))
+    {
+        Some(import) => Err(format!(
+            "the module imports WASI ({}::{}), which this plugin does not ask for: \
+             set `wasi = true` in [plugin] of plugin.toml",
+            import.module(),
+            import.name()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The host functions of module `corral`, and WASI preview 1 when `wasi`.
+fn linker(engine: &Engine, wasi: bool) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
+    if wasi {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut State| &mut state.wasi)?;
+    }
     linker.func_wrap(
         "corral",
         "log",
@@ -334,6 +378,7 @@ fn instantiate(
     linker: &Linker<State>,
     memory_bytes: usize,
     fuel: u64,
+    wasi: Option<&Wasi>,
 ) -> Result<(Store<State>, Exports), String> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_bytes)
@@ -341,7 +386,11 @@ fn instantiate(
         .memories(1)
         .tables(4)
         .build();
-    let mut store = Store::new(engine, State { limits });
+    let wasi = match wasi {
+        Some(wasi) => wasi.context()?,
+        None => wasi::none(),
+    };
+    let mut store = Store::new(engine, State { limits, wasi });
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(u64::MAX / 2);
     if fuel > 0 {
@@ -353,6 +402,12 @@ fn instantiate(
         .map_err(|error| format!("{error:#}"))?;
     let export_error =
         |name: &str, error: wasmtime::Error| format!("the module's `{name}` export: {error:#}");
+    // A WASI reactor (`wasm32-wasip1` cdylib) runs its constructors here.
+    if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+        initialize
+            .call(&mut store, ())
+            .map_err(|error| format!("the module's `_initialize` trapped: {error:#}"))?;
+    }
     let memory = instance
         .get_memory(&mut store, "memory")
         .ok_or_else(|| "the module exports no `memory`".to_owned())?;

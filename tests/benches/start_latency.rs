@@ -1,0 +1,148 @@
+//! Start latency: how long a plugin takes from the supervisor spawning its
+//! worker to the worker's Ready frame (exec, sandbox, loading the plugin,
+//! `init`), as the supervisor measures it (`start_us` in `corral ps`),
+//! beside the floor measured in the same run and mode: spawning `/bin/true`
+//! and waiting for it, timed here — what no worker start can go under.
+//!
+//! Every start is a new supervisor with one plugin, dropped once the
+//! plugin is ready: the native `hello`; `hello.wasm` with a new state
+//! folder each time, so wasmtime compiles the module; and `hello.wasm` with
+//! one state folder for every start, so it loads from the compiled-module
+//! cache (which an untimed first start fills). Each row begins with an
+//! untimed start.
+//!
+//! Runs pinned to CPU 0 (every child inherits it) unless
+//! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_STARTS` sets the number of timed
+//! starts per row. Prints a table and writes the figures to
+//! `target/bench/start_latency.json`. It reports; it asserts no speed.
+
+#![allow(clippy::print_stdout, reason = "a bench prints its results")]
+
+use corral_tests::bench::{self, Summary};
+use corral_tests::{Corral, CorralBuilder};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DEFAULT_STARTS: usize = 30;
+const FLOOR: &str = "floor: spawn+wait /bin/true";
+
+fn main() {
+    let pinned = bench::pin_unless_unpinned();
+    let starts = bench::count_from_env("CORRAL_BENCH_STARTS", DEFAULT_STARTS);
+
+    let mut rows = vec![
+        (FLOOR, floor(starts)),
+        (
+            "native hello",
+            worker_starts(starts, || Corral::builder().hello("hello")),
+        ),
+    ];
+    let wasm = corral_tests::wasm_module("hello");
+    let wasm_skipped = !wasm.is_file();
+    if !wasm_skipped {
+        let hello_wasm = || Corral::builder().wasm_with("hello", "hello", "");
+        rows.push(("wasm hello, compiled", worker_starts(starts, hello_wasm)));
+        let state = shared_state_dir();
+        rows.push((
+            "wasm hello, cached",
+            worker_starts(starts, || hello_wasm().state_dir(state.path())),
+        ));
+    }
+    report(&rows, pinned, starts, wasm_skipped);
+    if wasm_skipped {
+        println!(
+            "SKIPPED the wasm rows: {} is missing; build it with example-plugins/build-wasm.sh",
+            wasm.display()
+        );
+    }
+}
+
+/// The floor: `/bin/true` spawned and waited for, `starts` times after a
+/// few untimed runs.
+fn floor(starts: usize) -> Summary {
+    let run = || {
+        let started = Instant::now();
+        let status = Command::new("/bin/true").status();
+        let took = started.elapsed();
+        match status {
+            Ok(status) if status.success() => took,
+            other => panic!("/bin/true did not run cleanly: {other:?}"),
+        }
+    };
+    for _ in 0..5 {
+        run();
+    }
+    Summary::of((0..starts).map(|_| run()).collect())
+}
+
+/// Starts a supervisor set up by `setup` once untimed and then `starts`
+/// times, each until its `hello` is ready, and summarises the start times
+/// the supervisor reported.
+fn worker_starts(starts: usize, setup: impl Fn() -> CorralBuilder) -> Summary {
+    // Each start's supervisor, and its worker, stop when it is dropped.
+    let start = || {
+        let start_us = setup().start().wait_ready("hello").start_us;
+        Duration::from_micros(start_us.unwrap_or_else(|| {
+            panic!("the supervisor reports no start_us: run `cargo build --release --workspace`")
+        }))
+    };
+    start();
+    Summary::of((0..starts).map(|_| start()).collect())
+}
+
+/// A state folder for supervisors started one after another, traversable
+/// (not listable) by the workers' uids like the harness's own.
+fn shared_state_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("corral-bench-state-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod the shared state folder");
+    dir
+}
+
+/// Prints the table and writes the JSON file.
+fn report(rows: &[(&str, Summary)], pinned: bool, starts: usize, wasm_skipped: bool) {
+    let floor = rows
+        .iter()
+        .find(|(what, _)| *what == FLOOR)
+        .map(|(_, summary)| summary)
+        .expect("a floor row");
+    let mode = bench::mode(pinned);
+    println!("corral start latency, spawn to Ready ({mode}, N={starts})");
+    println!(
+        "{:<28} {:>8} {:>8} {:>8}   p50 / p99 vs floor",
+        "what", "p50 ms", "p99 ms", "min ms"
+    );
+    let mut results = Vec::new();
+    for (what, summary) in rows {
+        let (p50_ratio, p99_ratio) = (summary.p50_us / floor.p50_us, summary.p99_us / floor.p99_us);
+        println!(
+            "{what:<28} {:>8.2} {:>8.2} {:>8.2}   {p50_ratio:.1}x / {p99_ratio:.1}x",
+            summary.p50_us / 1e3,
+            summary.p99_us / 1e3,
+            summary.min_us / 1e3,
+        );
+        results.push(serde_json::json!({
+            "what": what,
+            "starts": summary.count,
+            "p50_us": summary.p50_us,
+            "p99_us": summary.p99_us,
+            "min_us": summary.min_us,
+            "mean_us": summary.mean_us,
+            "p50_vs_floor": p50_ratio,
+            "p99_vs_floor": p99_ratio,
+        }));
+    }
+    let json = serde_json::json!({
+        "bench": "start_latency",
+        "pinned": pinned,
+        "starts": starts,
+        "wasm_skipped": wasm_skipped,
+        "results": results,
+    });
+    let path = bench::write_json("start_latency", &json);
+    eprintln!("figures written to {}", path.display());
+}
