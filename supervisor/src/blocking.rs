@@ -8,13 +8,13 @@
 //! ```
 
 use crate::client::{
-    ClientError, DEFAULT_CALL_TIMEOUT, TIMEOUT_SLACK, check_server_hello, client_hello, timeout_ms,
-    unexpected,
+    ClientError, DEFAULT_CALL_TIMEOUT, TIMEOUT_SLACK, check_server_hello, client_hello, controlled,
+    timeout_ms, unexpected,
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, DEFAULT_MAX_FRAME, PluginDetails, PluginInfo, Reply, Request, RequestBody, Response,
-    WireError,
+    self, Action, DEFAULT_MAX_FRAME, PluginDetails, PluginInfo, Reply, Request, RequestBody,
+    Response, WireError,
 };
 use interprocess::TryClone;
 use interprocess::local_socket::traits::Stream as _;
@@ -127,6 +127,22 @@ impl Client {
             Reply::Inspected(details) => Ok(*details),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Runs an admin action on `plugin` and returns its status once the
+    /// action has settled (a start waits for Ready or failure, up to
+    /// `wait`).
+    pub fn control(
+        &mut self,
+        plugin: &str,
+        action: Action,
+        wait: Duration,
+    ) -> Result<PluginInfo, ClientError> {
+        let body = RequestBody::Control {
+            plugin: plugin.to_owned(),
+            action,
+        };
+        controlled(self.request(body, wait)?)
     }
 
     /// Sends `body` and waits up to `wait` for its answer. After a timeout

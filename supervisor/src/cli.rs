@@ -3,11 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use corral::settings::Settings;
 use corral::{
-    ClientError, ExitCause, PluginDetails, PluginInfo, PluginState, ServeConfig, blocking,
+    Action, ClientError, ExitCause, PluginDetails, PluginInfo, PluginState, ServeConfig, blocking,
 };
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,8 +41,12 @@ impl SocketArg {
 enum Command {
     /// Run the supervisor in the foreground until SIGINT or SIGTERM
     Serve {
-        /// Folder whose subfolders with a plugin.toml are plugins (repeatable)
-        #[arg(long = "plugins", value_name = "DIR", required = true)]
+        /// Settings file (corral.toml); the flags given here win over it
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Folder whose subfolders with a plugin.toml are plugins
+        /// (repeatable) [default: the config file's plugins]
+        #[arg(long = "plugins", value_name = "DIR")]
         plugin_dirs: Vec<PathBuf>,
         #[command(flatten)]
         socket: SocketArg,
@@ -50,8 +55,9 @@ enum Command {
         worker: Option<PathBuf>,
         /// Default call deadline of a plugin, in milliseconds (its [limits]
         /// call_timeout_ms overrides); a worker that misses it is killed
-        #[arg(long, default_value_t = 30_000, value_name = "MS")]
-        call_timeout_ms: u64,
+        /// [default: 30000]
+        #[arg(long, value_name = "MS")]
+        call_timeout_ms: Option<u64>,
         /// A delegated cgroup v2 folder (e.g. systemd Delegate=yes): each
         /// plugin gets DIR/NAME with memory.max, pids.max, cpu.max
         #[arg(long, value_name = "DIR")]
@@ -64,14 +70,25 @@ enum Command {
         #[arg(long)]
         strict: bool,
         /// As root, plugin number i (in name order) runs as uid/gid BASE+i
-        #[arg(long, default_value_t = 200_000, value_name = "BASE")]
-        worker_uid_base: u32,
-        /// Time a worker has from spawn to Ready, in milliseconds
-        #[arg(long, default_value_t = 10_000, value_name = "MS")]
-        start_timeout_ms: u64,
+        /// [default: 200000]
+        #[arg(long, value_name = "BASE")]
+        worker_uid_base: Option<u32>,
+        /// Time a worker has from spawn to Ready, in milliseconds [default:
+        /// 10000]
+        #[arg(long, value_name = "MS")]
+        start_timeout_ms: Option<u64>,
         /// Log filter (tracing syntax: info, debug, corral=trace, ...)
         #[arg(long, env = "CORRAL_LOG", default_value = "info")]
         log: String,
+    },
+    /// Validate a plugin folder without running it: manifest, entry file,
+    /// sha256, permissions; exits 1 if anything is wrong
+    Check {
+        /// The plugin folder, or its plugin.toml
+        path: PathBuf,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Call a plugin method; the reply goes to stdout
     Call {
@@ -101,8 +118,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List plugins: NAME STATE PID UPTIME RESTARTS LAST-EXIT; exits 1 if
-    /// any is not ready
+    /// List plugins: NAME STATE PID UPTIME RESTARTS GEN LAST-EXIT; exits 1
+    /// if any is not ready
     Ps {
         #[command(flatten)]
         socket: SocketArg,
@@ -110,6 +127,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a plugin's worker, forgiving past failures; waits until it is
+    /// ready or has failed to start
+    Start(ControlArgs),
+    /// Stop a plugin's worker; it stays stopped until started
+    Stop(ControlArgs),
+    /// Stop a plugin's worker, then start a new one
+    Restart(ControlArgs),
+    /// Allow a disabled plugin to run again, and start it
+    Enable(ControlArgs),
+    /// Stop a plugin and keep it from running, across supervisor restarts,
+    /// until enabled
+    Disable(ControlArgs),
+    /// Read a plugin's folder again and switch to a new generation without
+    /// dropping calls; if the new one fails, the old one keeps serving
+    Reload(ControlArgs),
+}
+
+/// What every admin action takes.
+#[derive(Args)]
+struct ControlArgs {
+    /// Plugin name
+    plugin: String,
+    #[command(flatten)]
+    socket: SocketArg,
+    /// How long to wait for the action to settle, in milliseconds
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    wait_ms: u64,
+    /// Print the plugin's status afterwards as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -126,6 +173,7 @@ pub(crate) fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Serve {
+            config,
             plugin_dirs,
             socket,
             worker,
@@ -144,15 +192,49 @@ fn run(command: Command) -> Result<ExitCode> {
                     .context("cannot find corral's own path")?
                     .with_file_name("corral-worker"),
             };
-            let mut config = ServeConfig::new(plugin_dirs, socket.path()?, worker);
-            config.call_timeout = Duration::from_millis(call_timeout_ms);
-            config.start_timeout = Duration::from_millis(start_timeout_ms);
-            config.worker_uid_base = worker_uid_base;
-            config.strict = strict;
-            config.cgroup = cgroup;
-            config.state_dir = state_dir.or_else(corral::default_state_dir);
+            let settings = match &config {
+                Some(path) => Settings::load(path)?,
+                None => Settings::default(),
+            };
+            let plugin_dirs = if plugin_dirs.is_empty() {
+                settings.plugins.clone()
+            } else {
+                plugin_dirs
+            };
+            if plugin_dirs.is_empty() {
+                bail!(
+                    "no plugin folders: pass --plugins DIR, or list them in a corral.toml \
+                     (plugins = [\"DIR\"]) given with --config FILE"
+                );
+            }
+            let socket = match (socket.socket.as_ref(), settings.socket.as_ref()) {
+                (Some(path), _) | (None, Some(path)) => path.clone(),
+                (None, None) => socket.path()?,
+            };
+            let mut config = ServeConfig::new(plugin_dirs, socket, worker);
+            settings.apply(&mut config);
+            if let Some(ms) = call_timeout_ms {
+                config.call_timeout = Duration::from_millis(ms);
+            }
+            if let Some(ms) = start_timeout_ms {
+                config.start_timeout = Duration::from_millis(ms);
+            }
+            if let Some(base) = worker_uid_base {
+                config.worker_uid_base = base;
+            }
+            config.strict |= strict;
+            if cgroup.is_some() {
+                config.cgroup = cgroup;
+            }
+            if state_dir.is_some() {
+                config.state_dir = state_dir;
+            }
+            if config.state_dir.is_none() {
+                config.state_dir = corral::default_state_dir();
+            }
             serve(config)
         }
+        Command::Check { path, json } => check(&path, json),
         Command::Call {
             plugin,
             method,
@@ -197,6 +279,12 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Start(args) => control(&args, Action::Start),
+        Command::Stop(args) => control(&args, Action::Stop),
+        Command::Restart(args) => control(&args, Action::Restart),
+        Command::Enable(args) => control(&args, Action::Enable),
+        Command::Disable(args) => control(&args, Action::Disable),
+        Command::Reload(args) => control(&args, Action::Reload),
         Command::Ps { socket, json } => {
             let plugins = connect(&socket)?.list()?;
             if json {
@@ -229,6 +317,26 @@ fn serve(_config: ServeConfig) -> Result<ExitCode> {
     bail!("corral serve runs on Linux only")
 }
 
+#[cfg(target_os = "linux")]
+fn check(path: &Path, json: bool) -> Result<ExitCode> {
+    let report = corral::check::check(path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check(_path: &Path, _json: bool) -> Result<ExitCode> {
+    bail!("corral check runs on Linux only")
+}
+
 fn init_logging(filter: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("bad log filter {filter:?}"))?;
@@ -238,6 +346,42 @@ fn init_logging(filter: &str) -> Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
+}
+
+/// Runs an admin action; exit 1 when corral refuses it or it fails.
+fn control(args: &ControlArgs, action: Action) -> Result<ExitCode> {
+    let wait = Duration::from_millis(args.wait_ms);
+    match connect(&args.socket)?.control(&args.plugin, action, wait) {
+        Ok(info) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                let mut line = format!("{}: {}", info.name, info.state.as_str());
+                if let Some(pid) = info.pid {
+                    line += &format!(", pid {pid}");
+                }
+                if info.generation > 0 {
+                    line += &format!(", generation {}", info.generation);
+                }
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Remote(error)) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&error)?);
+            }
+            eprintln!(
+                "corral: {} {}: {} ({})",
+                action.as_str(),
+                args.plugin,
+                error.message,
+                error.kind
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn connect(socket: &SocketArg) -> Result<blocking::Client> {
@@ -292,13 +436,18 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
         "PID".to_owned(),
         "UPTIME".to_owned(),
         "RESTARTS".to_owned(),
+        "GEN".to_owned(),
         "LAST-EXIT".to_owned(),
     ]];
     for plugin in plugins {
-        let last_exit = match (&plugin.last_exit, &plugin.error) {
-            (Some(exit), _) => format!("{} {} ago", short_exit(exit), ago(now_ms, exit.at_unix_ms)),
-            (None, Some(error)) if plugin.state == PluginState::Failed => error.clone(),
-            _ => "-".to_owned(),
+        // The latest error says more than the last exit (a failed reload,
+        // a dependency waited for, why it gave up).
+        let last_exit = match (&plugin.error, &plugin.last_exit) {
+            (Some(error), _) => error.clone(),
+            (None, Some(exit)) => {
+                format!("{} {} ago", short_exit(exit), ago(now_ms, exit.at_unix_ms))
+            }
+            (None, None) => "-".to_owned(),
         };
         rows.push([
             plugin.name.clone(),
@@ -310,10 +459,14 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
                 .uptime_ms
                 .map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms))),
             plugin.restarts.to_string(),
+            match plugin.generation {
+                0 => "-".to_owned(),
+                generation => generation.to_string(),
+            },
             last_exit,
         ]);
     }
-    let mut widths = [0; 6];
+    let mut widths = [0; 7];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -488,6 +641,7 @@ mod tests {
             pid: None,
             uptime_ms: None,
             start_us: None,
+            generation: 0,
             restarts: 0,
             last_exit: None,
             error: None,
@@ -510,12 +664,13 @@ mod tests {
         });
         let mut bad = info("bad", PluginState::Failed);
         bad.error = Some("p/bad/plugin.toml:2:1: unknown field `x`".into());
+        hello.generation = 2;
         let table = ps_table(&[hello, bad], 6_000);
         assert_eq!(
             table,
-            "NAME   STATE   PID   UPTIME  RESTARTS  LAST-EXIT\n\
-             hello  ready   4242  2m05s   1         SIGKILL 5s ago\n\
-             bad    failed  -     -       0         p/bad/plugin.toml:2:1: unknown field `x`\n"
+            "NAME   STATE   PID   UPTIME  RESTARTS  GEN  LAST-EXIT\n\
+             hello  ready   4242  2m05s   1         2    SIGKILL 5s ago\n\
+             bad    failed  -     -       0         -    p/bad/plugin.toml:2:1: unknown field `x`\n"
         );
     }
 

@@ -5,8 +5,8 @@
 
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply,
-    Request, RequestBody, Response, ServerHello, WireError,
+    self, Action, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginDetails, PluginInfo,
+    Reply, Request, RequestBody, Response, ServerHello, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -171,6 +171,22 @@ impl Client {
         }
     }
 
+    /// Runs an admin action on `plugin` and returns its status once the
+    /// action has settled (a start waits for Ready or failure, up to
+    /// `wait`).
+    pub async fn control(
+        &self,
+        plugin: &str,
+        action: Action,
+        wait: Duration,
+    ) -> Result<PluginInfo, ClientError> {
+        let body = RequestBody::Control {
+            plugin: plugin.to_owned(),
+            action,
+        };
+        controlled(self.request(body, wait).await?)
+    }
+
     async fn request(&self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (slot, answer) = oneshot::channel();
@@ -284,11 +300,21 @@ pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
         .max(1)
 }
 
+/// The plugin status an admin action answers with.
+pub(crate) fn controlled(reply: Reply) -> Result<PluginInfo, ClientError> {
+    match reply {
+        Reply::Controlled(info) => Ok(info),
+        Reply::Error(error) => Err(ClientError::Remote(error)),
+        other => Err(unexpected(&other)),
+    }
+}
+
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {
     let what = match reply {
         Reply::Called(_) => "call reply",
         Reply::Plugins(_) => "plugin list",
         Reply::Inspected(_) => "plugin details",
+        Reply::Controlled(_) => "plugin status",
         Reply::Error(_) => "error",
     };
     ClientError::Remote(RemoteError::new(

@@ -1,5 +1,6 @@
 //! How a supervisor is set up: what `corral serve` turns its flags into.
 
+use corral_plugin_api::manifest::Limits;
 use corral_plugin_api::wire::DEFAULT_MAX_FRAME;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,11 +34,33 @@ pub struct ServeConfig {
     /// Where corral keeps state (compiled wasm modules); `None` keeps
     /// nothing.
     pub state_dir: Option<PathBuf>,
+    /// Most plugin workers running at once; `None` = no cap
+    /// (`corral.toml` `max_plugins`).
+    pub max_plugins: Option<usize>,
+    /// Mode of the socket file (`socket_mode`); default 0600.
+    pub socket_mode: u32,
+    /// Group owner (gid) of the socket file (`socket_group`); `None`
+    /// leaves the supervisor's own group.
+    pub socket_group: Option<u32>,
+    /// Peer uids that may connect besides root and the supervisor's own
+    /// uid (`allowed_uids`); empty = only those two. `admin_uids` may
+    /// connect too.
+    pub allowed_uids: Vec<u32>,
+    /// Peer uids that may run admin commands (stop, kill, disable,
+    /// reload...) besides root and the supervisor's own uid
+    /// (`admin_uids`).
+    pub admin_uids: Vec<u32>,
+    /// Defaults for the `[limits]` a plugin leaves unset (`corral.toml`
+    /// `[limits]`); `None` ones keep corral's built-in defaults. The call
+    /// deadline is [`call_timeout`](Self::call_timeout), never
+    /// `call_timeout_ms` here.
+    pub default_limits: Limits,
 }
 
 impl ServeConfig {
     /// Settings with the defaults: 16 MiB frames, 30 s call deadline, 10 s
-    /// start deadline, 2 s stop grace, worker uids from 200000.
+    /// start deadline, 2 s stop grace, worker uids from 200000, socket
+    /// mode 0600, no cap on workers, no other peers.
     pub fn new(plugin_dirs: Vec<PathBuf>, socket: PathBuf, worker_exe: PathBuf) -> Self {
         Self {
             plugin_dirs,
@@ -51,6 +74,12 @@ impl ServeConfig {
             strict: false,
             cgroup: None,
             state_dir: None,
+            max_plugins: None,
+            socket_mode: 0o600,
+            socket_group: None,
+            allowed_uids: Vec::new(),
+            admin_uids: Vec::new(),
+            default_limits: Limits::default(),
         }
     }
 }

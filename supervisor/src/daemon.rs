@@ -2,13 +2,14 @@
 //! plugin, serve host apps until SIGINT or SIGTERM, then stop every worker.
 
 use crate::config::ServeConfig;
+use crate::fleet::Fleet;
 use crate::limits::Defaults;
-use crate::plugin::{PluginHandle, Supervision, supervise};
-use crate::registry::{Registry, discover};
+use crate::plugin::Supervision;
+use crate::registry::discover;
 use crate::server::Server;
 use crate::spawn::Spawner;
 use crate::watchdog::Watchdog;
-use corral_plugin_api::wire::PluginKind;
+use crate::watcher;
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -17,8 +18,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
 /// The supervisor could not start.
@@ -74,7 +74,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let mut interrupt = signal(SignalKind::interrupt()).map_err(setup("cannot handle SIGINT"))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(setup("cannot handle SIGTERM"))?;
-    let listener = listen(&config.socket)?;
+    let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
     let supervision = Arc::new(Supervision {
         spawner: Spawner::start().map_err(setup("cannot start the spawner thread"))?,
@@ -84,50 +84,35 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         stop_grace: config.stop_grace,
         watchdog: Watchdog::start().map_err(setup("cannot start the watchdog thread"))?,
         strict: config.strict,
+        defaults: Defaults::new(config.call_timeout, &config.default_limits),
+        slots: config
+            .max_plugins
+            .filter(|&max| max > 0)
+            .map(|max| Arc::new(Semaphore::new(max))),
+        state_dir: config.state_dir.clone(),
     });
-    let defaults = Defaults::new(config.call_timeout);
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        warn!("not running as root: workers keep this uid (no per-plugin uid, no RLIMIT_NPROC)");
-    }
-    let handles: Vec<_> = (0u32..)
-        .zip(found.plugins)
-        .map(|(index, plugin)| {
-            let uid = root.then(|| config.worker_uid_base.saturating_add(index));
-            let cache = match (&config.state_dir, plugin.manifest.kind) {
-                (Some(state), PluginKind::Wasm) => {
-                    let dir = state.join("wasm-cache").join(&plugin.manifest.name);
-                    match private_dir(&dir, uid) {
-                        Ok(()) => Some(dir),
-                        Err(error) => {
-                            warn!(plugin = %plugin.manifest.name, "no compiled-module cache: {}: {error}", dir.display());
-                            None
-                        }
-                    }
-                }
-                _ => None,
-            };
-            PluginHandle::new(plugin, &defaults, uid, config.cgroup.as_deref(), cache)
-        })
-        .collect();
-    let registry = Arc::new(Registry::new(handles, found.broken));
     let (stop, stopped) = watch::channel(false);
-    let mut supervisors = JoinSet::new();
-    for plugin in registry.handles() {
-        supervisors.spawn(supervise(
-            plugin.clone(),
-            supervision.clone(),
-            stopped.clone(),
-        ));
+    let fleet = Fleet::new(supervision, config.clone(), stopped);
+    for broken in found.broken {
+        fleet.registry.set_broken(broken);
     }
+    let count = found.plugins.len();
+    fleet.start(found.plugins);
+    let _watcher = match watcher::watch(fleet.clone(), &config.plugin_dirs) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            warn!("hot reload is off: cannot watch the plugin folders: {error}");
+            None
+        }
+    };
     let server = Arc::new(Server {
-        registry: registry.clone(),
+        registry: fleet.registry.clone(),
         max_frame: config.max_frame,
     });
     let serving = tokio::spawn(server.run(listener));
     info!(
         socket = %config.socket.display(),
-        plugins = supervisors.len(),
+        plugins = count,
         "corral {} serving",
         env!("CARGO_PKG_VERSION")
     );
@@ -140,18 +125,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // file), then stop every worker.
     serving.abort();
     let _ = serving.await;
-    for plugin in registry.handles() {
-        plugin.begin_stop();
-    }
     stop.send_replace(true);
-    while supervisors.join_next().await.is_some() {}
+    fleet.join().await;
     info!("all workers stopped");
     Ok(())
 }
 
-/// Binds the host socket with mode 0600, creating its folder (0700) when
-/// missing, and taking over a stale socket file nobody listens on.
-fn listen(path: &Path) -> Result<Listener, ServeError> {
+/// Binds the host socket with `mode` (0600 by default) and group `group`,
+/// creating its folder (0700, or 0750 with a group) when missing, and
+/// taking over a stale socket file nobody listens on.
+fn listen(path: &Path, mode: u32, group: Option<u32>) -> Result<Listener, ServeError> {
     let error = |source| ServeError::Socket {
         path: path.to_owned(),
         source,
@@ -159,7 +142,7 @@ fn listen(path: &Path) -> Result<Listener, ServeError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(if group.is_some() { 0o750 } else { 0o700 })
             .create(parent)
             .map_err(error)?;
     }
@@ -174,32 +157,18 @@ fn listen(path: &Path) -> Result<Listener, ServeError> {
         }
     }
     let name = path.to_fs_name::<GenericFilePath>().map_err(error)?;
-    ListenerOptions::new()
+    let listener = ListenerOptions::new()
         .name(name)
-        .mode(0o600)
+        .mode(mode)
         .create_tokio()
-        .map_err(error)
-}
-
-/// Creates `dir` (mode 0700) for the worker uid `owner` (or for us); the
-/// folders above it are made traversable (0755) so that uid can reach it.
-fn private_dir(dir: &Path, owner: Option<u32>) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)?;
+        .map_err(error)?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(error)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::os::unix::fs::chown(parent, None, Some(gid)).map_err(error)?;
+        }
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    if let Some(uid) = owner {
-        std::os::unix::fs::chown(dir, Some(uid), Some(uid))?;
-    }
-    Ok(())
+    Ok(listener)
 }
 
 /// Opens /dev/null on any of fds 0-2 that is closed, so that no socket of

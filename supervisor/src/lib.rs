@@ -22,15 +22,23 @@
 pub mod blocking;
 mod client;
 mod config;
+mod deps;
 mod framed;
 mod paths;
+pub mod settings;
 
 #[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(target_os = "linux")]
+pub mod check;
+#[cfg(target_os = "linux")]
+mod controller;
+#[cfg(target_os = "linux")]
 mod daemon;
 #[cfg(target_os = "linux")]
 mod exit;
+#[cfg(target_os = "linux")]
+mod fleet;
 #[cfg(target_os = "linux")]
 mod lifecycle;
 #[cfg(target_os = "linux")]
@@ -52,12 +60,15 @@ mod syscalls;
 #[cfg(target_os = "linux")]
 mod watchdog;
 #[cfg(target_os = "linux")]
+mod watcher;
+#[cfg(target_os = "linux")]
 mod worker;
 
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
 pub use config::ServeConfig;
 pub use corral_plugin_api::wire::{
-    EffectiveLimits, ExitCause, ExitInfo, Layer, PluginDetails, PluginInfo, PluginKind, PluginState,
+    Action, EffectiveLimits, ExitCause, ExitInfo, Layer, PluginDetails, PluginInfo, PluginKind,
+    PluginState,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

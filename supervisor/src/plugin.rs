@@ -1,18 +1,18 @@
-//! One plugin under supervision: its status, the worker serving it now,
-//! and the loop that starts a worker, watches it and starts the next one
-//! after a crash, with backoff.
+//! One plugin under supervision: what it runs from ([`Spec`], replaced by
+//! a hot reload), its status, and where its calls go right now. The task
+//! that starts and stops its workers is in [`crate::controller`].
 
 use crate::cgroup::Cgroup;
-use crate::lifecycle::Backoff;
+use crate::controller::{Order, Orders};
 use crate::limits::Defaults;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
 use crate::spawn::{Spawner, WorkerCommand};
 use crate::watchdog::Watchdog;
-use crate::worker::{self, StartError, Worker};
+use crate::worker::Worker;
 use corral_plugin_api::wire::{
-    EffectiveLimits, ExitCause, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, PluginKind, PluginState,
+    EffectiveLimits, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails, PluginInfo,
+    PluginKind, PluginState,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
@@ -20,12 +20,13 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 /// Where calls for a plugin go right now.
 #[derive(Clone)]
-enum Route {
+pub(crate) enum Route {
+    /// Not started until a call comes (`start = "lazy"`): start it, wait.
+    Idle,
     /// A worker is starting: wait for it.
     Starting,
     /// Send calls here.
@@ -38,22 +39,24 @@ enum Route {
 const EXITS_KEPT: usize = 10;
 
 #[derive(Debug)]
-struct Status {
-    state: PluginState,
-    pid: Option<u32>,
-    ready_since: Option<Instant>,
+pub(crate) struct Status {
+    pub(crate) state: PluginState,
+    pub(crate) pid: Option<u32>,
+    pub(crate) ready_since: Option<Instant>,
     /// How long the current worker took from spawn to Ready.
-    start_time: Option<Duration>,
-    starts: u32,
+    pub(crate) start_time: Option<Duration>,
+    pub(crate) starts: u32,
+    /// The serving worker's generation (0 before the first).
+    pub(crate) generation: u64,
     /// Recent exits, newest last, at most [`EXITS_KEPT`].
     exits: VecDeque<ExitInfo>,
-    error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The sandbox layers of the current or last worker.
-    layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
 }
 
 impl Status {
-    fn record_exit(&mut self, exit: ExitInfo) {
+    pub(crate) fn record_exit(&mut self, exit: ExitInfo) {
         if self.exits.len() == EXITS_KEPT {
             self.exits.pop_front();
         }
@@ -71,66 +74,123 @@ pub(crate) struct Supervision {
     pub(crate) watchdog: Arc<Watchdog>,
     /// Refuse workers with a sandbox layer missing.
     pub(crate) strict: bool,
+    /// Limits for what manifests leave unset.
+    pub(crate) defaults: Defaults,
+    /// Worker slots (`max_plugins`); `None` = no cap.
+    pub(crate) slots: Option<Arc<Semaphore>>,
+    /// Where admin decisions that survive a restart are kept (disabled
+    /// plugins).
+    pub(crate) state_dir: Option<PathBuf>,
 }
 
-/// A supervised plugin, shared by the server (calls, status) and its
-/// supervision task.
+/// What a plugin runs from: its folder and manifest, and the limits they
+/// give. A hot reload replaces it.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    pub(crate) plugin: Discovered,
+    pub(crate) limits: EffectiveLimits,
+}
+
+impl Spec {
+    pub(crate) fn new(plugin: Discovered, defaults: &Defaults) -> Arc<Self> {
+        Arc::new(Self {
+            limits: defaults.apply(&plugin.manifest.limits),
+            plugin,
+        })
+    }
+
+    /// `[permissions]` paths as absolute paths (relative ones are under
+    /// the plugin's folder).
+    fn permitted(&self, paths: &[PathBuf]) -> Vec<String> {
+        paths
+            .iter()
+            .map(|path| self.plugin.dir.join(path).display().to_string())
+            .collect()
+    }
+}
+
+/// A supervised plugin, shared by the server (calls, status), the
+/// registry and its controller task.
 pub(crate) struct PluginHandle {
-    plugin: Discovered,
-    limits: EffectiveLimits,
+    name: String,
+    spec: Mutex<Arc<Spec>>,
     /// The worker's own uid and gid (when the supervisor is root).
-    uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     /// The plugin's cgroup, inside a delegated subtree.
-    cgroup: Option<Cgroup>,
+    pub(crate) cgroup: Option<Cgroup>,
     /// Where a wasm worker keeps its compiled module.
     cache_dir: Option<PathBuf>,
     status: Mutex<Status>,
     route: watch::Sender<Route>,
+    orders: mpsc::UnboundedSender<Order>,
 }
 
 impl PluginHandle {
+    /// A handle and the receiving end of its orders, for its controller.
     pub(crate) fn new(
-        plugin: Discovered,
-        defaults: &Defaults,
+        spec: Arc<Spec>,
         uid: Option<u32>,
         cgroups: Option<&std::path::Path>,
         cache_dir: Option<PathBuf>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> (Arc<Self>, Orders) {
+        let (orders, receiver) = mpsc::unbounded_channel();
+        let name = spec.plugin.manifest.name.clone();
+        let handle = Arc::new(Self {
             uid,
             cache_dir,
-            cgroup: cgroups.map(|subtree| Cgroup::new(subtree, &plugin.manifest.name)),
-            limits: defaults.apply(&plugin.manifest.limits),
-            plugin,
+            cgroup: cgroups.map(|subtree| Cgroup::new(subtree, &name)),
+            name,
+            spec: Mutex::new(spec),
             status: Mutex::new(Status {
-                state: PluginState::Starting,
+                state: PluginState::Installed,
                 pid: None,
                 ready_since: None,
                 start_time: None,
                 starts: 0,
+                generation: 0,
                 exits: VecDeque::new(),
                 error: None,
                 layers: Vec::new(),
             }),
             route: watch::Sender::new(Route::Starting),
-        })
+            orders,
+        });
+        (handle, receiver)
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.plugin.manifest.name
+        &self.name
     }
 
-    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+    /// What the plugin runs from now.
+    pub(crate) fn spec(&self) -> Arc<Spec> {
+        self.spec
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_spec(&self, spec: Arc<Spec>) {
+        *self.spec.lock().unwrap_or_else(PoisonError::into_inner) = spec;
+    }
+
+    pub(crate) fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands an order to the controller; false when it is gone.
+    pub(crate) fn order(&self, order: Order) -> bool {
+        self.orders.send(order).is_ok()
     }
 
     /// This plugin's row for `corral ps`.
     pub(crate) fn info(&self) -> PluginInfo {
+        let spec = self.spec();
         let status = self.status();
         PluginInfo {
-            name: self.plugin.manifest.name.clone(),
-            version: Some(self.plugin.manifest.version.to_string()),
-            dir: self.plugin.dir.display().to_string(),
+            name: self.name.clone(),
+            version: Some(spec.plugin.manifest.version.to_string()),
+            dir: spec.plugin.dir.display().to_string(),
             state: status.state,
             pid: status.pid,
             uptime_ms: status
@@ -140,19 +200,21 @@ impl PluginHandle {
                 .start_time
                 .map(|time| u64::try_from(time.as_micros()).unwrap_or(u64::MAX)),
             restarts: status.starts.saturating_sub(1),
+            generation: status.generation,
             last_exit: status.exits.back().cloned(),
             error: status.error.clone(),
         }
     }
 
-    /// Every sandbox layer of worker `pid`: what the supervisor applied,
-    /// what it sees from outside, and what the worker reported.
-    fn layers(&self, pid: u32, reported: &[Layer]) -> Vec<Layer> {
-        let mut layers = supervisor_layers(&self.limits, self.plugin.manifest.kind);
+    /// Every sandbox layer of worker `pid` run from `spec`: what the
+    /// supervisor applied, what it sees from outside, and what the worker
+    /// reported.
+    pub(crate) fn layers(&self, spec: &Spec, pid: u32, reported: &[Layer]) -> Vec<Layer> {
+        let mut layers = supervisor_layers(&spec.limits, spec.plugin.manifest.kind);
         if let Some(cgroup) = &self.cgroup {
             layers.push(cgroup_layer(cgroup, pid));
         }
-        let network = self.plugin.manifest.permissions.network;
+        let network = spec.plugin.manifest.permissions.network;
         layers.extend(crate::sandbox::observe(pid, self.uid, network));
         layers.extend(reported.iter().cloned());
         layers
@@ -161,30 +223,33 @@ impl PluginHandle {
     /// Everything `corral inspect` shows.
     pub(crate) fn details(&self) -> PluginDetails {
         let info = self.info();
-        let permissions = &self.plugin.manifest.permissions;
+        let spec = self.spec();
+        let permissions = &spec.plugin.manifest.permissions;
         let status = self.status();
         PluginDetails {
             info,
-            manifest: self
+            manifest: spec
                 .plugin
                 .dir
                 .join(crate::registry::MANIFEST)
                 .display()
                 .to_string(),
-            kind: self.plugin.manifest.kind,
-            entry: self.plugin.entry.display().to_string(),
-            read: self.permitted(&permissions.read),
-            write: self.permitted(&permissions.write),
+            kind: spec.plugin.manifest.kind,
+            entry: spec.plugin.entry.display().to_string(),
+            read: spec.permitted(&permissions.read),
+            write: spec.permitted(&permissions.write),
             network: permissions.network,
-            limits: self.limits.clone(),
+            limits: spec.limits.clone(),
             layers: status.layers.clone(),
             exits: status.exits.iter().cloned().collect(),
         }
     }
 
-    /// Calls `method`; waits for a starting worker, fails at once when
-    /// there is none. The call gets the plugin's deadline, or the caller's
-    /// when that is shorter; only a missed plugin deadline kills the worker.
+    /// Calls `method`; waits for a starting worker (starting a lazy one),
+    /// fails at once when there is none. The call gets the plugin's
+    /// deadline, or the caller's when that is shorter; only a missed
+    /// plugin deadline kills the worker. A call that reached a worker
+    /// being replaced by a hot reload too late for it goes to the new one.
     pub(crate) async fn call(
         &self,
         method: String,
@@ -192,26 +257,40 @@ impl PluginHandle {
         caller_timeout: Option<Duration>,
     ) -> Result<Vec<u8>, RemoteError> {
         let started = tokio::time::Instant::now();
-        let plugin_deadline = Duration::from_millis(self.limits.call_timeout_ms);
+        let plugin_deadline = Duration::from_millis(self.spec().limits.call_timeout_ms);
         let (budget, kill_on_timeout) = match caller_timeout {
             Some(timeout) if timeout < plugin_deadline => (timeout, false),
             _ => (plugin_deadline, true),
         };
-        // Fast path: a ready worker, no subscription needed.
-        let ready = match &*self.route.borrow() {
-            Route::Ready(worker) => Some(worker.clone()),
-            _ => None,
-        };
-        let worker = match ready {
-            Some(worker) => worker,
-            None => self.wait_for_worker(started, budget).await?,
-        };
-        worker
-            .call(method, input, started, budget, kill_on_timeout)
-            .await
+        loop {
+            // Fast path: a ready worker, no subscription needed.
+            let ready = match &*self.route.borrow() {
+                Route::Ready(worker) => Some(worker.clone()),
+                _ => None,
+            };
+            let worker = match ready {
+                Some(worker) => worker,
+                None => self.wait_for_worker(started, budget).await?,
+            };
+            let result = worker
+                .call(
+                    method.clone(),
+                    input.clone(),
+                    started,
+                    budget,
+                    kill_on_timeout,
+                )
+                .await;
+            let handed_over = worker.is_retired()
+                && matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Crashed));
+            if !handed_over {
+                return result;
+            }
+        }
     }
 
-    /// Waits while a worker is starting; fails at once when there is none.
+    /// Waits while a worker is starting (asking a lazy plugin to start);
+    /// fails at once when there is none.
     async fn wait_for_worker(
         &self,
         started: tokio::time::Instant,
@@ -220,9 +299,12 @@ impl PluginHandle {
         let mut route = self.route.subscribe();
         loop {
             match &*route.borrow_and_update() {
-                Route::Ready(worker) => return Ok(worker.clone()),
+                Route::Ready(worker) if !worker.is_retired() => return Ok(worker.clone()),
                 Route::Down(error) => return Err(error.clone()),
-                Route::Starting => {}
+                Route::Idle => {
+                    self.order(Order::FirstCall);
+                }
+                Route::Ready(_) | Route::Starting => {}
             }
             let waiting = tokio::time::timeout_at(started + deadline, route.changed()).await;
             if waiting.is_err() {
@@ -238,52 +320,42 @@ impl PluginHandle {
         }
     }
 
-    /// Marks the plugin as stopping: new calls fail at once. The
-    /// supervision task does the stopping.
-    pub(crate) fn begin_stop(&self) {
-        let error = RemoteError::new(
-            ErrorKind::Unavailable,
-            format!("plugin `{}` is stopping", self.name()),
-        );
-        self.set(PluginState::Stopping, Route::Down(error));
-    }
-
-    fn set(&self, state: PluginState, route: Route) {
+    /// Sets the state and where calls go.
+    pub(crate) fn set(&self, state: PluginState, route: Route) {
         self.status().state = state;
         self.route.send_replace(route);
     }
 
-    fn hello(&self, supervision: &Supervision) -> Hello {
+    /// Subscribes to where calls go: dependents wait for Ready.
+    pub(crate) fn watch_route(&self) -> watch::Receiver<Route> {
+        self.route.subscribe()
+    }
+
+    /// The `Hello` for a worker run from `spec`.
+    pub(crate) fn hello(&self, spec: &Spec, supervision: &Supervision) -> Hello {
+        let manifest = &spec.plugin.manifest;
         Hello {
             protocol: PROTOCOL_VERSION,
-            plugin: self.plugin.manifest.name.clone(),
-            version: self.plugin.manifest.version.to_string(),
-            kind: self.plugin.manifest.kind,
-            wasi: self.plugin.manifest.wasi,
-            dir: self.plugin.dir.display().to_string(),
-            entry: self.plugin.entry.display().to_string(),
+            plugin: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            kind: manifest.kind,
+            wasi: manifest.wasi,
+            dir: spec.plugin.dir.display().to_string(),
+            entry: spec.plugin.entry.display().to_string(),
             entry_fd: Some(crate::sandbox::ENTRY_FD),
             max_frame: supervision.max_frame,
-            read: self.permitted(&self.plugin.manifest.permissions.read),
-            write: self.permitted(&self.plugin.manifest.permissions.write),
-            network: self.plugin.manifest.permissions.network,
-            memory_bytes: self.limits.memory_bytes,
+            read: spec.permitted(&manifest.permissions.read),
+            write: spec.permitted(&manifest.permissions.write),
+            network: manifest.permissions.network,
+            memory_bytes: spec.limits.memory_bytes,
             cache_dir: self.cache_dir.as_ref().map(|dir| dir.display().to_string()),
-            wasm_fuel: self.limits.wasm_fuel,
+            wasm_fuel: spec.limits.wasm_fuel,
         }
     }
 
-    /// `[permissions]` paths as absolute paths (relative ones are under
-    /// the plugin's folder).
-    fn permitted(&self, paths: &[std::path::PathBuf]) -> Vec<String> {
-        paths
-            .iter()
-            .map(|path| self.plugin.dir.join(path).display().to_string())
-            .collect()
-    }
-
-    fn command(&self, supervision: &Supervision) -> WorkerCommand {
-        let manifest = &self.plugin.manifest;
+    /// How to spawn a worker run from `spec`.
+    pub(crate) fn command(&self, spec: &Spec, supervision: &Supervision) -> WorkerCommand {
+        let manifest = &spec.plugin.manifest;
         let mut env = vec![(
             OsString::from("CORRAL_PLUGIN"),
             OsString::from(&manifest.name),
@@ -293,153 +365,19 @@ impl PluginHandle {
         }
         WorkerCommand {
             exe: supervision.worker_exe.clone(),
-            entry: self.plugin.entry.clone(),
-            dir: self.plugin.dir.clone(),
+            entry: spec.plugin.entry.clone(),
+            sha256: manifest.sha256.clone(),
+            dir: spec.plugin.dir.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
             setup: ChildSetup::new(
-                &self.limits,
+                &spec.limits,
                 self.uid,
                 manifest.permissions.network,
                 manifest.kind,
             ),
         }
     }
-}
-
-/// Keeps `plugin` served until `stop` turns true: start a worker, serve
-/// until it exits, wait out the backoff, start again.
-pub(crate) async fn supervise(
-    plugin: Arc<PluginHandle>,
-    supervision: Arc<Supervision>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let name = plugin.name().to_owned();
-    let mut backoff = Backoff::default();
-    while !*stop.borrow() {
-        plugin.set(PluginState::Starting, Route::Starting);
-        plugin.status().starts += 1;
-        let mut ready_for = Duration::ZERO;
-        let spawned_at = Instant::now();
-        match start(&plugin, &supervision).await {
-            Ok(started) => {
-                let pid = started.worker.pid();
-                let ready_at = Instant::now();
-                let layers = plugin.layers(pid, &started.layers);
-                let oom_kills = plugin.cgroup.as_ref().and_then(Cgroup::oom_kills);
-                let missing: Vec<&str> = layers
-                    .iter()
-                    .filter(|layer| !layer.active)
-                    .map(|layer| layer.name.as_str())
-                    .collect();
-                let refused = supervision.strict && !missing.is_empty();
-                if refused {
-                    let why = format!("strict: missing sandbox layers: {}", missing.join(", "));
-                    started.worker.condemn(ExitCause::Sandbox, why);
-                } else if missing.is_empty() {
-                    info!(plugin = %name, pid, "ready, every sandbox layer in force");
-                } else {
-                    warn!(plugin = %name, pid, "ready; sandbox layers missing: {} (see corral inspect)", missing.join(", "));
-                }
-                {
-                    let mut status = plugin.status();
-                    status.pid = Some(pid);
-                    status.ready_since = (!refused).then_some(ready_at);
-                    status.start_time = Some(ready_at - spawned_at);
-                    status.error = None;
-                    status.layers = layers;
-                }
-                if !refused {
-                    supervision.watchdog.watch(&started.worker, &plugin.limits);
-                    plugin.set(PluginState::Ready, Route::Ready(started.worker.clone()));
-                }
-                let mut ended =
-                    worker::run_until_exit(started, stop.clone(), supervision.stop_grace).await;
-                if plugin.cgroup.as_ref().and_then(Cgroup::oom_kills) > oom_kills {
-                    ended.exit = crate::exit::oom_killed(ended.exit);
-                }
-                ready_for = ready_at.elapsed();
-                if ended.requested {
-                    info!(plugin = %name, pid, "stopped: {}", ended.exit.description);
-                } else {
-                    warn!(plugin = %name, pid, "worker {}", ended.exit.description);
-                }
-                let mut status = plugin.status();
-                status.pid = None;
-                status.ready_since = None;
-                status.start_time = None;
-                status.record_exit(ended.exit);
-            }
-            Err(failure) => {
-                error!(plugin = %name, "start failed: {failure}");
-                let mut status = plugin.status();
-                if let StartError::Exited(exit) = &failure {
-                    status.record_exit(exit.clone());
-                }
-                status.error = Some(failure.to_string());
-            }
-        }
-        if *stop.borrow() {
-            break;
-        }
-        let delay = backoff.next_delay(ready_for);
-        if delay.is_zero() {
-            continue;
-        }
-        let reason = plugin.status().exits.back().map_or_else(
-            || "start failed".to_owned(),
-            |exit| format!("worker {}", exit.description),
-        );
-        info!(plugin = %name, "restarting in {delay:?}");
-        plugin.set(
-            PluginState::Backoff,
-            Route::Down(RemoteError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "plugin `{name}` restarts in {} ms, after: {reason}",
-                    delay.as_millis()
-                ),
-            )),
-        );
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => {}
-        }
-    }
-    plugin.status().pid = None;
-    plugin.set(
-        PluginState::Stopped,
-        Route::Down(RemoteError::new(
-            ErrorKind::Unavailable,
-            format!("plugin `{name}` is stopped"),
-        )),
-    );
-}
-
-async fn start(
-    plugin: &PluginHandle,
-    supervision: &Supervision,
-) -> Result<worker::Started, StartError> {
-    let spawned = supervision
-        .spawner
-        .spawn(plugin.command(supervision))
-        .await?;
-    plugin.status().pid = Some(spawned.pid);
-    let into_cgroup = |pid| match &plugin.cgroup {
-        Some(cgroup) => cgroup
-            .prepare(&plugin.limits)
-            .and_then(|()| cgroup.add(pid))
-            .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
-        None => Ok(()),
-    };
-    worker::handshake(
-        spawned,
-        plugin.hello(supervision),
-        supervision.max_frame,
-        supervision.start_timeout,
-        into_cgroup,
-    )
-    .await
 }
 
 /// The layers the supervisor applies before exec, as `corral inspect` shows

@@ -10,7 +10,7 @@ use corral_plugin_api::wire::{PluginInfo, PluginState};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// The manifest file in every plugin folder.
 pub(crate) const MANIFEST: &str = "plugin.toml";
@@ -92,7 +92,7 @@ pub(crate) fn discover(dirs: &[PathBuf]) -> Result<Discovery, DiscoveryError> {
 }
 
 /// Reads and checks one plugin folder.
-fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
+pub(crate) fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
     let manifest_path = dir.join(MANIFEST);
     let folder_name = dir
         .file_name()
@@ -148,38 +148,53 @@ fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
     })
 }
 
-/// The plugins a supervisor serves, by name.
+/// The plugins a supervisor serves, by name, and the folders it could not
+/// use. Plugins come and go while serving (hot reload).
+#[derive(Default)]
 pub(crate) struct Registry {
-    plugins: BTreeMap<String, Arc<PluginHandle>>,
-    broken: Vec<Broken>,
+    plugins: RwLock<BTreeMap<String, Arc<PluginHandle>>>,
+    broken: RwLock<Vec<Broken>>,
 }
 
 impl Registry {
-    pub(crate) fn new(
-        plugins: impl IntoIterator<Item = Arc<PluginHandle>>,
-        broken: Vec<Broken>,
-    ) -> Self {
-        Self {
-            plugins: plugins
-                .into_iter()
-                .map(|p| (p.name().to_owned(), p))
-                .collect(),
-            broken,
-        }
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<PluginHandle>> {
+        read(&self.plugins).get(name).cloned()
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<PluginHandle>> {
-        self.plugins.get(name)
+    pub(crate) fn handles(&self) -> Vec<Arc<PluginHandle>> {
+        read(&self.plugins).values().cloned().collect()
     }
 
-    pub(crate) fn handles(&self) -> impl Iterator<Item = &Arc<PluginHandle>> {
-        self.plugins.values()
+    pub(crate) fn insert(&self, plugin: Arc<PluginHandle>) {
+        write(&self.plugins).insert(plugin.name().to_owned(), plugin);
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<PluginHandle>> {
+        write(&self.plugins).remove(name)
+    }
+
+    /// Records a folder that cannot be used, replacing what was known of
+    /// that folder.
+    pub(crate) fn set_broken(&self, broken: Broken) {
+        let mut list = write(&self.broken);
+        list.retain(|known| known.dir != broken.dir);
+        list.push(broken);
+    }
+
+    /// Forgets a broken folder (fixed or removed).
+    pub(crate) fn clear_broken(&self, dir: &Path) {
+        write(&self.broken).retain(|known| known.dir != dir);
+    }
+
+    /// The broken folders.
+    pub(crate) fn broken(&self) -> Vec<Broken> {
+        read(&self.broken).clone()
     }
 
     /// Every plugin's status, broken folders included, by name.
     pub(crate) fn list(&self) -> Vec<PluginInfo> {
-        let mut infos: Vec<PluginInfo> = self.plugins.values().map(|p| p.info()).collect();
-        infos.extend(self.broken.iter().map(|b| PluginInfo {
+        let mut infos: Vec<PluginInfo> = self.handles().iter().map(|p| p.info()).collect();
+        infos.extend(read(&self.broken).iter().map(|b| PluginInfo {
             name: b.name.clone(),
             version: b.version.clone(),
             dir: b.dir.display().to_string(),
@@ -188,12 +203,21 @@ impl Registry {
             uptime_ms: None,
             start_us: None,
             restarts: 0,
+            generation: 0,
             last_exit: None,
             error: Some(b.error.clone()),
         }));
         infos.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dir.cmp(&b.dir)));
         infos
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

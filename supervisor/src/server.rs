@@ -6,6 +6,7 @@
 //! finish). A client that sends a bad frame gets an error response with id
 //! 0 and is disconnected; nothing else is affected.
 
+use crate::controller::Order;
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use crate::registry::Registry;
 use corral_plugin_api::wire::{
@@ -17,7 +18,7 @@ use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Semaphore, oneshot};
 use tracing::{debug, warn};
 
 /// Requests one connection may have in flight.
@@ -162,6 +163,29 @@ impl Server {
                 }
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
+            RequestBody::Control { plugin, action } => match self.registry.get(&plugin) {
+                Some(handle) => {
+                    let (done, outcome) = oneshot::channel();
+                    if !handle.order(Order::Admin { action, done }) {
+                        return Reply::Error(RemoteError::new(
+                            ErrorKind::Unavailable,
+                            format!("plugin `{plugin}` is going away"),
+                        ));
+                    }
+                    match outcome.await {
+                        Ok(Ok(())) => Reply::Controlled(handle.info()),
+                        Ok(Err(error)) => Reply::Error(error),
+                        Err(_) => Reply::Error(RemoteError::new(
+                            ErrorKind::Unavailable,
+                            format!("plugin `{plugin}` went away"),
+                        )),
+                    }
+                }
+                None => Reply::Error(RemoteError::new(
+                    ErrorKind::UnknownPlugin,
+                    format!("no plugin named `{plugin}`"),
+                )),
+            },
             RequestBody::Inspect { plugin } => match self.registry.get(&plugin) {
                 Some(handle) => Reply::Inspected(Box::new(handle.details())),
                 None => Reply::Error(RemoteError::new(

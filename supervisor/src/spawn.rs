@@ -34,6 +34,8 @@ pub(crate) enum SpawnError {
     Pidfd { pid: u32, source: io::Error },
     #[error("the spawner thread is gone")]
     SpawnerGone,
+    #[error(transparent)]
+    Integrity(#[from] crate::check::IntegrityError),
 }
 
 /// What to start.
@@ -45,6 +47,9 @@ pub(crate) struct WorkerCommand {
     pub(crate) exe: Arc<OwnedFd>,
     /// The plugin module, opened here and handed over as fd 4.
     pub(crate) entry: PathBuf,
+    /// The module's SHA-256 from the manifest, checked on the open file
+    /// that is handed over (so nothing can be swapped in between).
+    pub(crate) sha256: Option<String>,
     /// The worker's working folder: the plugin's folder, so that a
     /// relative `[permissions]` path means the same to the plugin as in
     /// its manifest.
@@ -115,6 +120,9 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         path: command.entry.display().to_string(),
         source,
     })?;
+    if let Some(expected) = &command.sha256 {
+        crate::check::verify_entry(&entry, &command.entry, expected)?;
+    }
     let entry_fd = entry.as_raw_fd();
     let mut cmd = Command::new(format!("/proc/self/fd/{}", command.exe.as_raw_fd()));
     cmd.arg0(&command.title)

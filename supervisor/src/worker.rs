@@ -123,6 +123,9 @@ pub(crate) struct Worker {
     /// Notified when the worker is condemned (a missed call deadline, the
     /// watchdog); the supervision loop then kills it.
     condemned: Notify,
+    /// A newer generation took over; this one drains and stops. A call
+    /// that reaches it too late to be served may be sent to the new one.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// Removes a call's slot when the caller stops waiting (timeout, or the
@@ -207,6 +210,21 @@ impl Worker {
     pub(crate) fn condemn(&self, cause: ExitCause, why: String) {
         self.pending().condemned_for.get_or_insert((cause, why));
         self.condemned.notify_one();
+    }
+
+    /// Marks the worker as replaced by a newer generation.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether a newer generation replaced this worker.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Calls sent and not answered yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.pending().calls.len()
     }
 
     /// Whether the worker has exited (its calls are failed).
@@ -325,6 +343,7 @@ pub(crate) async fn handshake(
                 pending: Mutex::default(),
                 next_id: AtomicU64::new(1),
                 condemned: Notify::new(),
+                retired: std::sync::atomic::AtomicBool::new(false),
             });
             return Ok(Started {
                 worker,
@@ -397,8 +416,6 @@ async fn refuse(
 /// How a served worker ended.
 pub(crate) struct Ended {
     pub(crate) exit: ExitInfo,
-    /// The supervisor asked it to stop (shutdown), as opposed to a crash.
-    pub(crate) requested: bool,
 }
 
 /// Serves replies from a ready worker until it exits, then fails whatever
@@ -504,7 +521,7 @@ pub(crate) async fn run_until_exit(
     worker.close(error);
     let exit = with_output(exit, last_output(output).await);
     debug!(plugin = %worker.plugin, pid = process.pid(), "worker {}", exit.description);
-    Ended { exit, requested }
+    Ended { exit }
 }
 
 /// The worker's last output lines, once its pipe is drained (a grandchild

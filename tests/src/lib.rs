@@ -163,6 +163,19 @@ impl CorralBuilder {
 
     /// Starts `corral serve` and waits until its socket accepts clients.
     pub fn start(self) -> Corral {
+        self.launch(None)
+    }
+
+    /// Like [`start`](Self::start), with `toml` written as `corral.toml`
+    /// into the temporary folder and passed as `--config` instead of
+    /// `--plugins` and `--socket`: the file names them, relative to that
+    /// folder (`plugins = ["plugins"]`, `socket = "corral.sock"`, where the
+    /// harness looks for it).
+    pub fn start_with_config(self, toml: &str) -> Corral {
+        self.launch(Some(toml))
+    }
+
+    fn launch(self, config: Option<&str>) -> Corral {
         let socket = self.dir.path().join("corral.sock");
         let log_path = self.dir.path().join("corral.log");
         fs::create_dir_all(self.plugins_dir()).expect("plugins folder");
@@ -186,16 +199,29 @@ impl CorralBuilder {
             Some(dir) => dir.clone(),
             None => self.dir.path().join("state"),
         };
-        let child = command
+        command
             .arg("serve")
             .arg("--worker-uid-base")
             .arg(uid_base.to_string())
             .arg("--state-dir")
-            .arg(state_dir)
-            .arg("--plugins")
-            .arg(self.plugins_dir())
-            .arg("--socket")
-            .arg(&socket)
+            .arg(state_dir);
+        match config {
+            None => command
+                .arg("--plugins")
+                .arg(self.plugins_dir())
+                .arg("--socket")
+                .arg(&socket),
+            Some(toml) => {
+                let path = self.dir.path().join("corral.toml");
+                fs::write(&path, toml).expect("write corral.toml");
+                // The variable would win over the file's socket.
+                command
+                    .env_remove("CORRAL_SOCKET")
+                    .arg("--config")
+                    .arg(path)
+            }
+        };
+        let child = command
             .args(&self.args)
             .env("CORRAL_LOG", "debug")
             .stdin(Stdio::null())

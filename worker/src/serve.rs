@@ -4,7 +4,7 @@
 
 use crate::channel::{Channel, ChannelError};
 use crate::runtime::Runtime;
-use corral_plugin_api::wire::{FromWorker, Outcome, ToWorker, WireError};
+use corral_plugin_api::wire::{FromWorker, HEALTH_METHOD, Outcome, ToWorker, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::time::Duration;
 use tracing::debug;
@@ -13,6 +13,18 @@ use tracing::debug;
 pub(crate) fn serve(channel: &mut Channel, plugin: &mut dyn Runtime) -> Result<(), ChannelError> {
     loop {
         match channel.recv::<ToWorker>()? {
+            Some(ToWorker::Call(call)) if call.method == HEALTH_METHOD => {
+                let outcome = if plugin.health() {
+                    Outcome::Ok(b"healthy".to_vec())
+                } else {
+                    Outcome::Err(RemoteError::new(
+                        ErrorKind::Plugin,
+                        "the plugin reports itself unhealthy",
+                    ))
+                };
+                send_reply(channel, call.id, outcome)?;
+                plugin.recover();
+            }
             Some(ToWorker::Call(call)) => {
                 let deadline = Duration::from_millis(u64::from(call.deadline_ms));
                 let outcome = match plugin.call(&call.method, &call.input, deadline) {

@@ -194,6 +194,10 @@ pub struct Request {
     pub body: RequestBody,
 }
 
+/// The method name that runs the plugin's own health check instead of a
+/// call (`health` in the ABI); the supervisor uses it for `[health]`.
+pub const HEALTH_METHOD: &str = "corral.health";
+
 /// What a host app can ask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestBody {
@@ -217,6 +221,49 @@ pub enum RequestBody {
         /// Plugin name.
         plugin: String,
     },
+    /// An admin action on one plugin; answered with the plugin's status
+    /// once the action has settled ([`Reply::Controlled`]).
+    Control {
+        /// Plugin name.
+        plugin: String,
+        /// What to do.
+        action: Action,
+    },
+}
+
+/// An admin action on a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Start the worker (forgiving past failures); answered once it is
+    /// ready or has failed to start.
+    Start,
+    /// Stop the worker; it stays stopped until started.
+    Stop,
+    /// Stop the worker, then start a new one.
+    Restart,
+    /// Allow the plugin to run again and start it (persists).
+    Enable,
+    /// Stop the plugin and keep it from running, across supervisor
+    /// restarts, until enabled.
+    Disable,
+    /// Read the plugin's folder again and start a new generation beside
+    /// the serving one; switch when it is ready, keep the old one if not.
+    Reload,
+}
+
+impl Action {
+    /// The action's name, as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::Enable => "enable",
+            Self::Disable => "disable",
+            Self::Reload => "reload",
+        }
+    }
 }
 
 /// The supervisor's response to [`Request`] with the same id. Id 0 carries
@@ -241,36 +288,53 @@ pub enum Reply {
     Error(RemoteError),
     /// Details of one plugin.
     Inspected(Box<PluginDetails>),
+    /// A plugin's status after an admin action.
+    Controlled(PluginInfo),
 }
 
 /// Where a plugin is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginState {
+    /// Known and not running yet: waiting for its dependencies, for a
+    /// worker slot (`max_plugins`), or for its first call (`start =
+    /// "lazy"`).
+    Installed,
     /// A worker is being started.
     Starting,
     /// The worker is serving calls.
     Ready,
+    /// Ready, but failing its health checks.
+    Unhealthy,
     /// The worker exited; waiting before the next start.
     Backoff,
+    /// Failing again and again (5 failures in 5 minutes); still retried,
+    /// at the backoff cap.
+    Crashloop,
     /// The worker is being stopped.
     Stopping,
     /// No worker runs and none will be started.
     Stopped,
     /// The plugin cannot run (for example a bad manifest).
     Failed,
+    /// Kept from running by an admin (`corral disable`).
+    Disabled,
 }
 
 impl PluginState {
     /// The state's name, as shown by `corral ps`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Installed => "installed",
             Self::Starting => "starting",
             Self::Ready => "ready",
+            Self::Unhealthy => "unhealthy",
             Self::Backoff => "backoff",
+            Self::Crashloop => "crashloop",
             Self::Stopping => "stopping",
             Self::Stopped => "stopped",
             Self::Failed => "failed",
+            Self::Disabled => "disabled",
         }
     }
 }
@@ -304,8 +368,11 @@ pub enum ExitCause {
     StartDeadline,
     /// The supervisor killed it: its sandbox was not in force.
     Sandbox,
-    /// The supervisor stopped it (shutdown).
+    /// The supervisor stopped it (shutdown, an admin, a hot reload).
     Stopped,
+    /// The supervisor killed it: it failed `[health] failures` health
+    /// checks in a row.
+    Unhealthy,
 }
 
 impl ExitCause {
@@ -325,6 +392,7 @@ impl ExitCause {
             Self::StartDeadline => "start_deadline",
             Self::Sandbox => "sandbox",
             Self::Stopped => "stopped",
+            Self::Unhealthy => "unhealthy",
         }
     }
 }
@@ -414,6 +482,9 @@ pub struct PluginInfo {
     pub start_us: Option<u64>,
     /// How many times a worker was started again after the first.
     pub restarts: u32,
+    /// The serving worker's generation: 1 for the first, one more for each
+    /// hot reload.
+    pub generation: u64,
     /// How the last worker ended.
     pub last_exit: Option<ExitInfo>,
     /// The latest error (bad manifest, failed start, ...).

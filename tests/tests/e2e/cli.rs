@@ -24,11 +24,19 @@ fn ps_shows_a_table_and_json_with_the_documented_fields() {
     let header: Vec<_> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"]
+        [
+            "NAME",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "RESTARTS",
+            "GEN",
+            "LAST-EXIT"
+        ]
     );
     let row: Vec<_> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(row[..3], ["hello", "ready", &info.pid.unwrap().to_string()]);
-    assert_eq!(row[4..], ["0", "-"]);
+    assert_eq!(row[4..], ["0", "1", "-"]);
 
     let json = corral.cli(&["ps", "--json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -42,6 +50,7 @@ fn ps_shows_a_table_and_json_with_the_documented_fields() {
         "uptime_ms",
         "start_us",
         "restarts",
+        "generation",
         "last_exit",
         "error",
     ] {

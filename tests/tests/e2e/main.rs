@@ -3,11 +3,15 @@
 //! `tests/src/lib.rs`).
 
 mod calls;
+mod check;
 mod cli;
+mod config;
 mod crash;
+mod lifecycle;
 mod limits;
 mod manifest;
 mod protocol;
+mod reload;
 mod sandbox;
 mod wasi;
 mod wasm;

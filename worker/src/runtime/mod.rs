@@ -20,6 +20,9 @@ pub(crate) trait Runtime {
         deadline: Duration,
     ) -> Result<Vec<u8>, RemoteError>;
 
+    /// The plugin's own health check: `true` when healthy.
+    fn health(&mut self) -> bool;
+
     /// Housekeeping between calls, after a reply is sent.
     fn recover(&mut self) {}
 }

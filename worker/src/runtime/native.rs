@@ -14,6 +14,7 @@ use std::time::Duration;
 /// A loaded native plugin and its instance.
 pub(crate) struct NativePlugin {
     call: abi::CallFn,
+    health: abi::HealthFn,
     destroy: abi::DestroyFn,
     free_owned: abi::FreeOwnedFn,
     instance: *mut c_void,
@@ -63,7 +64,7 @@ impl NativePlugin {
         };
         let create = table.create.ok_or_else(|| null("create"))?;
         let call = table.call.ok_or_else(|| null("call"))?;
-        table.health.ok_or_else(|| null("health"))?;
+        let health = table.health.ok_or_else(|| null("health"))?;
         let destroy = table.destroy.ok_or_else(|| null("destroy"))?;
         let free_owned = table.free_owned.ok_or_else(|| null("free_owned"))?;
         let host = host_table();
@@ -75,6 +76,7 @@ impl NativePlugin {
         }
         Ok(Self {
             call,
+            health,
             destroy,
             free_owned,
             instance,
@@ -105,6 +107,11 @@ impl NativePlugin {
 }
 
 impl Runtime for NativePlugin {
+    fn health(&mut self) -> bool {
+        // SAFETY: the instance is live.
+        unsafe { (self.health)(self.instance) == 0 }
+    }
+
     /// Native code cannot be stopped mid-call: the supervisor enforces the
     /// deadline by killing the worker.
     fn call(

@@ -45,6 +45,8 @@ struct Exports {
     alloc: TypedFunc<u32, u32>,
     dealloc: TypedFunc<(u32, u32), ()>,
     call: TypedFunc<(u32, u32, u32, u32, u32), i32>,
+    /// Optional: a module without one is healthy while it answers.
+    health: Option<TypedFunc<(), i32>>,
 }
 
 /// A loaded wasm plugin and its live instance.
@@ -179,6 +181,24 @@ impl WasmPlugin {
 }
 
 impl Runtime for WasmPlugin {
+    /// The guest's `health` export (healthy when it has none); a trap is
+    /// unhealthy.
+    fn health(&mut self) -> bool {
+        self.recover();
+        let Some(health) = self.exports.health.clone() else {
+            return true;
+        };
+        self.store
+            .set_epoch_deadline(u64::try_from(1_000 / TICK.as_millis()).unwrap_or(u64::MAX));
+        match health.call(&mut self.store, ()) {
+            Ok(code) => code == 0,
+            Err(_) => {
+                self.poisoned = true; // a trap, as in a call
+                false
+            }
+        }
+    }
+
     /// Replaces an instance a trap left in doubt; runs between calls.
     fn recover(&mut self) {
         if std::mem::take(&mut self.poisoned)
@@ -422,6 +442,7 @@ fn instantiate(
         call: instance
             .get_typed_func(&mut store, "call")
             .map_err(|e| export_error("call", e))?,
+        health: instance.get_typed_func(&mut store, "health").ok(),
     };
     let version: TypedFunc<(), u32> = instance
         .get_typed_func(&mut store, "corral_abi_version")

@@ -28,6 +28,7 @@
 //! | `thread-bomb`   | starts hanging threads until refused                       |
 //! | `spin-thread`   | busy-loops in a background thread, answers at once         |
 //! | `flood`         | writes as many MiB of short lines to stderr as asked       |
+//! | `sick`          | fails every health check from now on                       |
 //!
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
@@ -43,9 +44,11 @@ use std::time::Duration;
 /// The fd the worker serves its channel on.
 const CHANNEL_FD: i32 = 3;
 
-/// The plugin; it keeps no state.
+/// The plugin; its only state is whether it plays sick.
 #[derive(Default)]
-pub struct Hostile;
+pub struct Hostile {
+    sick: bool,
+}
 
 impl Plugin for Hostile {
     /// Installed under a name starting with `hang-init`, the plugin never
@@ -60,8 +63,20 @@ impl Plugin for Hostile {
         Ok(())
     }
 
+    fn health(&mut self, _host: &Host) -> Result<(), PluginError> {
+        if self.sick {
+            Err(PluginError::new("playing sick"))
+        } else {
+            Ok(())
+        }
+    }
+
     fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         match method {
+            "sick" => {
+                self.sick = true;
+                Ok(b"sick".to_vec())
+            }
             "echo" => Ok(input.to_vec()),
             "sleep" => {
                 let ms = number(input)?;

@@ -1,0 +1,831 @@
+//! A plugin's controller: the one task that starts its workers, watches
+//! them, restarts them by the restart policy ([`crate::lifecycle`]), checks
+//! their health, reloads them and carries out admin orders. Everything
+//! that changes a plugin's state goes through here, one order at a time.
+//!
+//! Hot reload: a new generation is started beside the serving one; once
+//! it is ready, new calls go to it and the old one drains (its queued
+//! calls are answered before the `Shutdown` frame behind them) and stops.
+//! If the new one fails, the old one keeps serving and the failure is the
+//! plugin's `error`.
+
+use crate::check::IntegrityError;
+use crate::lifecycle::{Ending, Next, Restarts};
+use crate::plugin::{PluginHandle, Route, Spec, Supervision};
+use crate::registry;
+use crate::spawn::SpawnError;
+use crate::worker::{self, Ended, StartError, Worker};
+use corral_plugin_api::manifest::StartMode;
+use corral_plugin_api::wire::{Action, ExitCause, ExitInfo, HEALTH_METHOD, PluginState};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
+use tracing::{error, info, warn};
+
+/// The receiving end of a plugin's orders.
+pub(crate) type Orders = mpsc::UnboundedReceiver<Order>;
+
+/// What a controller is asked to do.
+pub(crate) enum Order {
+    /// An admin action; `done` gets the outcome once it has settled.
+    Admin {
+        action: Action,
+        done: oneshot::Sender<Result<(), RemoteError>>,
+    },
+    /// The plugin's folder changed on disk: reload it.
+    Changed,
+    /// The plugin's folder is gone: stop for good.
+    Removed,
+    /// A call came for a plugin that starts lazily.
+    FirstCall,
+}
+
+/// What the plugin should be doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Want {
+    /// Run a worker.
+    Run,
+    /// Run one on the first call.
+    Lazy,
+    /// No worker until an admin starts it.
+    Stopped,
+    /// No worker until an admin enables it (persisted).
+    Disabled,
+    /// Gave up (restart policy) until an admin starts it.
+    Failed,
+    /// Cannot run at all (unresolved dependencies), for this reason.
+    Blocked(String),
+}
+
+/// A worker serving the plugin.
+struct Running {
+    worker: Arc<Worker>,
+    pid: u32,
+    stop: watch::Sender<bool>,
+    ended: JoinHandle<Ended>,
+    ready_at: Instant,
+}
+
+/// Why a start failed.
+enum LaunchError {
+    /// Worth retrying (the restart policy decides).
+    Failed(String),
+    /// Will fail the same way until the plugin changes (integrity).
+    Permanent(String),
+}
+
+/// Runs `plugin` until `shutdown` turns true or its folder is removed.
+pub(crate) async fn run(
+    plugin: Arc<PluginHandle>,
+    supervision: Arc<Supervision>,
+    orders: Orders,
+    shutdown: watch::Receiver<bool>,
+    dependencies: Vec<Arc<PluginHandle>>,
+    blocked: Option<String>,
+) {
+    let spec = plugin.spec();
+    let want = if let Some(why) = blocked {
+        Want::Blocked(why)
+    } else if is_disabled(&supervision, plugin.name()) {
+        Want::Disabled
+    } else if spec.plugin.manifest.start == StartMode::Lazy {
+        Want::Lazy
+    } else {
+        Want::Run
+    };
+    let controller = Controller {
+        restarts: Restarts::new(spec.plugin.manifest.restart.clone()),
+        plugin,
+        supervision,
+        want,
+        running: None,
+        slot: None,
+        next_start: None,
+        waiters: Vec::new(),
+        dependencies,
+        health: None,
+        health_failures: 0,
+    };
+    controller.run(orders, shutdown).await;
+}
+
+struct Controller {
+    plugin: Arc<PluginHandle>,
+    supervision: Arc<Supervision>,
+    want: Want,
+    restarts: Restarts,
+    running: Option<Running>,
+    /// The worker slot (`max_plugins`) held while a worker runs or starts.
+    slot: Option<OwnedSemaphorePermit>,
+    /// Backoff: no start before this.
+    next_start: Option<Instant>,
+    /// Admin orders waiting for the next start's outcome.
+    waiters: Vec<oneshot::Sender<Result<(), RemoteError>>>,
+    dependencies: Vec<Arc<PluginHandle>>,
+    health: Option<Interval>,
+    health_failures: u32,
+}
+
+impl Controller {
+    async fn run(mut self, mut orders: Orders, mut shutdown: watch::Receiver<bool>) {
+        let name = self.plugin.name().to_owned();
+        self.show_idle();
+        let (health_tx, mut health_rx) = mpsc::unbounded_channel();
+        let mut dependency: Option<watch::Receiver<Route>> = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let want_start = self.want == Want::Run
+                && self.running.is_none()
+                && self.next_start.is_none_or(|at| at <= Instant::now());
+            if want_start {
+                self.next_start = None;
+                dependency = self.unready_dependency();
+                let slot_free = self.take_slot();
+                if dependency.is_none() && slot_free {
+                    self.start().await;
+                    continue;
+                }
+            }
+            let backoff = self.next_start.filter(|_| self.running.is_none());
+            let slots = self
+                .supervision
+                .slots
+                .clone()
+                .filter(|_| want_start && self.slot.is_none());
+            tokio::select! {
+                order = orders.recv() => match order {
+                    Some(Order::Removed) | None => {
+                        info!(plugin = %name, "plugin folder removed: stopping it for good");
+                        break;
+                    }
+                    Some(order) => self.obey(order).await,
+                },
+                ended = wait_ended(&mut self.running) => self.on_exit(ended),
+                () = sleep_until(backoff.unwrap_or_else(Instant::now)), if backoff.is_some() => {
+                    self.next_start = None;
+                }
+                changed = changed(&mut dependency), if dependency.is_some() => {
+                    if changed.is_err() {
+                        dependency = None; // that plugin is gone; look again
+                    }
+                }
+                permit = async { slots?.acquire_owned().await.ok() }, if slots.is_some() => {
+                    self.slot = permit;
+                }
+                _ = tick(&mut self.health) => self.check_health(&health_tx),
+                Some((pid, result)) = health_rx.recv() => self.on_health(pid, result),
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.stop_worker().await;
+        self.answer_waiters(Err(RemoteError::new(
+            ErrorKind::Unavailable,
+            format!("plugin `{name}` is stopped"),
+        )));
+        self.plugin.set(
+            PluginState::Stopped,
+            Route::Down(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("plugin `{name}` is stopped"),
+            )),
+        );
+    }
+
+    /// Shows the state for a plugin that is not starting now.
+    fn show_idle(&self) {
+        let name = self.plugin.name();
+        let down = |what: &str| {
+            Route::Down(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("plugin `{name}` {what}"),
+            ))
+        };
+        match &self.want {
+            Want::Run => {}
+            Want::Lazy => self.plugin.set(PluginState::Installed, Route::Idle),
+            Want::Stopped => self.plugin.set(PluginState::Stopped, down("is stopped")),
+            Want::Disabled => self.plugin.set(
+                PluginState::Disabled,
+                down("is disabled (corral enable to allow it again)"),
+            ),
+            Want::Failed => self.plugin.set(PluginState::Failed, down("has failed")),
+            Want::Blocked(why) => {
+                self.plugin.status().error = Some(why.clone());
+                self.plugin
+                    .set(PluginState::Failed, down(&format!("cannot start: {why}")));
+            }
+        }
+    }
+
+    /// The first dependency that is not ready, to wait for (asking a lazy
+    /// one to start).
+    fn unready_dependency(&self) -> Option<watch::Receiver<Route>> {
+        for dependency in &self.dependencies {
+            let route = dependency.watch_route();
+            let ready = match &*route.borrow() {
+                Route::Ready(_) => true,
+                Route::Idle => {
+                    dependency.order(Order::FirstCall);
+                    false
+                }
+                Route::Starting | Route::Down(_) => false,
+            };
+            if !ready {
+                let waiting = format!("waiting for dependency `{}`", dependency.name());
+                let mut status = self.plugin.status();
+                status.state = PluginState::Installed;
+                status.error = Some(waiting);
+                return Some(route);
+            }
+        }
+        None
+    }
+
+    /// Takes a worker slot if there is a cap; false when none is free.
+    fn take_slot(&mut self) -> bool {
+        let Some(slots) = &self.supervision.slots else {
+            return true;
+        };
+        if self.slot.is_none() {
+            self.slot = slots.clone().try_acquire_owned().ok();
+        }
+        if self.slot.is_none() {
+            let mut status = self.plugin.status();
+            status.state = PluginState::Installed;
+            status.error = Some("waiting for a worker slot (max_plugins reached)".into());
+            return false;
+        }
+        true
+    }
+
+    /// Starts a worker and makes it the serving one.
+    async fn start(&mut self) {
+        let spec = self.plugin.spec();
+        self.plugin.set(PluginState::Starting, Route::Starting);
+        {
+            let mut status = self.plugin.status();
+            status.starts += 1;
+            status.error = None;
+        }
+        match self.launch(&spec).await {
+            Ok(running) => {
+                self.serve(running, &spec);
+                self.answer_waiters(Ok(()));
+            }
+            Err(LaunchError::Failed(why)) => {
+                error!(plugin = %self.plugin.name(), "start failed: {why}");
+                self.plugin.status().error = Some(why.clone());
+                let next =
+                    self.restarts
+                        .after(Instant::now().into_std(), Duration::ZERO, Ending::Failed);
+                self.apply(next, &why);
+                self.answer_waiters(Err(RemoteError::new(ErrorKind::Unavailable, why)));
+            }
+            Err(LaunchError::Permanent(why)) => {
+                error!(plugin = %self.plugin.name(), "cannot start: {why}");
+                self.plugin.status().error = Some(why.clone());
+                self.apply(Next::GiveUp(why.clone()), &why);
+                self.answer_waiters(Err(RemoteError::new(ErrorKind::Unavailable, why)));
+            }
+        }
+        if self.running.is_none() {
+            self.slot = None;
+        }
+    }
+
+    /// Makes `running` the worker calls go to.
+    fn serve(&mut self, running: Running, spec: &Spec) {
+        {
+            let mut status = self.plugin.status();
+            status.generation = status.generation.max(1);
+        }
+        self.plugin
+            .set(PluginState::Ready, Route::Ready(running.worker.clone()));
+        self.running = Some(running);
+        self.health_failures = 0;
+        self.health = health_timer(spec);
+    }
+
+    /// Spawns a worker from `spec` and waits for it to be ready and
+    /// sandboxed.
+    async fn launch(&self, spec: &Arc<Spec>) -> Result<Running, LaunchError> {
+        let name = self.plugin.name();
+        let spawned_at = Instant::now();
+        let started = start_worker(&self.plugin, spec, &self.supervision)
+            .await
+            .map_err(|failure| match failure {
+                StartError::Spawn(SpawnError::Integrity(
+                    mismatch @ IntegrityError::Mismatch { .. },
+                )) => LaunchError::Permanent(mismatch.to_string()),
+                StartError::Exited(exit) => {
+                    let why = StartError::Exited(exit.clone()).to_string();
+                    self.plugin.status().record_exit(exit);
+                    LaunchError::Failed(why)
+                }
+                other => LaunchError::Failed(other.to_string()),
+            })?;
+        let pid = started.worker.pid();
+        let ready_at = Instant::now();
+        let layers = self.plugin.layers(spec, pid, &started.layers);
+        let missing: Vec<&str> = layers
+            .iter()
+            .filter(|layer| !layer.active)
+            .map(|layer| layer.name.as_str())
+            .collect();
+        if self.supervision.strict && !missing.is_empty() {
+            let why = format!("strict: missing sandbox layers: {}", missing.join(", "));
+            started.worker.condemn(ExitCause::Sandbox, why.clone());
+            let (_stop, stopped) = watch::channel(false);
+            let ended = worker::run_until_exit(started, stopped, self.supervision.stop_grace).await;
+            let mut status = self.plugin.status();
+            status.layers = layers;
+            status.record_exit(ended.exit);
+            return Err(LaunchError::Failed(why));
+        }
+        if missing.is_empty() {
+            info!(plugin = %name, pid, "ready, every sandbox layer in force");
+        } else {
+            warn!(plugin = %name, pid, "ready; sandbox layers missing: {} (see corral inspect)", missing.join(", "));
+        }
+        {
+            let mut status = self.plugin.status();
+            status.pid = Some(pid);
+            status.ready_since = Some(ready_at.into_std());
+            status.start_time = Some(ready_at - spawned_at);
+            status.layers = layers;
+        }
+        self.supervision
+            .watchdog
+            .watch(&started.worker, &spec.limits);
+        let worker = started.worker.clone();
+        let (stop, stopped) = watch::channel(false);
+        let plugin = self.plugin.clone();
+        let grace = self.supervision.stop_grace;
+        let ended = tokio::spawn(async move {
+            let oom_kills = plugin
+                .cgroup
+                .as_ref()
+                .and_then(crate::cgroup::Cgroup::oom_kills);
+            let mut ended = worker::run_until_exit(started, stopped, grace).await;
+            if plugin
+                .cgroup
+                .as_ref()
+                .and_then(crate::cgroup::Cgroup::oom_kills)
+                > oom_kills
+            {
+                ended.exit = crate::exit::oom_killed(ended.exit);
+            }
+            ended
+        });
+        Ok(Running {
+            worker,
+            pid,
+            stop,
+            ended,
+            ready_at,
+        })
+    }
+
+    /// The serving worker exited on its own (or was killed by us for a
+    /// limit): record it and follow the restart policy.
+    fn on_exit(&mut self, ended: Ended) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        self.slot = None;
+        self.health = None;
+        let ready_for = running.ready_at.elapsed();
+        let name = self.plugin.name().to_owned();
+        {
+            let mut status = self.plugin.status();
+            status.pid = None;
+            status.ready_since = None;
+            status.start_time = None;
+            status.record_exit(ended.exit.clone());
+        }
+        let description = ended.exit.description.clone();
+        warn!(plugin = %name, pid = running.pid, "worker {description}");
+        let ending = if ended.exit.cause == ExitCause::Clean {
+            Ending::Clean
+        } else {
+            Ending::Failed
+        };
+        let next = self
+            .restarts
+            .after(Instant::now().into_std(), ready_for, ending);
+        self.apply(next, &format!("worker {description}"));
+    }
+
+    /// Carries out the restart policy's decision; `reason` is what ended
+    /// the last run.
+    fn apply(&mut self, next: Next, reason: &str) {
+        let name = self.plugin.name().to_owned();
+        match next {
+            Next::Restart { delay, crashloop } => {
+                self.next_start = Some(Instant::now() + delay);
+                let state = if crashloop {
+                    warn!(plugin = %name, "crash loop: 5 or more failures in 5 minutes; retrying in {delay:?}");
+                    PluginState::Crashloop
+                } else {
+                    if !delay.is_zero() {
+                        info!(plugin = %name, "restarting in {delay:?}");
+                    }
+                    PluginState::Backoff
+                };
+                self.plugin.set(
+                    state,
+                    Route::Down(RemoteError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "plugin `{name}` restarts in {} ms, after: {reason}",
+                            delay.as_millis()
+                        ),
+                    )),
+                );
+            }
+            Next::Stay => {
+                info!(plugin = %name, "not restarted ([restart] policy)");
+                self.want = Want::Stopped;
+                self.show_idle();
+            }
+            Next::GiveUp(why) => {
+                error!(plugin = %name, "failed: {why}");
+                self.want = Want::Failed;
+                self.plugin.status().error = Some(why);
+                self.show_idle();
+            }
+        }
+    }
+
+    async fn obey(&mut self, order: Order) {
+        match order {
+            Order::Admin { action, done } => self.admin(action, done).await,
+            Order::Changed => {
+                if let Err(error) = self.reload().await {
+                    warn!(plugin = %self.plugin.name(), "{}", error.message);
+                }
+            }
+            Order::FirstCall => {
+                if self.want == Want::Lazy {
+                    info!(plugin = %self.plugin.name(), "first call: starting");
+                    self.want = Want::Run;
+                }
+            }
+            Order::Removed => {}
+        }
+    }
+
+    async fn admin(&mut self, action: Action, done: oneshot::Sender<Result<(), RemoteError>>) {
+        let name = self.plugin.name().to_owned();
+        info!(plugin = %name, "admin: {}", action.as_str());
+        let refuse = |why: String| Err(RemoteError::new(ErrorKind::BadRequest, why));
+        let answer = match (action, &self.want) {
+            (Action::Start | Action::Restart, Want::Disabled) => refuse(format!(
+                "plugin `{name}` is disabled: `corral enable {name}` first"
+            )),
+            (Action::Start | Action::Restart | Action::Enable, Want::Blocked(why)) => {
+                refuse(format!("plugin `{name}` cannot start: {why}"))
+            }
+            (Action::Start | Action::Enable, _) if self.running.is_some() => {
+                self.persist_disabled(false).map(|()| self.want = Want::Run)
+            }
+            (Action::Start | Action::Restart | Action::Enable, _) => {
+                match self.persist_disabled(false) {
+                    Ok(()) => {
+                        self.stop_worker().await;
+                        self.want = Want::Run;
+                        self.restarts.reset();
+                        self.next_start = None;
+                        self.waiters.push(done);
+                        return;
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            (Action::Stop, _) => {
+                self.stop_worker().await;
+                if !matches!(self.want, Want::Disabled | Want::Blocked(_)) {
+                    self.want = Want::Stopped;
+                }
+                self.next_start = None;
+                self.show_idle();
+                Ok(())
+            }
+            (Action::Disable, _) => match self.persist_disabled(true) {
+                Ok(()) => {
+                    self.stop_worker().await;
+                    self.want = Want::Disabled;
+                    self.next_start = None;
+                    self.show_idle();
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            (Action::Reload, _) => self.reload().await,
+        };
+        let _ = done.send(answer);
+    }
+
+    /// Reads the plugin's folder again and switches to it: beside the
+    /// serving worker when there is one.
+    async fn reload(&mut self) -> Result<(), RemoteError> {
+        let name = self.plugin.name().to_owned();
+        let dir = self.plugin.spec().plugin.dir.clone();
+        let generation = self.plugin.status().generation;
+        let failed = |why: String| {
+            let message = if generation > 0 {
+                format!("reload failed, generation {generation} still serving: {why}")
+            } else {
+                format!("reload failed: {why}")
+            };
+            self.plugin.status().error = Some(message.clone());
+            RemoteError::new(ErrorKind::BadRequest, message)
+        };
+        let discovered = tokio::task::spawn_blocking(move || registry::load(&dir))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|broken| failed(broken.error))?;
+        if discovered.manifest.name != name {
+            return Err(failed(format!(
+                "the manifest now names `{}`; a renamed plugin is a new plugin (restart corral or move the folder)",
+                discovered.manifest.name
+            )));
+        }
+        let spec = Spec::new(discovered, &self.supervision.defaults);
+        self.restarts
+            .set_settings(spec.plugin.manifest.restart.clone());
+        if self.running.is_none() {
+            self.plugin.set_spec(spec);
+            let mut status = self.plugin.status();
+            status.generation += 1;
+            status.error = None;
+            drop(status);
+            if self.want == Want::Failed {
+                // A new version deserves a new try.
+                self.want = Want::Run;
+                self.restarts.reset();
+            }
+            if self.want == Want::Run {
+                self.next_start = None; // start the new version now
+            } else {
+                self.show_idle();
+            }
+            info!(plugin = %name, "reloaded (no worker was running)");
+            return Ok(());
+        }
+        info!(plugin = %name, "reloading: starting generation {} beside generation {generation}", generation + 1);
+        match self.launch(&spec).await {
+            Ok(new) => {
+                let old = self.running.take();
+                self.plugin.set_spec(spec.clone());
+                {
+                    let mut status = self.plugin.status();
+                    status.generation += 1;
+                    status.error = None;
+                }
+                self.serve(new, &spec);
+                if let Some(old) = old {
+                    retire(&self.plugin, old);
+                }
+                info!(plugin = %name, "generation {} serving", generation + 1);
+                Ok(())
+            }
+            Err(LaunchError::Failed(why) | LaunchError::Permanent(why)) => Err(failed(why)),
+        }
+    }
+
+    /// Stops the serving worker, if any, and waits for it to exit.
+    async fn stop_worker(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        self.health = None;
+        let name = self.plugin.name().to_owned();
+        self.plugin.set(
+            PluginState::Stopping,
+            Route::Down(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("plugin `{name}` is stopping"),
+            )),
+        );
+        running.stop.send_replace(true);
+        let ended = join(running.ended).await;
+        info!(plugin = %name, pid = running.pid, "stopped: {}", ended.exit.description);
+        let mut status = self.plugin.status();
+        status.pid = None;
+        status.ready_since = None;
+        status.start_time = None;
+        status.record_exit(ended.exit);
+        drop(status);
+        self.slot = None;
+    }
+
+    /// Runs a health check of the serving worker, unless it is busy with
+    /// calls (their deadlines already watch a stuck worker).
+    fn check_health(&self, results: &HealthSender) {
+        let Some(running) = &self.running else {
+            return;
+        };
+        if running.worker.in_flight() > 0 {
+            return;
+        }
+        let timeout = Duration::from_millis(self.plugin.spec().plugin.manifest.health.timeout_ms);
+        let worker = running.worker.clone();
+        let pid = running.pid;
+        let results = results.clone();
+        tokio::spawn(async move {
+            let result = worker
+                .call(
+                    HEALTH_METHOD.into(),
+                    Vec::new(),
+                    Instant::now(),
+                    timeout,
+                    false,
+                )
+                .await
+                .map(drop);
+            let _ = results.send((pid, result));
+        });
+    }
+
+    fn on_health(&mut self, pid: u32, result: Result<(), RemoteError>) {
+        let Some(running) = self.running.as_ref().filter(|r| r.pid == pid) else {
+            return; // an answer from a worker that is gone
+        };
+        let name = self.plugin.name().to_owned();
+        let limit = self.plugin.spec().plugin.manifest.health.failures;
+        match result {
+            Ok(()) => {
+                if self.health_failures > 0 {
+                    info!(plugin = %name, "healthy again");
+                    self.health_failures = 0;
+                    let mut status = self.plugin.status();
+                    status.error = None;
+                    if status.state == PluginState::Unhealthy {
+                        status.state = PluginState::Ready;
+                    }
+                }
+            }
+            Err(error) => {
+                self.health_failures += 1;
+                let failures = self.health_failures;
+                let why = format!(
+                    "health check failed ({failures} of {limit}): {}",
+                    error.message
+                );
+                warn!(plugin = %name, pid, "{why}");
+                {
+                    let mut status = self.plugin.status();
+                    status.state = PluginState::Unhealthy;
+                    status.error = Some(why);
+                }
+                if failures >= limit {
+                    running.worker.condemn(
+                        ExitCause::Unhealthy,
+                        format!("failed {failures} health checks in a row"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn answer_waiters(&mut self, answer: Result<(), RemoteError>) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(answer.clone());
+        }
+    }
+
+    /// Records (or clears) that an admin disabled this plugin, so that it
+    /// stays disabled across supervisor restarts.
+    fn persist_disabled(&self, disabled: bool) -> Result<(), RemoteError> {
+        let Some(marker) = disabled_marker(&self.supervision, self.plugin.name()) else {
+            return Ok(());
+        };
+        let result = if disabled {
+            marker
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&marker, b""))
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        result.map_err(|error| {
+            RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("cannot record the change in {}: {error}", marker.display()),
+            )
+        })
+    }
+}
+
+type HealthSender = mpsc::UnboundedSender<(u32, Result<(), RemoteError>)>;
+
+/// The file whose presence means "disabled by an admin".
+fn disabled_marker(supervision: &Supervision, name: &str) -> Option<PathBuf> {
+    supervision
+        .state_dir
+        .as_ref()
+        .map(|dir| dir.join("disabled").join(name))
+}
+
+fn is_disabled(supervision: &Supervision, name: &str) -> bool {
+    disabled_marker(supervision, name).is_some_and(|marker| marker.exists())
+}
+
+/// Lets a replaced worker drain and stop, recording its exit.
+fn retire(plugin: &Arc<PluginHandle>, old: Running) {
+    old.worker.retire();
+    old.stop.send_replace(true);
+    let plugin = plugin.clone();
+    tokio::spawn(async move {
+        let ended = join(old.ended).await;
+        info!(plugin = %plugin.name(), pid = old.pid, "previous generation drained: {}", ended.exit.description);
+        plugin.status().record_exit(ended.exit);
+    });
+}
+
+async fn start_worker(
+    plugin: &PluginHandle,
+    spec: &Spec,
+    supervision: &Supervision,
+) -> Result<worker::Started, StartError> {
+    let spawned = supervision
+        .spawner
+        .spawn(plugin.command(spec, supervision))
+        .await?;
+    let into_cgroup = |pid| match &plugin.cgroup {
+        Some(cgroup) => cgroup
+            .prepare(&spec.limits)
+            .and_then(|()| cgroup.add(pid))
+            .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
+        None => Ok(()),
+    };
+    worker::handshake(
+        spawned,
+        plugin.hello(spec, supervision),
+        supervision.max_frame,
+        supervision.start_timeout,
+        into_cgroup,
+    )
+    .await
+}
+
+fn health_timer(spec: &Spec) -> Option<Interval> {
+    let period = Duration::from_millis(spec.plugin.manifest.health.interval_ms);
+    if period.is_zero() {
+        return None;
+    }
+    let mut timer = tokio::time::interval_at(Instant::now() + period, period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Some(timer)
+}
+
+async fn tick(timer: &mut Option<Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed(
+    route: &mut Option<watch::Receiver<Route>>,
+) -> Result<(), watch::error::RecvError> {
+    match route {
+        Some(route) => route.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_ended(running: &mut Option<Running>) -> Ended {
+    match running {
+        Some(running) => join(&mut running.ended).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A worker's end; a supervision task that panicked counts as a crash.
+async fn join(
+    ended: impl std::future::Future<Output = Result<Ended, tokio::task::JoinError>>,
+) -> Ended {
+    ended.await.unwrap_or_else(|error| Ended {
+        exit: ExitInfo {
+            at_unix_ms: crate::exit::unix_ms(std::time::SystemTime::now()),
+            code: None,
+            signal: None,
+            cause: ExitCause::Signal,
+            description: format!("lost: its supervision task failed: {error}"),
+            output: Vec::new(),
+        },
+    })
+}
