@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Protocol,
     /// The request is malformed (bad argument, too large, ...).
     BadRequest,
+    /// The client's uid may not do this (corral.toml `allowed_uids`,
+    /// `admin_uids`).
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -37,6 +40,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Protocol => "protocol",
             Self::BadRequest => "bad_request",
+            Self::PermissionDenied => "permission_denied",
         }
     }
 }

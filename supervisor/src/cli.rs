@@ -142,6 +142,20 @@ enum Command {
     /// Read a plugin's folder again and switch to a new generation without
     /// dropping calls; if the new one fails, the old one keeps serving
     Reload(ControlArgs),
+    /// Send a signal to a plugin's worker (its whole process group); its
+    /// restart policy decides what follows
+    Kill {
+        /// Plugin name
+        plugin: String,
+        /// Signal: a name (TERM, SIGKILL, ...) or a number
+        #[arg(short = 's', long, default_value = "TERM", value_name = "SIGNAL")]
+        signal: String,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print the plugin's status as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What every admin action takes.
@@ -285,6 +299,32 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Enable(args) => control(&args, Action::Enable),
         Command::Disable(args) => control(&args, Action::Disable),
         Command::Reload(args) => control(&args, Action::Reload),
+        Command::Kill {
+            plugin,
+            signal,
+            socket,
+            json,
+        } => {
+            let number = parse_signal(&signal)?;
+            match connect(&socket)?.kill(&plugin, number) {
+                Ok(info) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&info)?);
+                    } else {
+                        let pid = info
+                            .pid
+                            .map_or_else(|| "-".to_owned(), |pid| pid.to_string());
+                        println!("{plugin}: sent {signal} to worker {pid}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(ClientError::Remote(error)) => {
+                    eprintln!("corral: kill {plugin}: {} ({})", error.message, error.kind);
+                    Ok(ExitCode::from(1))
+                }
+                Err(error) => Err(error.into()),
+            }
+        }
         Command::Ps { socket, json } => {
             let plugins = connect(&socket)?.list()?;
             if json {
@@ -346,6 +386,23 @@ fn init_logging(filter: &str) -> Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, any case) or number.
+fn parse_signal(text: &str) -> Result<i32> {
+    if let Ok(number) = text.parse::<i32>() {
+        return Ok(number);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    match name.parse::<nix::sys::signal::Signal>() {
+        Ok(signal) => Ok(signal as i32),
+        Err(_) => bail!("`{text}` is not a signal (try TERM, KILL, HUP, INT, USR1 or a number)"),
+    }
 }
 
 /// Runs an admin action; exit 1 when corral refuses it or it fails.
@@ -671,6 +728,19 @@ mod tests {
             "NAME   STATE   PID   UPTIME  RESTARTS  GEN  LAST-EXIT\n\
              hello  ready   4242  2m05s   1         2    SIGKILL 5s ago\n\
              bad    failed  -     -       0         -    p/bad/plugin.toml:2:1: unknown field `x`\n"
+        );
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(
+            parse_signal("NOPE")
+                .unwrap_err()
+                .to_string()
+                .contains("not a signal")
         );
     }
 

@@ -171,6 +171,17 @@ impl Client {
         }
     }
 
+    /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s
+    /// worker process group, as `kill` would; its restart policy decides
+    /// what follows.
+    pub async fn kill(&self, plugin: &str, signal: i32) -> Result<PluginInfo, ClientError> {
+        let body = RequestBody::Kill {
+            plugin: plugin.to_owned(),
+            signal,
+        };
+        controlled(self.request(body, DEFAULT_CALL_TIMEOUT).await?)
+    }
+
     /// Runs an admin action on `plugin` and returns its status once the
     /// action has settled (a start waits for Ready or failure, up to
     /// `wait`).

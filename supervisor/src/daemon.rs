@@ -6,7 +6,7 @@ use crate::fleet::Fleet;
 use crate::limits::Defaults;
 use crate::plugin::Supervision;
 use crate::registry::discover;
-use crate::server::Server;
+use crate::server::{Access, Server};
 use crate::spawn::Spawner;
 use crate::watchdog::Watchdog;
 use crate::watcher;
@@ -108,6 +108,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let server = Arc::new(Server {
         registry: fleet.registry.clone(),
         max_frame: config.max_frame,
+        access: Access {
+            own_uid: nix::unistd::geteuid().as_raw(),
+            allowed: config.allowed_uids.clone(),
+            admins: config.admin_uids.clone(),
+        },
     });
     let serving = tokio::spawn(server.run(listener));
     info!(
@@ -162,6 +167,11 @@ fn listen(path: &Path, mode: u32, group: Option<u32>) -> Result<Listener, ServeE
         .mode(mode)
         .create_tokio()
         .map_err(error)?;
+    // The umask may have narrowed the mode asked for at bind.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(error)?;
+    }
     if let Some(gid) = group {
         std::os::unix::fs::chown(path, None, Some(gid)).map_err(error)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

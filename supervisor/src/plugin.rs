@@ -320,6 +320,14 @@ impl PluginHandle {
         }
     }
 
+    /// The worker serving calls now, if any.
+    pub(crate) fn serving(&self) -> Option<Arc<Worker>> {
+        match &*self.route.borrow() {
+            Route::Ready(worker) => Some(worker.clone()),
+            _ => None,
+        }
+    }
+
     /// Sets the state and where calls go.
     pub(crate) fn set(&self, state: PluginState, route: Route) {
         self.status().state = state;

@@ -30,6 +30,38 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Server {
     pub(crate) registry: Arc<Registry>,
     pub(crate) max_frame: u32,
+    pub(crate) access: Access,
+}
+
+/// Who may use the socket, by the peer's uid (`SO_PEERCRED`): root and
+/// the supervisor's own uid may do everything; `admin_uids` too;
+/// `allowed_uids` may call plugins and read status, not run admin actions.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub(crate) own_uid: u32,
+    pub(crate) allowed: Vec<u32>,
+    pub(crate) admins: Vec<u32>,
+}
+
+/// What a peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Calls and status.
+    App,
+    /// Everything, admin actions included.
+    Admin,
+}
+
+impl Access {
+    fn role(&self, uid: u32) -> Option<Role> {
+        if uid == 0 || uid == self.own_uid || self.admins.contains(&uid) {
+            Some(Role::Admin)
+        } else if self.allowed.contains(&uid) {
+            Some(Role::App)
+        } else {
+            None
+        }
+    }
 }
 
 type Writer = Arc<Mutex<FrameWriter<OwnedWriteHalf>>>;
@@ -56,6 +88,11 @@ impl Server {
             Ok(stream) => stream,
             Err(error) => return warn!("cannot take client connection: {error}"),
         };
+        let peer = match stream.peer_cred() {
+            Ok(credentials) => credentials.uid(),
+            Err(error) => return warn!("cannot read a client's credentials: {error}"),
+        };
+        let role = self.access.role(peer);
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(read, self.max_frame);
         let writer: Writer = Arc::new(Mutex::new(FrameWriter::new(write, self.max_frame)));
@@ -67,6 +104,18 @@ impl Server {
                 return refuse(&writer, error).await;
             }
         }
+        let Some(role) = role else {
+            warn!(uid = peer, "refused a client: uid {peer} is not allowed");
+            let error = RemoteError::new(
+                ErrorKind::PermissionDenied,
+                format!("uid {peer} may not use this corral (allowed_uids in corral.toml)"),
+            );
+            refuse(&writer, error).await;
+            // Closing now could fail the client's first write (EPIPE)
+            // before it reads why: wait for that request, briefly.
+            let _ = tokio::time::timeout(HELLO_TIMEOUT, reader.next_body()).await;
+            return;
+        };
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
             let request = match reader.next_body().await {
@@ -91,7 +140,23 @@ impl Server {
             };
             let (server, writer) = (self.clone(), writer.clone());
             tokio::spawn(async move {
-                let reply = server.answer(request.body).await;
+                let admin_only = match &request.body {
+                    RequestBody::Control { action, .. } => Some(action.as_str()),
+                    RequestBody::Kill { .. } => Some("kill"),
+                    _ => None,
+                };
+                let reply = match admin_only.filter(|_| role == Role::App) {
+                    Some(what) => {
+                        warn!(uid = peer, "refused `{what}`: not an admin uid");
+                        Reply::Error(RemoteError::new(
+                            ErrorKind::PermissionDenied,
+                            format!(
+                                "uid {peer} may not {what} plugins (admin_uids in corral.toml)"
+                            ),
+                        ))
+                    }
+                    None => server.answer(request.body).await,
+                };
                 let response = Response {
                     id: request.id,
                     reply,
@@ -163,6 +228,36 @@ impl Server {
                 }
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
+            RequestBody::Kill { plugin, signal } => {
+                let Some(handle) = self.registry.get(&plugin) else {
+                    return Reply::Error(RemoteError::new(
+                        ErrorKind::UnknownPlugin,
+                        format!("no plugin named `{plugin}`"),
+                    ));
+                };
+                let signal = match nix::sys::signal::Signal::try_from(signal) {
+                    Ok(signal) => signal,
+                    Err(_) => {
+                        return Reply::Error(RemoteError::new(
+                            ErrorKind::BadRequest,
+                            format!("{signal} is not a signal"),
+                        ));
+                    }
+                };
+                match handle.serving() {
+                    Some(worker) => {
+                        worker.kill(signal);
+                        Reply::Controlled(handle.info())
+                    }
+                    None => Reply::Error(RemoteError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "plugin `{plugin}` has no worker to signal (it is {})",
+                            handle.info().state.as_str()
+                        ),
+                    )),
+                }
+            }
             RequestBody::Control { plugin, action } => match self.registry.get(&plugin) {
                 Some(handle) => {
                     let (done, outcome) = oneshot::channel();

@@ -107,6 +107,8 @@ struct Pending {
     condemned_for: Option<(ExitCause, String)>,
     /// The syscall the seccomp filter caught, as the worker reported it.
     violation: Option<u32>,
+    /// Signals an admin asked to send (`corral kill`).
+    signals: Vec<Signal>,
 }
 
 /// The call side of a running worker, shared by every caller.
@@ -209,6 +211,13 @@ impl Worker {
     /// reason given is the one recorded.
     pub(crate) fn condemn(&self, cause: ExitCause, why: String) {
         self.pending().condemned_for.get_or_insert((cause, why));
+        self.condemned.notify_one();
+    }
+
+    /// Has the supervision loop send `signal` to the worker's process
+    /// group (while it cannot have been reaped).
+    pub(crate) fn kill(&self, signal: Signal) {
+        self.pending().signals.push(signal);
         self.condemned.notify_one();
     }
 
@@ -457,6 +466,11 @@ pub(crate) async fn run_until_exit(
                 }
             }
             () = worker.condemned.notified() => {
+                let signals = std::mem::take(&mut worker.pending().signals);
+                for signal in signals {
+                    warn!(plugin = %worker.plugin, pid = process.pid(), "sending {signal} (corral kill)");
+                    process.signal_group(signal);
+                }
                 if let Some((cause, why)) = worker.pending().condemned_for.take() {
                     warn!(plugin = %worker.plugin, pid = process.pid(), "{why}; killing the worker");
                     process.signal_group(Signal::SIGKILL);

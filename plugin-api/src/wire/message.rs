@@ -221,6 +221,16 @@ pub enum RequestBody {
         /// Plugin name.
         plugin: String,
     },
+    /// Send `signal` to the process group of `plugin`'s serving worker;
+    /// answered with the plugin's status once it is sent
+    /// ([`Reply::Controlled`]). What follows (a restart) is the restart
+    /// policy's.
+    Kill {
+        /// Plugin name.
+        plugin: String,
+        /// Signal number.
+        signal: i32,
+    },
     /// An admin action on one plugin; answered with the plugin's status
     /// once the action has settled ([`Reply::Controlled`]).
     Control {

@@ -355,3 +355,28 @@ fn max_plugins_caps_running_workers() {
     ok(&corral.cli(&["stop", &running]));
     corral.wait_ready(&other);
 }
+
+#[test]
+fn kill_sends_a_signal_and_the_policy_restarts() {
+    let corral = Corral::builder().hello("hello").hello("neighbour").start();
+    let first = corral.wait_ready("hello");
+    corral.wait_ready("neighbour");
+    let neighbour = corral.keep_calling("neighbour");
+    let out = ok(&corral.cli(&["kill", "hello", "-s", "TERM"]));
+    assert_eq!(
+        out.trim(),
+        format!("hello: sent TERM to worker {}", first.pid.unwrap())
+    );
+    let second = corral.wait_replaced("hello", first.pid);
+    let exit = second.last_exit.unwrap();
+    assert_eq!(exit.signal, Some(libc::SIGTERM), "{exit:?}");
+    ok(&corral.cli(&["stop", "hello"]));
+    let error = refused(&corral.cli(&["kill", "hello"]));
+    assert!(
+        error.contains("has no worker to signal (it is stopped)"),
+        "{error}"
+    );
+    let bad = corral.cli(&["kill", "hello", "-s", "NOPE"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    neighbour.finish();
+}

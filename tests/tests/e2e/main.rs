@@ -2,6 +2,7 @@
 //! and real sockets, one temporary folder per test (see the harness in
 //! `tests/src/lib.rs`).
 
+mod access;
 mod calls;
 mod check;
 mod cli;
