@@ -13,7 +13,7 @@ use crate::client::{
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, PluginDetails, PluginInfo, Reply, Request, RequestBody,
+    self, Action, DEFAULT_MAX_FRAME, Event, PluginDetails, PluginInfo, Reply, Request, RequestBody,
     Response, WireError,
 };
 use interprocess::TryClone;
@@ -125,6 +125,15 @@ impl Client {
         };
         match self.request(body, DEFAULT_CALL_TIMEOUT)? {
             Reply::Inspected(details) => Ok(*details),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The supervisor's events numbered above `after` (0: all it keeps),
+    /// oldest first; poll with the last `seq` seen to follow them.
+    pub fn events(&mut self, after: u64) -> Result<Vec<Event>, ClientError> {
+        match self.request(RequestBody::Events { after }, DEFAULT_CALL_TIMEOUT)? {
+            Reply::Events(events) => Ok(events),
             other => Err(unexpected(&other)),
         }
     }

@@ -142,6 +142,21 @@ enum Command {
     /// Read a plugin's folder again and switch to a new generation without
     /// dropping calls; if the new one fails, the old one keeps serving
     Reload(ControlArgs),
+    /// Show what happened: state changes, worker exits, reloads, health
+    /// checks, admin actions, refused clients
+    Events {
+        /// Keep printing new events as they come (polls every 250 ms)
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this plugin's events
+        #[arg(long, value_name = "NAME")]
+        plugin: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a signal to a plugin's worker (its whole process group); its
     /// restart policy decides what follows
     Kill {
@@ -299,6 +314,35 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Enable(args) => control(&args, Action::Enable),
         Command::Disable(args) => control(&args, Action::Disable),
         Command::Reload(args) => control(&args, Action::Reload),
+        Command::Events {
+            follow,
+            plugin,
+            socket,
+            json,
+        } => {
+            let mut client = connect(&socket)?;
+            let mut after = 0;
+            let mut out = std::io::stdout().lock();
+            loop {
+                let events = client.events(after)?;
+                for event in &events {
+                    after = event.seq;
+                    if plugin.as_ref().is_some_and(|name| *name != event.plugin) {
+                        continue;
+                    }
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string(event)?)?;
+                    } else {
+                        writeln!(out, "{}", event_line(event))?;
+                    }
+                }
+                out.flush()?;
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
         Command::Kill {
             plugin,
             signal,
@@ -386,6 +430,45 @@ fn init_logging(filter: &str) -> Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
+}
+
+/// `2026-11-25T12:00:00.123Z  hello  gen 2  exit  worker 123 killed by ...`
+fn event_line(event: &corral::Event) -> String {
+    let plugin = if event.plugin.is_empty() {
+        "-"
+    } else {
+        &event.plugin
+    };
+    format!(
+        "{}  {plugin}  gen {}  {}  {}",
+        utc(event.at_unix_ms),
+        event.generation,
+        event.kind.as_str(),
+        event.detail
+    )
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+fn utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        unix_ms % 1000
+    )
 }
 
 /// A signal by name (`TERM`, `SIGTERM`, any case) or number.
@@ -729,6 +812,13 @@ mod tests {
              hello  ready   4242  2m05s   1         2    SIGKILL 5s ago\n\
              bad    failed  -     -       0         -    p/bad/plugin.toml:2:1: unknown field `x`\n"
         );
+    }
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(1_795_608_000_000), "2026-11-25T12:00:00.000Z");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, DEFAULT_MAX_FRAME, PROTOCOL_VERSION, PluginDetails, PluginInfo,
-    Reply, Request, RequestBody, Response, ServerHello, WireError,
+    self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, PROTOCOL_VERSION, PluginDetails,
+    PluginInfo, Reply, Request, RequestBody, Response, ServerHello, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -171,6 +171,18 @@ impl Client {
         }
     }
 
+    /// The supervisor's events numbered above `after` (0: all it keeps),
+    /// oldest first; poll with the last `seq` seen to follow them.
+    pub async fn events(&self, after: u64) -> Result<Vec<Event>, ClientError> {
+        match self
+            .request(RequestBody::Events { after }, DEFAULT_CALL_TIMEOUT)
+            .await?
+        {
+            Reply::Events(events) => Ok(events),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s
     /// worker process group, as `kill` would; its restart policy decides
     /// what follows.
@@ -326,6 +338,7 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
         Reply::Plugins(_) => "plugin list",
         Reply::Inspected(_) => "plugin details",
         Reply::Controlled(_) => "plugin status",
+        Reply::Events(_) => "events",
         Reply::Error(_) => "error",
     };
     ClientError::Remote(RemoteError::new(

@@ -16,7 +16,7 @@ use crate::registry;
 use crate::spawn::SpawnError;
 use crate::worker::{self, Ended, StartError, Worker};
 use corral_plugin_api::manifest::StartMode;
-use corral_plugin_api::wire::{Action, ExitCause, ExitInfo, HEALTH_METHOD, PluginState};
+use corral_plugin_api::wire::{Action, EventKind, ExitCause, ExitInfo, HEALTH_METHOD, PluginState};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -238,9 +238,8 @@ impl Controller {
             };
             if !ready {
                 let waiting = format!("waiting for dependency `{}`", dependency.name());
-                let mut status = self.plugin.status();
-                status.state = PluginState::Installed;
-                status.error = Some(waiting);
+                self.plugin.set_state(PluginState::Installed);
+                self.plugin.status().error = Some(waiting);
                 return Some(route);
             }
         }
@@ -256,9 +255,9 @@ impl Controller {
             self.slot = slots.clone().try_acquire_owned().ok();
         }
         if self.slot.is_none() {
-            let mut status = self.plugin.status();
-            status.state = PluginState::Installed;
-            status.error = Some("waiting for a worker slot (max_plugins reached)".into());
+            self.plugin.set_state(PluginState::Installed);
+            self.plugin.status().error =
+                Some("waiting for a worker slot (max_plugins reached)".into());
             return false;
         }
         true
@@ -411,6 +410,14 @@ impl Controller {
         }
         let description = ended.exit.description.clone();
         warn!(plugin = %name, pid = running.pid, "worker {description}");
+        self.plugin.event(
+            EventKind::Exit,
+            format!(
+                "worker {} {description} ({})",
+                running.pid,
+                ended.exit.cause.as_str()
+            ),
+        );
         let ending = if ended.exit.cause == ExitCause::Clean {
             Ending::Clean
         } else {
@@ -484,6 +491,10 @@ impl Controller {
     async fn admin(&mut self, action: Action, done: oneshot::Sender<Result<(), RemoteError>>) {
         let name = self.plugin.name().to_owned();
         info!(plugin = %name, "admin: {}", action.as_str());
+        self.plugin.event(
+            EventKind::Admin,
+            format!("corral {} {name}", action.as_str()),
+        );
         let refuse = |why: String| Err(RemoteError::new(ErrorKind::BadRequest, why));
         let answer = match (action, &self.want) {
             (Action::Start | Action::Restart, Want::Disabled) => refuse(format!(
@@ -545,6 +556,7 @@ impl Controller {
                 format!("reload failed: {why}")
             };
             self.plugin.status().error = Some(message.clone());
+            self.plugin.event(EventKind::ReloadFailed, message.clone());
             RemoteError::new(ErrorKind::BadRequest, message)
         };
         let discovered = tokio::task::spawn_blocking(move || registry::load(&dir))
@@ -577,6 +589,8 @@ impl Controller {
                 self.show_idle();
             }
             info!(plugin = %name, "reloaded (no worker was running)");
+            self.plugin
+                .event(EventKind::Reload, "reloaded while no worker ran".into());
             return Ok(());
         }
         info!(plugin = %name, "reloading: starting generation {} beside generation {generation}", generation + 1);
@@ -594,6 +608,14 @@ impl Controller {
                     retire(&self.plugin, old);
                 }
                 info!(plugin = %name, "generation {} serving", generation + 1);
+                self.plugin.event(
+                    EventKind::Reload,
+                    format!(
+                        "generation {} serving (version {})",
+                        generation + 1,
+                        spec.plugin.manifest.version
+                    ),
+                );
                 Ok(())
             }
             Err(LaunchError::Failed(why) | LaunchError::Permanent(why)) => Err(failed(why)),
@@ -617,6 +639,13 @@ impl Controller {
         running.stop.send_replace(true);
         let ended = join(running.ended).await;
         info!(plugin = %name, pid = running.pid, "stopped: {}", ended.exit.description);
+        self.plugin.event(
+            EventKind::Exit,
+            format!(
+                "worker {} {} (stopped)",
+                running.pid, ended.exit.description
+            ),
+        );
         let mut status = self.plugin.status();
         status.pid = None;
         status.ready_since = None;
@@ -665,10 +694,9 @@ impl Controller {
                 if self.health_failures > 0 {
                     info!(plugin = %name, "healthy again");
                     self.health_failures = 0;
-                    let mut status = self.plugin.status();
-                    status.error = None;
-                    if status.state == PluginState::Unhealthy {
-                        status.state = PluginState::Ready;
+                    self.plugin.status().error = None;
+                    if self.plugin.status().state == PluginState::Unhealthy {
+                        self.plugin.set_state(PluginState::Ready);
                     }
                 }
             }
@@ -680,11 +708,9 @@ impl Controller {
                     error.message
                 );
                 warn!(plugin = %name, pid, "{why}");
-                {
-                    let mut status = self.plugin.status();
-                    status.state = PluginState::Unhealthy;
-                    status.error = Some(why);
-                }
+                self.plugin.event(EventKind::Health, why.clone());
+                self.plugin.set_state(PluginState::Unhealthy);
+                self.plugin.status().error = Some(why);
                 if failures >= limit {
                     running.worker.condemn(
                         ExitCause::Unhealthy,

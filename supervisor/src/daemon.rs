@@ -2,6 +2,7 @@
 //! plugin, serve host apps until SIGINT or SIGTERM, then stop every worker.
 
 use crate::config::ServeConfig;
+use crate::events::Events;
 use crate::fleet::Fleet;
 use crate::limits::Defaults;
 use crate::plugin::Supervision;
@@ -76,6 +77,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(setup("cannot handle SIGTERM"))?;
     let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
+    let events = Arc::new(Events::default());
     let supervision = Arc::new(Supervision {
         spawner: Spawner::start().map_err(setup("cannot start the spawner thread"))?,
         worker_exe: Arc::new(worker_exe.into()),
@@ -90,6 +92,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .filter(|&max| max > 0)
             .map(|max| Arc::new(Semaphore::new(max))),
         state_dir: config.state_dir.clone(),
+        events: events.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let fleet = Fleet::new(supervision, config.clone(), stopped);
@@ -108,6 +111,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let server = Arc::new(Server {
         registry: fleet.registry.clone(),
         max_frame: config.max_frame,
+        events,
         access: Access {
             own_uid: nix::unistd::geteuid().as_raw(),
             allowed: config.allowed_uids.clone(),

@@ -118,7 +118,13 @@ impl Fleet {
             _ => None,
         };
         let spec = Spec::new(plugin, &self.supervision.defaults);
-        PluginHandle::new(spec, uid, self.config.cgroup.as_deref(), cache)
+        PluginHandle::new(
+            spec,
+            uid,
+            self.config.cgroup.as_deref(),
+            cache,
+            self.supervision.events.clone(),
+        )
     }
 
     fn spawn(

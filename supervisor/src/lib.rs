@@ -36,6 +36,8 @@ mod controller;
 #[cfg(target_os = "linux")]
 mod daemon;
 #[cfg(target_os = "linux")]
+mod events;
+#[cfg(target_os = "linux")]
 mod exit;
 #[cfg(target_os = "linux")]
 mod fleet;
@@ -67,8 +69,8 @@ mod worker;
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
 pub use config::ServeConfig;
 pub use corral_plugin_api::wire::{
-    Action, EffectiveLimits, ExitCause, ExitInfo, Layer, PluginDetails, PluginInfo, PluginKind,
-    PluginState,
+    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Layer, PluginDetails,
+    PluginInfo, PluginKind, PluginState,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

@@ -4,6 +4,7 @@
 
 use crate::cgroup::Cgroup;
 use crate::controller::{Order, Orders};
+use crate::events::Events;
 use crate::limits::Defaults;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
@@ -11,8 +12,8 @@ use crate::spawn::{Spawner, WorkerCommand};
 use crate::watchdog::Watchdog;
 use crate::worker::Worker;
 use corral_plugin_api::wire::{
-    EffectiveLimits, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails, PluginInfo,
-    PluginKind, PluginState,
+    EffectiveLimits, EventKind, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
+    PluginInfo, PluginKind, PluginState,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
@@ -81,6 +82,8 @@ pub(crate) struct Supervision {
     /// Where admin decisions that survive a restart are kept (disabled
     /// plugins).
     pub(crate) state_dir: Option<PathBuf>,
+    /// The event log.
+    pub(crate) events: Arc<Events>,
 }
 
 /// What a plugin runs from: its folder and manifest, and the limits they
@@ -123,6 +126,7 @@ pub(crate) struct PluginHandle {
     status: Mutex<Status>,
     route: watch::Sender<Route>,
     orders: mpsc::UnboundedSender<Order>,
+    events: Arc<Events>,
 }
 
 impl PluginHandle {
@@ -132,6 +136,7 @@ impl PluginHandle {
         uid: Option<u32>,
         cgroups: Option<&std::path::Path>,
         cache_dir: Option<PathBuf>,
+        events: Arc<Events>,
     ) -> (Arc<Self>, Orders) {
         let (orders, receiver) = mpsc::unbounded_channel();
         let name = spec.plugin.manifest.name.clone();
@@ -154,6 +159,7 @@ impl PluginHandle {
             }),
             route: watch::Sender::new(Route::Starting),
             orders,
+            events,
         });
         (handle, receiver)
     }
@@ -330,8 +336,32 @@ impl PluginHandle {
 
     /// Sets the state and where calls go.
     pub(crate) fn set(&self, state: PluginState, route: Route) {
-        self.status().state = state;
+        self.set_state(state);
         self.route.send_replace(route);
+    }
+
+    /// Sets the state (calls keep going where they go); a change is an
+    /// event.
+    pub(crate) fn set_state(&self, state: PluginState) {
+        let (old, generation) = {
+            let mut status = self.status();
+            let old = std::mem::replace(&mut status.state, state);
+            (old, status.generation)
+        };
+        if old != state {
+            self.events.record(
+                &self.name,
+                generation,
+                EventKind::State,
+                format!("{} -> {}", old.as_str(), state.as_str()),
+            );
+        }
+    }
+
+    /// Records an event about this plugin.
+    pub(crate) fn event(&self, kind: EventKind, detail: String) {
+        let generation = self.status().generation;
+        self.events.record(&self.name, generation, kind, detail);
     }
 
     /// Subscribes to where calls go: dependents wait for Ready.

@@ -7,10 +7,12 @@
 //! 0 and is disconnected; nothing else is affected.
 
 use crate::controller::Order;
+use crate::events::Events;
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use crate::registry::Registry;
 use corral_plugin_api::wire::{
-    self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, ServerHello,
+    self, ClientHello, EventKind, PROTOCOL_VERSION, Reply, Request, RequestBody, Response,
+    ServerHello,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::{Listener, Stream};
@@ -30,6 +32,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Server {
     pub(crate) registry: Arc<Registry>,
     pub(crate) max_frame: u32,
+    pub(crate) events: Arc<Events>,
     pub(crate) access: Access,
 }
 
@@ -106,6 +109,12 @@ impl Server {
         }
         let Some(role) = role else {
             warn!(uid = peer, "refused a client: uid {peer} is not allowed");
+            self.events.record(
+                "",
+                0,
+                EventKind::Denied,
+                format!("refused a client with uid {peer} (not in allowed_uids)"),
+            );
             let error = RemoteError::new(
                 ErrorKind::PermissionDenied,
                 format!("uid {peer} may not use this corral (allowed_uids in corral.toml)"),
@@ -148,6 +157,12 @@ impl Server {
                 let reply = match admin_only.filter(|_| role == Role::App) {
                     Some(what) => {
                         warn!(uid = peer, "refused `{what}`: not an admin uid");
+                        server.events.record(
+                            "",
+                            0,
+                            EventKind::Denied,
+                            format!("refused `{what}` from uid {peer} (not in admin_uids)"),
+                        );
                         Reply::Error(RemoteError::new(
                             ErrorKind::PermissionDenied,
                             format!(
@@ -228,6 +243,7 @@ impl Server {
                 }
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
+            RequestBody::Events { after } => Reply::Events(self.events.after(after)),
             RequestBody::Kill { plugin, signal } => {
                 let Some(handle) = self.registry.get(&plugin) else {
                     return Reply::Error(RemoteError::new(
@@ -246,6 +262,10 @@ impl Server {
                 };
                 match handle.serving() {
                     Some(worker) => {
+                        handle.event(
+                            EventKind::Admin,
+                            format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
+                        );
                         worker.kill(signal);
                         Reply::Controlled(handle.info())
                     }

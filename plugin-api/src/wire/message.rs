@@ -231,6 +231,12 @@ pub enum RequestBody {
         /// Signal number.
         signal: i32,
     },
+    /// The supervisor's events with a sequence number above `after`
+    /// (0: every event still kept), oldest first ([`Reply::Events`]).
+    Events {
+        /// The last sequence number the client has seen.
+        after: u64,
+    },
     /// An admin action on one plugin; answered with the plugin's status
     /// once the action has settled ([`Reply::Controlled`]).
     Control {
@@ -300,6 +306,61 @@ pub enum Reply {
     Inspected(Box<PluginDetails>),
     /// A plugin's status after an admin action.
     Controlled(PluginInfo),
+    /// Events, oldest first.
+    Events(Vec<Event>),
+}
+
+/// Something that happened to a plugin, as `corral events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Increases by one per event, from 1.
+    pub seq: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The plugin (empty for the supervisor itself).
+    pub plugin: String,
+    /// The plugin's generation then.
+    pub generation: u64,
+    /// What kind of thing happened.
+    pub kind: EventKind,
+    /// What happened, for people.
+    pub detail: String,
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The plugin's state changed (`detail`: `ready -> backoff`).
+    State,
+    /// A worker ended (`detail`: how, with the exit cause: crashes,
+    /// limits hit, seccomp violations, stops).
+    Exit,
+    /// A new generation took over (hot reload).
+    Reload,
+    /// A reload failed; the old generation kept serving.
+    ReloadFailed,
+    /// A health check failed.
+    Health,
+    /// An admin action or signal.
+    Admin,
+    /// A client was refused for its uid.
+    Denied,
+}
+
+impl EventKind {
+    /// The kind's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::Exit => "exit",
+            Self::Reload => "reload",
+            Self::ReloadFailed => "reload_failed",
+            Self::Health => "health",
+            Self::Admin => "admin",
+            Self::Denied => "denied",
+        }
+    }
 }
 
 /// Where a plugin is in its lifecycle.

@@ -15,9 +15,9 @@ pub use codec::{
     violation_frame,
 };
 pub use message::{
-    Action, Call, ClientHello, EffectiveLimits, ExitCause, ExitInfo, FromWorker, HEALTH_METHOD,
-    Hello, Layer, Outcome, PluginDetails, PluginInfo, PluginKind, PluginState, Ready, Reply,
-    Request, RequestBody, Response, ServerHello, ToWorker,
+    Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, FromWorker,
+    HEALTH_METHOD, Hello, Layer, Outcome, PluginDetails, PluginInfo, PluginKind, PluginState,
+    Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
 pub use stream::{read_frame, write_frame};
 

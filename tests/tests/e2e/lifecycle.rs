@@ -380,3 +380,83 @@ fn kill_sends_a_signal_and_the_policy_restarts() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     neighbour.finish();
 }
+
+#[test]
+fn events_tell_what_happened_and_can_be_followed() {
+    let corral = Corral::builder().hello("hello").hello("other").start();
+    let first = corral.wait_ready("hello");
+    corral.wait_ready("other");
+    corral_tests::send_signal(first.pid.unwrap(), libc::SIGKILL);
+    corral.wait_replaced("hello", first.pid);
+    ok(&corral.cli(&["stop", "hello"]));
+
+    let json = ok(&corral.cli(&["events", "--json", "--plugin", "hello"]));
+    let events: Vec<serde_json::Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let said: Vec<String> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap(),
+                e["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let position = |needle: &str| {
+        said.iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no event with {needle:?} in {said:#?}"))
+    };
+    let ready = position("state starting -> ready");
+    let killed = position(&format!(
+        "exit worker {} killed by signal 9",
+        first.pid.unwrap()
+    ));
+    let stop = position("admin corral stop hello");
+    let stopped = position("state stopping -> stopped");
+    assert!(
+        ready < killed && killed < stop && stop < stopped,
+        "{said:#?}"
+    );
+    assert!(events.iter().all(|e| e["plugin"] == "hello"), "{said:#?}");
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // Followed: a new event shows up on the running `corral events -f`.
+    let mut follower = std::process::Command::new(corral_tests::corral_bin())
+        .args(["events", "-f", "--plugin", "other", "--socket"])
+        .arg(&corral.socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
+    // Should the event never come, end the follower rather than hang.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guard = {
+        let (done, pid) = (done.clone(), follower.id());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if start.elapsed() > corral_tests::WAIT {
+                    corral_tests::send_signal(pid, libc::SIGKILL);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    ok(&corral.cli(&["restart", "other"]));
+    let found = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("admin  corral restart other"));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    guard.join().unwrap();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(found.is_some_and(|line| line.contains("  other  gen 1  ")));
+}
