@@ -118,8 +118,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List plugins: NAME STATE PID UPTIME RESTARTS GEN LAST-EXIT; exits 1
-    /// if any is not ready
+    /// List plugins: NAME STATE PID UPTIME RESTARTS CPU% RSS/LIMIT GEN
+    /// LAST-EXIT; exits 1 if any is not ready
     Ps {
         #[command(flatten)]
         socket: SocketArg,
@@ -576,6 +576,8 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
         "PID".to_owned(),
         "UPTIME".to_owned(),
         "RESTARTS".to_owned(),
+        "CPU%".to_owned(),
+        "RSS/LIMIT".to_owned(),
         "GEN".to_owned(),
         "LAST-EXIT".to_owned(),
     ]];
@@ -599,6 +601,14 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
                 .uptime_ms
                 .map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms))),
             plugin.restarts.to_string(),
+            plugin
+                .cpu_percent
+                .map_or_else(|| "-".to_owned(), |cpu| cpu.to_string()),
+            match (plugin.rss_bytes, plugin.memory_limit_bytes) {
+                (Some(rss), Some(limit)) => format!("{}/{}", mib(rss), mib(limit)),
+                (Some(rss), None) => mib(rss),
+                (None, _) => "-".to_owned(),
+            },
             match plugin.generation {
                 0 => "-".to_owned(),
                 generation => generation.to_string(),
@@ -606,7 +616,7 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
             last_exit,
         ]);
     }
-    let mut widths = [0; 7];
+    let mut widths = [0; 9];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -626,6 +636,16 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Bytes as mebibytes, `12.3M` below 100 MiB, `256M` above.
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib < 100.0 {
+        format!("{mib:.1}M")
+    } else {
+        format!("{mib:.0}M")
+    }
 }
 
 /// `exit 3`, `SIGKILL`, or the cause when it says more (`seccomp`,
@@ -782,6 +802,9 @@ mod tests {
             uptime_ms: None,
             start_us: None,
             generation: 0,
+            rss_bytes: None,
+            cpu_percent: None,
+            memory_limit_bytes: None,
             restarts: 0,
             last_exit: None,
             error: None,
@@ -805,12 +828,15 @@ mod tests {
         let mut bad = info("bad", PluginState::Failed);
         bad.error = Some("p/bad/plugin.toml:2:1: unknown field `x`".into());
         hello.generation = 2;
+        hello.cpu_percent = Some(3);
+        hello.rss_bytes = Some(5 * 1024 * 1024 + 300 * 1024);
+        hello.memory_limit_bytes = Some(256 * 1024 * 1024);
         let table = ps_table(&[hello, bad], 6_000);
         assert_eq!(
             table,
-            "NAME   STATE   PID   UPTIME  RESTARTS  GEN  LAST-EXIT\n\
-             hello  ready   4242  2m05s   1         2    SIGKILL 5s ago\n\
-             bad    failed  -     -       0         -    p/bad/plugin.toml:2:1: unknown field `x`\n"
+            "NAME   STATE   PID   UPTIME  RESTARTS  CPU%  RSS/LIMIT  GEN  LAST-EXIT\n\
+             hello  ready   4242  2m05s   1         3     5.3M/256M  2    SIGKILL 5s ago\n\
+             bad    failed  -     -       0         -     -          -    p/bad/plugin.toml:2:1: unknown field `x`\n"
         );
     }
 

@@ -326,7 +326,7 @@ pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
 /// The plugin status an admin action answers with.
 pub(crate) fn controlled(reply: Reply) -> Result<PluginInfo, ClientError> {
     match reply {
-        Reply::Controlled(info) => Ok(info),
+        Reply::Controlled(info) => Ok(*info),
         Reply::Error(error) => Err(ClientError::Remote(error)),
         other => Err(unexpected(&other)),
     }

@@ -192,6 +192,7 @@ impl PluginHandle {
     /// This plugin's row for `corral ps`.
     pub(crate) fn info(&self) -> PluginInfo {
         let spec = self.spec();
+        let (rss_bytes, cpu_percent) = self.serving().map_or((None, None), |worker| worker.usage());
         let status = self.status();
         PluginInfo {
             name: self.name.clone(),
@@ -207,6 +208,9 @@ impl PluginHandle {
                 .map(|time| u64::try_from(time.as_micros()).unwrap_or(u64::MAX)),
             restarts: status.starts.saturating_sub(1),
             generation: status.generation,
+            rss_bytes,
+            cpu_percent,
+            memory_limit_bytes: Some(spec.limits.memory_bytes),
             last_exit: status.exits.back().cloned(),
             error: status.error.clone(),
         }

@@ -204,6 +204,9 @@ impl Registry {
             start_us: None,
             restarts: 0,
             generation: 0,
+            rss_bytes: None,
+            cpu_percent: None,
+            memory_limit_bytes: None,
             last_exit: None,
             error: Some(b.error.clone()),
         }));

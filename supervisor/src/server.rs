@@ -267,7 +267,7 @@ impl Server {
                             format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
                         );
                         worker.kill(signal);
-                        Reply::Controlled(handle.info())
+                        Reply::Controlled(Box::new(handle.info()))
                     }
                     None => Reply::Error(RemoteError::new(
                         ErrorKind::Unavailable,
@@ -288,7 +288,7 @@ impl Server {
                         ));
                     }
                     match outcome.await {
-                        Ok(Ok(())) => Reply::Controlled(handle.info()),
+                        Ok(Ok(())) => Reply::Controlled(Box::new(handle.info())),
                         Ok(Err(error)) => Reply::Error(error),
                         Err(_) => Reply::Error(RemoteError::new(
                             ErrorKind::Unavailable,

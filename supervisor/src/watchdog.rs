@@ -1,5 +1,6 @@
-//! The watchdog: one thread that samples every ready worker's CPU time and
-//! thread count (through sysinfo) and condemns a worker that
+//! The watchdog: one thread that samples every ready worker's CPU time,
+//! resident memory and thread count (through sysinfo), keeps the figures
+//! for `corral ps`, and condemns a worker that
 //!
 //! - used more CPU than its `cpu_percent` over a whole [`WINDOW`]
 //!   (a busy loop in a background thread, which no call deadline sees), or
@@ -119,7 +120,10 @@ impl Watchdog {
             if pids.is_empty() {
                 continue;
             }
-            let refresh = ProcessRefreshKind::nothing().with_cpu().with_tasks();
+            let refresh = ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .with_tasks();
             system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, refresh);
             let now = origin.elapsed();
             for watched in self.lock().iter_mut() {
@@ -128,9 +132,11 @@ impl Watchdog {
                 };
                 watched.cpu.push(now, process.accumulated_cpu_time());
                 let threads = process.tasks().map_or(1, |tasks| tasks.len() as u64);
-                if let Some((cause, why)) = verdict(watched, threads)
-                    && let Some(worker) = watched.worker.upgrade()
-                {
+                let Some(worker) = watched.worker.upgrade() else {
+                    continue;
+                };
+                worker.record_usage(process.memory(), watched.cpu.usage());
+                if let Some((cause, why)) = verdict(watched, threads) {
                     worker.condemn(cause, why);
                 }
             }

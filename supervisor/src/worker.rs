@@ -128,6 +128,11 @@ pub(crate) struct Worker {
     /// A newer generation took over; this one drains and stops. A call
     /// that reaches it too late to be served may be sent to the new one.
     retired: std::sync::atomic::AtomicBool,
+    /// Resident memory in bytes, as the watchdog last saw it (0: not yet).
+    rss_bytes: AtomicU64,
+    /// CPU use in percent over the watchdog's window (`u64::MAX`: not
+    /// known yet).
+    cpu_percent: AtomicU64,
 }
 
 /// Removes a call's slot when the caller stops waiting (timeout, or the
@@ -219,6 +224,27 @@ impl Worker {
     pub(crate) fn kill(&self, signal: Signal) {
         self.pending().signals.push(signal);
         self.condemned.notify_one();
+    }
+
+    /// Records what the watchdog measured.
+    pub(crate) fn record_usage(&self, rss_bytes: u64, cpu_percent: Option<f64>) {
+        self.rss_bytes.store(rss_bytes, Ordering::Relaxed);
+        if let Some(percent) = cpu_percent {
+            // Rounded; a percentage fits u64 whatever the core count.
+            #[allow(clippy::cast_possible_truncation, reason = "rounded, non-negative")]
+            let percent = percent.max(0.0).round() as u64;
+            self.cpu_percent.store(percent, Ordering::Relaxed);
+        }
+    }
+
+    /// Resident memory and CPU percent, when measured.
+    pub(crate) fn usage(&self) -> (Option<u64>, Option<u32>) {
+        let rss = self.rss_bytes.load(Ordering::Relaxed);
+        let cpu = self.cpu_percent.load(Ordering::Relaxed);
+        (
+            (rss > 0).then_some(rss),
+            (cpu != u64::MAX).then(|| u32::try_from(cpu).unwrap_or(u32::MAX)),
+        )
     }
 
     /// Marks the worker as replaced by a newer generation.
@@ -353,6 +379,8 @@ pub(crate) async fn handshake(
                 next_id: AtomicU64::new(1),
                 condemned: Notify::new(),
                 retired: std::sync::atomic::AtomicBool::new(false),
+                rss_bytes: AtomicU64::new(0),
+                cpu_percent: AtomicU64::new(u64::MAX),
             });
             return Ok(Started {
                 worker,

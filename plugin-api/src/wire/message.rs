@@ -305,7 +305,7 @@ pub enum Reply {
     /// Details of one plugin.
     Inspected(Box<PluginDetails>),
     /// A plugin's status after an admin action.
-    Controlled(PluginInfo),
+    Controlled(Box<PluginInfo>),
     /// Events, oldest first.
     Events(Vec<Event>),
 }
@@ -556,6 +556,13 @@ pub struct PluginInfo {
     /// The serving worker's generation: 1 for the first, one more for each
     /// hot reload.
     pub generation: u64,
+    /// The serving worker's resident memory, sampled every 250 ms.
+    pub rss_bytes: Option<u64>,
+    /// The serving worker's CPU use over the last 2 s, in percent of one
+    /// core (known 2 s after it got ready).
+    pub cpu_percent: Option<u32>,
+    /// The plugin's memory limit (`memory_mb`, effective).
+    pub memory_limit_bytes: Option<u64>,
     /// How the last worker ended.
     pub last_exit: Option<ExitInfo>,
     /// The latest error (bad manifest, failed start, ...).

@@ -30,13 +30,16 @@ fn ps_shows_a_table_and_json_with_the_documented_fields() {
             "PID",
             "UPTIME",
             "RESTARTS",
+            "CPU%",
+            "RSS/LIMIT",
             "GEN",
             "LAST-EXIT"
         ]
     );
     let row: Vec<_> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(row[..3], ["hello", "ready", &info.pid.unwrap().to_string()]);
-    assert_eq!(row[4..], ["0", "1", "-"]);
+    assert_eq!(row[4], "0");
+    assert_eq!(row[7..], ["1", "-"]);
 
     let json = corral.cli(&["ps", "--json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -51,6 +54,9 @@ fn ps_shows_a_table_and_json_with_the_documented_fields() {
         "start_us",
         "restarts",
         "generation",
+        "rss_bytes",
+        "cpu_percent",
+        "memory_limit_bytes",
         "last_exit",
         "error",
     ] {

@@ -460,3 +460,34 @@ fn events_tell_what_happened_and_can_be_followed() {
     let _ = follower.wait();
     assert!(found.is_some_and(|line| line.contains("  other  gen 1  ")));
 }
+
+#[test]
+fn ps_shows_each_workers_memory_and_cpu() {
+    let corral = Corral::builder()
+        .hello("idle")
+        .native_with("busy", "hostile", "[limits]\nmemory_mb = 128\n")
+        .start();
+    corral.wait_ready("idle");
+    corral.wait_ready("busy");
+    // A background thread that spins; the call itself returns at once.
+    let reply = corral.client().call("busy", "spin-thread", b"").unwrap();
+    assert_eq!(reply, b"spinning in the background");
+    corral.wait_until("the busy worker's CPU use shows", || {
+        corral
+            .plugin("busy")
+            .cpu_percent
+            .is_some_and(|cpu| cpu >= 20)
+    });
+    corral.wait_until("the idle worker's CPU use shows", || {
+        corral.plugin("idle").cpu_percent.is_some()
+    });
+    let idle = corral.plugin("idle");
+    assert!(idle.cpu_percent.unwrap() < 20, "{idle:?}");
+    let busy = corral.plugin("busy");
+    let rss = busy.rss_bytes.unwrap();
+    assert!((256 * 1024..128 * 1024 * 1024).contains(&rss), "{busy:?}");
+    assert_eq!(busy.memory_limit_bytes, Some(128 * 1024 * 1024));
+    let table = ok(&corral.cli(&["ps"]));
+    let row = table.lines().find(|line| line.starts_with("busy")).unwrap();
+    assert!(row.contains("M/128M"), "{table}");
+}
