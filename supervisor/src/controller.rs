@@ -14,7 +14,7 @@ use crate::lifecycle::{Ending, Next, Restarts};
 use crate::plugin::{PluginHandle, Route, Spec, Supervision};
 use crate::registry;
 use crate::spawn::SpawnError;
-use crate::worker::{self, Ended, StartError, Worker};
+use crate::worker::{self, Called, Ended, StartError, Worker};
 use corral_plugin_api::manifest::StartMode;
 use corral_plugin_api::wire::{Action, EventKind, ExitCause, ExitInfo, HEALTH_METHOD, PluginState};
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -401,13 +401,7 @@ impl Controller {
         self.health = None;
         let ready_for = running.ready_at.elapsed();
         let name = self.plugin.name().to_owned();
-        {
-            let mut status = self.plugin.status();
-            status.pid = None;
-            status.ready_since = None;
-            status.start_time = None;
-            status.record_exit(ended.exit.clone());
-        }
+        self.plugin.status().worker_ended(ended.exit.clone());
         let description = ended.exit.description.clone();
         warn!(plugin = %name, pid = running.pid, "worker {description}");
         self.plugin.event(
@@ -646,12 +640,7 @@ impl Controller {
                 running.pid, ended.exit.description
             ),
         );
-        let mut status = self.plugin.status();
-        status.pid = None;
-        status.ready_since = None;
-        status.start_time = None;
-        status.record_exit(ended.exit);
-        drop(status);
+        self.plugin.status().worker_ended(ended.exit);
         self.slot = None;
     }
 
@@ -669,7 +658,7 @@ impl Controller {
         let pid = running.pid;
         let results = results.clone();
         tokio::spawn(async move {
-            let result = worker
+            let called = worker
                 .call(
                     HEALTH_METHOD.into(),
                     Vec::new(),
@@ -677,8 +666,11 @@ impl Controller {
                     timeout,
                     false,
                 )
-                .await
-                .map(drop);
+                .await;
+            let result = match called {
+                Called::Done(result) => result.map(drop),
+                Called::Retired { .. } => Ok(()), // replaced; its health no longer matters
+            };
             let _ = results.send((pid, result));
         });
     }

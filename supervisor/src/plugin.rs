@@ -10,7 +10,7 @@ use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
 use crate::spawn::{Spawner, WorkerCommand};
 use crate::watchdog::Watchdog;
-use crate::worker::Worker;
+use crate::worker::{Called, Worker};
 use corral_plugin_api::wire::{
     EffectiveLimits, EventKind, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
     PluginInfo, PluginKind, PluginState,
@@ -57,6 +57,14 @@ pub(crate) struct Status {
 }
 
 impl Status {
+    /// The serving worker is gone: no pid, no uptime, and its exit.
+    pub(crate) fn worker_ended(&mut self, exit: ExitInfo) {
+        self.pid = None;
+        self.ready_since = None;
+        self.start_time = None;
+        self.record_exit(exit);
+    }
+
     pub(crate) fn record_exit(&mut self, exit: ExitInfo) {
         if self.exits.len() == EXITS_KEPT {
             self.exits.pop_front();
@@ -258,8 +266,8 @@ impl PluginHandle {
     /// Calls `method`; waits for a starting worker (starting a lazy one),
     /// fails at once when there is none. The call gets the plugin's
     /// deadline, or the caller's when that is shorter; only a missed
-    /// plugin deadline kills the worker. A call that reached a worker
-    /// being replaced by a hot reload too late for it goes to the new one.
+    /// plugin deadline kills the worker. A call that reaches a worker just
+    /// replaced by a hot reload is handed back and goes to the new one.
     pub(crate) async fn call(
         &self,
         method: String,
@@ -272,6 +280,7 @@ impl PluginHandle {
             Some(timeout) if timeout < plugin_deadline => (timeout, false),
             _ => (plugin_deadline, true),
         };
+        let (mut method, mut input) = (method, input);
         loop {
             // Fast path: a ready worker, no subscription needed.
             let ready = match &*self.route.borrow() {
@@ -282,19 +291,16 @@ impl PluginHandle {
                 Some(worker) => worker,
                 None => self.wait_for_worker(started, budget).await?,
             };
-            let result = worker
-                .call(
-                    method.clone(),
-                    input.clone(),
-                    started,
-                    budget,
-                    kill_on_timeout,
-                )
-                .await;
-            let handed_over = worker.is_retired()
-                && matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Crashed));
-            if !handed_over {
-                return result;
+            match worker
+                .call(method, input, started, budget, kill_on_timeout)
+                .await
+            {
+                Called::Done(result) => return result,
+                // Replaced by a hot reload before the call was queued.
+                Called::Retired {
+                    method: unsent_method,
+                    input: unsent_input,
+                } => (method, input) = (unsent_method, unsent_input),
             }
         }
     }

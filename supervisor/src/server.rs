@@ -9,9 +9,10 @@
 use crate::controller::Order;
 use crate::events::Events;
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
+use crate::plugin::PluginHandle;
 use crate::registry::Registry;
 use corral_plugin_api::wire::{
-    self, ClientHello, EventKind, PROTOCOL_VERSION, Reply, Request, RequestBody, Response,
+    self, Action, ClientHello, EventKind, PROTOCOL_VERSION, Reply, Request, RequestBody, Response,
     ServerHello,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -222,93 +223,76 @@ impl Server {
     }
 
     async fn answer(&self, request: RequestBody) -> Reply {
-        match request {
+        self.reply(request).await.unwrap_or_else(Reply::Error)
+    }
+
+    async fn reply(&self, request: RequestBody) -> Result<Reply, RemoteError> {
+        Ok(match request {
             RequestBody::Call {
                 plugin,
                 method,
                 input,
                 timeout_ms,
             } => {
-                let Some(handle) = self.registry.get(&plugin) else {
-                    return Reply::Error(RemoteError::new(
-                        ErrorKind::UnknownPlugin,
-                        format!("no plugin named `{plugin}`"),
-                    ));
-                };
                 let timeout =
                     (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
-                match handle.call(method, input, timeout).await {
-                    Ok(reply) => Reply::Called(reply),
-                    Err(error) => Reply::Error(error),
-                }
+                Reply::Called(self.plugin(&plugin)?.call(method, input, timeout).await?)
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
             RequestBody::Events { after } => Reply::Events(self.events.after(after)),
-            RequestBody::Kill { plugin, signal } => {
-                let Some(handle) = self.registry.get(&plugin) else {
-                    return Reply::Error(RemoteError::new(
-                        ErrorKind::UnknownPlugin,
-                        format!("no plugin named `{plugin}`"),
-                    ));
-                };
-                let signal = match nix::sys::signal::Signal::try_from(signal) {
-                    Ok(signal) => signal,
-                    Err(_) => {
-                        return Reply::Error(RemoteError::new(
-                            ErrorKind::BadRequest,
-                            format!("{signal} is not a signal"),
-                        ));
-                    }
-                };
-                match handle.serving() {
-                    Some(worker) => {
-                        handle.event(
-                            EventKind::Admin,
-                            format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
-                        );
-                        worker.kill(signal);
-                        Reply::Controlled(Box::new(handle.info()))
-                    }
-                    None => Reply::Error(RemoteError::new(
-                        ErrorKind::Unavailable,
-                        format!(
-                            "plugin `{plugin}` has no worker to signal (it is {})",
-                            handle.info().state.as_str()
-                        ),
-                    )),
-                }
+            RequestBody::Kill { plugin, signal } => self.kill(&plugin, signal)?,
+            RequestBody::Control { plugin, action } => self.control(&plugin, action).await?,
+            RequestBody::Inspect { plugin } => {
+                Reply::Inspected(Box::new(self.plugin(&plugin)?.details()))
             }
-            RequestBody::Control { plugin, action } => match self.registry.get(&plugin) {
-                Some(handle) => {
-                    let (done, outcome) = oneshot::channel();
-                    if !handle.order(Order::Admin { action, done }) {
-                        return Reply::Error(RemoteError::new(
-                            ErrorKind::Unavailable,
-                            format!("plugin `{plugin}` is going away"),
-                        ));
-                    }
-                    match outcome.await {
-                        Ok(Ok(())) => Reply::Controlled(Box::new(handle.info())),
-                        Ok(Err(error)) => Reply::Error(error),
-                        Err(_) => Reply::Error(RemoteError::new(
-                            ErrorKind::Unavailable,
-                            format!("plugin `{plugin}` went away"),
-                        )),
-                    }
-                }
-                None => Reply::Error(RemoteError::new(
-                    ErrorKind::UnknownPlugin,
-                    format!("no plugin named `{plugin}`"),
-                )),
-            },
-            RequestBody::Inspect { plugin } => match self.registry.get(&plugin) {
-                Some(handle) => Reply::Inspected(Box::new(handle.details())),
-                None => Reply::Error(RemoteError::new(
-                    ErrorKind::UnknownPlugin,
-                    format!("no plugin named `{plugin}`"),
-                )),
-            },
+        })
+    }
+
+    fn plugin(&self, name: &str) -> Result<Arc<PluginHandle>, RemoteError> {
+        self.registry.get(name).ok_or_else(|| {
+            RemoteError::new(
+                ErrorKind::UnknownPlugin,
+                format!("no plugin named `{name}`"),
+            )
+        })
+    }
+
+    /// Signals the serving worker's process group (`corral kill`).
+    fn kill(&self, plugin: &str, signal: i32) -> Result<Reply, RemoteError> {
+        let handle = self.plugin(plugin)?;
+        let signal = nix::sys::signal::Signal::try_from(signal).map_err(|_| {
+            RemoteError::new(ErrorKind::BadRequest, format!("{signal} is not a signal"))
+        })?;
+        let worker = handle.serving().ok_or_else(|| {
+            RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "plugin `{plugin}` has no worker to signal (it is {})",
+                    handle.info().state.as_str()
+                ),
+            )
+        })?;
+        handle.event(
+            EventKind::Admin,
+            format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
+        );
+        worker.kill(signal);
+        Ok(Reply::Controlled(Box::new(handle.info())))
+    }
+
+    /// Hands an admin action to the plugin's controller and waits until it
+    /// has settled.
+    async fn control(&self, plugin: &str, action: Action) -> Result<Reply, RemoteError> {
+        let handle = self.plugin(plugin)?;
+        let gone = |what: &str| {
+            RemoteError::new(ErrorKind::Unavailable, format!("plugin `{plugin}` {what}"))
+        };
+        let (done, outcome) = oneshot::channel();
+        if !handle.order(Order::Admin { action, done }) {
+            return Err(gone("is going away"));
         }
+        outcome.await.map_err(|_| gone("went away"))??;
+        Ok(Reply::Controlled(Box::new(handle.info())))
     }
 }
 

@@ -109,6 +109,18 @@ struct Pending {
     violation: Option<u32>,
     /// Signals an admin asked to send (`corral kill`).
     signals: Vec<Signal>,
+    /// A newer generation took over: `Shutdown` is queued, and calls are
+    /// handed back to go to the new worker.
+    retired: bool,
+}
+
+/// What became of a call handed to a worker.
+pub(crate) enum Called {
+    /// The worker answered, failed or timed out.
+    Done(Result<Vec<u8>, RemoteError>),
+    /// The worker was retired before the call was queued: send it to the
+    /// worker that replaced it.
+    Retired { method: String, input: Vec<u8> },
 }
 
 /// The call side of a running worker, shared by every caller.
@@ -125,9 +137,6 @@ pub(crate) struct Worker {
     /// Notified when the worker is condemned (a missed call deadline, the
     /// watchdog); the supervision loop then kills it.
     condemned: Notify,
-    /// A newer generation took over; this one drains and stops. A call
-    /// that reaches it too late to be served may be sent to the new one.
-    retired: std::sync::atomic::AtomicBool,
     /// Resident memory in bytes, as the watchdog last saw it (0: not yet).
     rss_bytes: AtomicU64,
     /// CPU use in percent over the watchdog's window (`u64::MAX`: not
@@ -168,31 +177,45 @@ impl Worker {
         started: Instant,
         budget: Duration,
         kill_on_timeout: bool,
-    ) -> Result<Vec<u8>, RemoteError> {
+    ) -> Called {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (slot, reply) = oneshot::channel();
-        {
-            let mut pending = self.pending();
-            if let Some(error) = &pending.closed {
-                return Err(error.clone());
-            }
-            pending.calls.insert(id, slot);
-        }
-        let _guard = SlotGuard { worker: self, id };
         let deadline = started + budget;
         let left = deadline.saturating_duration_since(Instant::now());
         let deadline_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
-        let call = ToWorker::Call(Call {
+        let call = Call {
             id,
             method,
             input,
             deadline_ms,
-        });
-        if let Err(error) = self.send(&call) {
+        };
+        let mut frame = Vec::new();
+        let message = ToWorker::Call(call);
+        if let Err(error) = encode_frame(&message, &mut frame, self.max_frame) {
             let message = format!("plugin `{}`: {error}", self.plugin);
-            return Err(RemoteError::new(ErrorKind::BadRequest, message));
+            return Called::Done(Err(RemoteError::new(ErrorKind::BadRequest, message)));
         }
-        match timeout_at(deadline, reply).await {
+        let (slot, reply) = oneshot::channel();
+        {
+            // Checked and queued under one lock: `retire` queues Shutdown
+            // under it too, so every call queued here is answered first.
+            let mut pending = self.pending();
+            if pending.retired {
+                let ToWorker::Call(call) = message else {
+                    unreachable!("built as a call above")
+                };
+                return Called::Retired {
+                    method: call.method,
+                    input: call.input,
+                };
+            }
+            if let Some(error) = &pending.closed {
+                return Called::Done(Err(error.clone()));
+            }
+            pending.calls.insert(id, slot);
+            let _ = self.outgoing.send(frame);
+        }
+        let _guard = SlotGuard { worker: self, id };
+        Called::Done(match timeout_at(deadline, reply).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RemoteError::new(
                 ErrorKind::Unavailable,
@@ -209,7 +232,7 @@ impl Worker {
                     format!("plugin `{}` did not answer within {millis} ms", self.plugin),
                 ))
             }
-        }
+        })
     }
 
     /// Has the supervision loop kill this worker, for `cause`. The first
@@ -248,13 +271,18 @@ impl Worker {
     }
 
     /// Marks the worker as replaced by a newer generation.
+    /// Marks the worker as replaced by a newer generation and queues its
+    /// `Shutdown` behind the calls already queued: it answers those, then
+    /// exits; later calls are handed back ([`Called::Retired`]).
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
+        let mut pending = self.pending();
+        pending.retired = true;
+        let _ = self.send(&ToWorker::Shutdown);
     }
 
     /// Whether a newer generation replaced this worker.
     pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
+        self.pending().retired
     }
 
     /// Calls sent and not answered yet.
@@ -378,7 +406,6 @@ pub(crate) async fn handshake(
                 pending: Mutex::default(),
                 next_id: AtomicU64::new(1),
                 condemned: Notify::new(),
-                retired: std::sync::atomic::AtomicBool::new(false),
                 rss_bytes: AtomicU64::new(0),
                 cpu_percent: AtomicU64::new(u64::MAX),
             });
