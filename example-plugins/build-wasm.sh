@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the example plugins that have a wasm build (the same Rust source as
 # their native build) into target/wasm-plugins/:
-#   - for wasm32-unknown-unknown: hello;
+#   - for wasm32-unknown-unknown: hello, counter, greeter, ticker;
 #   - for wasm32-wasip1 (WASI preview 1): notes.
 #
 # Uses rustup's wasm targets when they are installed; otherwise Debian's
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-plain=(hello)
+plain=(hello counter greeter ticker)
 wasi=(notes)
 out=target/wasm-plugins
 mkdir -p "$out"

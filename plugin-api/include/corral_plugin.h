@@ -36,6 +36,29 @@ extern "C" {
 #define CORRAL_LOG_DEBUG 4
 #define CORRAL_LOG_TRACE 5
 
+/* host service results (corral_host.call): 0 = ok, else the error kind */
+#define CORRAL_OK 0
+#define CORRAL_ERR_PLUGIN 1
+#define CORRAL_ERR_UNKNOWN_METHOD 2
+#define CORRAL_ERR_UNKNOWN_PLUGIN 3
+#define CORRAL_ERR_CRASHED 4
+#define CORRAL_ERR_TIMEOUT 5
+#define CORRAL_ERR_UNAVAILABLE 6
+#define CORRAL_ERR_PROTOCOL 7
+#define CORRAL_ERR_BAD_REQUEST 8
+#define CORRAL_ERR_PERMISSION_DENIED 9   /* not in [permissions] host */
+#define CORRAL_ERR_NOT_FOUND 10          /* kv_get / kv_delete: no such key */
+#define CORRAL_ERR_LIMIT_EXCEEDED 11     /* storage quota */
+
+/* host service ops (corral_host.call's op), each needing [permissions] host:
+ *   "kv_get:KEY"          -> the value, or CORRAL_ERR_NOT_FOUND      ("kv")
+ *   "kv_put:KEY"          input = value                              ("kv")
+ *   "kv_delete:KEY"       ok, or CORRAL_ERR_NOT_FOUND                ("kv")
+ *   "kv_list:PREFIX"      -> keys, sorted, one per line              ("kv")
+ *   "publish:TOPIC"       input = payload                            ("publish")
+ *   "call:PLUGIN/METHOD"  input = the call's input -> its reply      ("call:PLUGIN")
+ * Publications on subscribed topics arrive as calls of method "@event:TOPIC". */
+
 typedef struct { const uint8_t *ptr; size_t len; } corral_bytes;  /* borrowed */
 typedef struct { uint8_t *ptr; size_t len; } corral_owned;         /* allocated by its producer */
 
@@ -43,8 +66,9 @@ typedef struct corral_host {           /* provided by the worker, valid until de
   void *ctx;
   void (*log)(void *ctx, int32_t level, corral_bytes msg);
   uint64_t (*now_ms)(void *ctx);       /* milliseconds since the Unix epoch */
-  /* host service call: 0 = ok, out = reply or UTF-8 error message,
-     released with free_owned below */
+  /* host service call (ops above): CORRAL_OK = ok, out = reply; else a
+     CORRAL_ERR_* kind, out = UTF-8 message; out is released with
+     free_owned below. Valid during create, call and health. */
   int32_t (*call)(void *ctx, corral_bytes op, corral_bytes input, corral_owned *out);
   void (*free_owned)(void *ctx, corral_owned out);
 } corral_host;

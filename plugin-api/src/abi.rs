@@ -24,6 +24,23 @@ pub const CALL_ERR_UNKNOWN_METHOD: i32 = 2;
 /// `call` result: the plugin panicked, `out` holds a UTF-8 message.
 pub const CALL_ERR_PANIC: i32 = 3;
 
+/// Host service `kv_get:KEY`: the value, or `not_found`.
+pub const OP_KV_GET: &str = "kv_get:";
+/// Host service `kv_put:KEY`, input = the value.
+pub const OP_KV_PUT: &str = "kv_put:";
+/// Host service `kv_delete:KEY`: ok, or `not_found`.
+pub const OP_KV_DELETE: &str = "kv_delete:";
+/// Host service `kv_list:PREFIX`: the keys, sorted, one per line.
+pub const OP_KV_LIST: &str = "kv_list:";
+/// Host service `publish:TOPIC`, input = the payload.
+pub const OP_PUBLISH: &str = "publish:";
+/// Host service `call:PLUGIN/METHOD`, input = the call's input.
+pub const OP_CALL: &str = "call:";
+
+/// Methods starting with this are publications on subscribed topics:
+/// `@event:TOPIC`, input = the payload ([`Plugin::on_event`](crate::Plugin::on_event)).
+pub const EVENT_METHOD_PREFIX: &str = "@event:";
+
 /// Log levels for [`Host::log`](HostV1::log), as in the C header.
 pub const LOG_ERROR: i32 = 1;
 /// Warning level.
@@ -119,9 +136,10 @@ pub struct HostV1 {
     pub log: extern "C" fn(ctx: *mut c_void, level: i32, msg: Bytes),
     /// Milliseconds since the Unix epoch.
     pub now_ms: extern "C" fn(ctx: *mut c_void) -> u64,
-    /// A host service call (`op` names it); 0 = ok and `out` holds the
-    /// reply, otherwise `out` holds a UTF-8 error. Release `out` with
-    /// `free_owned`.
+    /// A host service call (`op` names it: the `OP_*` prefixes plus an
+    /// argument); 0 = ok and `out` holds the reply, otherwise the result
+    /// is an [`ErrorKind`](crate::ErrorKind) code and `out` holds a UTF-8
+    /// message. Release `out` with `free_owned`.
     pub call: extern "C" fn(ctx: *mut c_void, op: Bytes, input: Bytes, out: *mut Owned) -> i32,
     /// Releases an [`Owned`] filled by `call`.
     pub free_owned: extern "C" fn(ctx: *mut c_void, out: Owned),

@@ -23,9 +23,14 @@ pub enum ErrorKind {
     Protocol,
     /// The request is malformed (bad argument, too large, ...).
     BadRequest,
-    /// The client's uid may not do this (corral.toml `allowed_uids`,
-    /// `admin_uids`).
+    /// The caller may not do this: a client's uid (corral.toml
+    /// `allowed_uids`, `admin_uids`), or a plugin's host service its
+    /// manifest does not grant (`[permissions] host`).
     PermissionDenied,
+    /// What was asked for does not exist (a storage key).
+    NotFound,
+    /// A limit of the plugin's was hit (its storage quota).
+    LimitExceeded,
 }
 
 impl ErrorKind {
@@ -41,7 +46,40 @@ impl ErrorKind {
             Self::Protocol => "protocol",
             Self::BadRequest => "bad_request",
             Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found",
+            Self::LimitExceeded => "limit_exceeded",
         }
+    }
+
+    /// Every kind, in [`code`](Self::code) order.
+    pub const ALL: [Self; 11] = [
+        Self::Plugin,
+        Self::UnknownMethod,
+        Self::UnknownPlugin,
+        Self::Crashed,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Protocol,
+        Self::BadRequest,
+        Self::PermissionDenied,
+        Self::NotFound,
+        Self::LimitExceeded,
+    ];
+
+    /// The kind's number in the native ABI (a host service's non-zero
+    /// result, `CORRAL_ERR_*` in the C header): 1 for `plugin` up to 11
+    /// for `limit_exceeded`.
+    pub fn code(self) -> i32 {
+        let index = Self::ALL.iter().position(|kind| *kind == self);
+        index.map_or(1, |index| i32::try_from(index).unwrap_or(0) + 1)
+    }
+
+    /// The kind for an ABI number; unknown numbers read as `plugin`.
+    pub fn from_code(code: i32) -> Self {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|index| Self::ALL.get(index).copied())
+            .unwrap_or(Self::Plugin)
     }
 }
 
@@ -68,5 +106,21 @@ impl RemoteError {
             kind,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), kind);
+        }
+        assert_eq!(ErrorKind::Plugin.code(), 1);
+        assert_eq!(ErrorKind::LimitExceeded.code(), 11);
+        assert_eq!(ErrorKind::from_code(0), ErrorKind::Plugin);
+        assert_eq!(ErrorKind::from_code(99), ErrorKind::Plugin);
     }
 }

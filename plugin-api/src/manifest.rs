@@ -23,6 +23,10 @@
 //! read = ["data"]         # readable paths (relative to the folder, or absolute)
 //! write = ["data/out"]    # readable and writable paths
 //! network = false         # sockets and the host network
+//! host = ["kv", "publish", "call:storage"]  # host services: log, now, kv, publish, call:DEPENDENCY
+//!
+//! [events]
+//! subscribe = ["orders.*"]  # topics delivered to on_event: exact names, or a prefix ending in *
 //!
 //! [limits]                # unset ones take the supervisor's defaults
 //! memory_mb = 64          # 16 to 1048576
@@ -33,6 +37,7 @@
 //! threads = 16            # 1 to 65536
 //! file_size_mb = 64       # 1 to 1073741824
 //! wasm_fuel = 0           # wasm only; 0 = off
+//! storage_mb = 16         # host key-value storage quota, 1 to 1048576
 //!
 //! [restart]
 //! policy = "always"       # always | on-failure | never
@@ -96,6 +101,9 @@ pub struct Manifest {
     pub dependencies: BTreeMap<String, semver::VersionReq>,
     /// What the plugin may touch (`[permissions]`); nothing by default.
     pub permissions: Permissions,
+    /// `[events] subscribe`: topic patterns whose publications the plugin
+    /// receives (`on_event`).
+    pub subscribe: Vec<String>,
     /// Limits the plugin asks for (`[limits]`); unset ones take the
     /// supervisor's defaults.
     pub limits: Limits,
@@ -213,6 +221,101 @@ pub struct Permissions {
     /// namespace).
     #[serde(default)]
     pub network: bool,
+    /// The host services the plugin may use.
+    #[serde(default)]
+    pub host: Vec<HostGrant>,
+}
+
+/// A host service a plugin may use: an entry of `[permissions] host`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HostGrant {
+    /// `log`: always allowed (stdout and stderr are captured anyway);
+    /// accepted for clarity.
+    Log,
+    /// `now`: always allowed; accepted for clarity.
+    Now,
+    /// `kv`: the plugin's own key-value storage.
+    Kv,
+    /// `publish`: publishing on any topic.
+    Publish,
+    /// `call:PLUGIN`: calls into `PLUGIN`, which must be a dependency.
+    Call(String),
+}
+
+impl TryFrom<String> for HostGrant {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Ok(match text.as_str() {
+            "log" => Self::Log,
+            "now" => Self::Now,
+            "kv" => Self::Kv,
+            "publish" => Self::Publish,
+            other => {
+                match other.strip_prefix("call:") {
+                    Some(plugin) => {
+                        check_name(plugin).map_err(|problem| {
+                        format!("[permissions] host: {other:?}: `call:` takes a plugin name: {problem}")
+                    })?;
+                        Self::Call(plugin.to_owned())
+                    }
+                    None => {
+                        return Err(format!(
+                            "[permissions] host: unknown host service {other:?}: expected \"log\", \"now\", \"kv\", \"publish\" or \"call:PLUGIN\""
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl fmt::Display for HostGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Log => f.write_str("log"),
+            Self::Now => f.write_str("now"),
+            Self::Kv => f.write_str("kv"),
+            Self::Publish => f.write_str("publish"),
+            Self::Call(plugin) => write!(f, "call:{plugin}"),
+        }
+    }
+}
+
+/// Longest topic name.
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// Checks a topic name (1 to 128 of `a-z A-Z 0-9 . _ / -`); with
+/// `pattern`, a trailing `*` matches any rest (`orders.*`, `*`).
+pub fn check_topic(topic: &str, pattern: bool) -> Result<(), String> {
+    let name = match topic.strip_suffix('*') {
+        Some(prefix) if pattern => prefix,
+        _ => topic,
+    };
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Err(format!("a topic is 1 to {MAX_TOPIC_LEN} characters"));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
+    {
+        Some(c) if c == '*' && pattern => Err("`*` may only end a topic pattern".to_owned()),
+        Some(c) => Err(format!(
+            "{c:?} is not allowed in a topic: use a-z A-Z 0-9 . _ / -{}",
+            if pattern { " (and a trailing *)" } else { "" }
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether topic `pattern` (from [`check_topic`] with `pattern`) matches
+/// `topic`.
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => pattern == topic,
+    }
 }
 
 /// `[limits]`: each `None` takes the supervisor's default.
@@ -237,12 +340,14 @@ pub struct Limits {
     /// wasm only: fuel (about one unit per instruction) a call may burn;
     /// `0` or unset = no fuel metering, the deadline alone.
     pub wasm_fuel: Option<u64>,
+    /// Quota of the host key-value storage, in MiB (keys and values).
+    pub storage_mb: Option<u64>,
 }
 
 impl Limits {
     /// Every `[limits]` key with the values it accepts (inclusive), in
     /// the order of the reference.
-    pub const RANGES: [(&'static str, u64, u64); 8] = [
+    pub const RANGES: [(&'static str, u64, u64); 9] = [
         ("memory_mb", 16, 1 << 20),
         ("call_timeout_ms", 1, 24 * 3_600_000),
         ("cpu_seconds", 1, 1 << 32),
@@ -251,6 +356,7 @@ impl Limits {
         ("threads", 1, 1 << 16),
         ("file_size_mb", 1, 1 << 30),
         ("wasm_fuel", 0, u64::MAX),
+        ("storage_mb", 1, 1 << 20),
     ];
 }
 
@@ -269,6 +375,7 @@ pub struct LimitsTable {
     threads: Option<Spanned<u64>>,
     file_size_mb: Option<Spanned<u64>>,
     wasm_fuel: Option<Spanned<u64>>,
+    storage_mb: Option<Spanned<u64>>,
 }
 
 impl LimitsTable {
@@ -293,6 +400,7 @@ impl LimitsTable {
             threads: range(self.threads, "threads")?,
             file_size_mb: range(self.file_size_mb, "file_size_mb")?,
             wasm_fuel: range(self.wasm_fuel, "wasm_fuel")?,
+            storage_mb: range(self.storage_mb, "storage_mb")?,
         })
     }
 }
@@ -382,6 +490,8 @@ struct RawManifest {
     #[serde(default)]
     permissions: Permissions,
     #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
     limits: LimitsTable,
     #[serde(default)]
     restart: RawRestart,
@@ -410,6 +520,13 @@ struct RawRestart {
     give_up_after: Option<Spanned<u64>>,
     backoff_ms: Option<Spanned<u64>>,
     backoff_max_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    #[serde(default)]
+    subscribe: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -549,6 +666,33 @@ impl Manifest {
             dependencies.insert(dependency, req);
         }
 
+        for grant in &raw.permissions.host {
+            if let HostGrant::Call(target) = grant
+                && !dependencies.contains_key(target)
+            {
+                let quoted = format!("\"{grant}\"");
+                let span = text.find(&quoted).map(|at| at..at + quoted.len());
+                return Err(ManifestError::at(
+                    path,
+                    text,
+                    span,
+                    format!(
+                        "[permissions] host: {quoted}: `{target}` is not in [dependencies]; add `{target} = \"VERSION RANGE\"` there"
+                    ),
+                ));
+            }
+        }
+        let mut subscribe = Vec::new();
+        for topic in raw.events.subscribe {
+            if let Err(problem) = check_topic(topic.get_ref(), true) {
+                return Err(error(
+                    topic.span(),
+                    format!("[events] subscribe: {:?}: {problem}", topic.get_ref()),
+                ));
+            }
+            subscribe.push(topic.into_inner());
+        }
+
         let limits = raw.limits.validate(path, text)?;
         let restart = restart_settings(raw.restart).map_err(spanned)?;
         let health = health_settings(raw.health).map_err(spanned)?;
@@ -564,6 +708,7 @@ impl Manifest {
             start,
             dependencies,
             permissions: raw.permissions,
+            subscribe,
             limits,
             restart,
             health,
@@ -973,6 +1118,55 @@ api = 1
                 "{to}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn host_services_and_subscriptions() {
+        let text = format!(
+            "{GOOD}\n[dependencies]\nstorage = \"^1\"\n\n[permissions]\nhost = [\"kv\", \"publish\", \"call:storage\", \"log\"]\n\n[events]\nsubscribe = [\"orders.*\", \"ticks\"]\n"
+        );
+        let manifest = Manifest::parse(&text, Path::new("p/plugin.toml")).unwrap();
+        assert_eq!(
+            manifest.permissions.host,
+            [
+                HostGrant::Kv,
+                HostGrant::Publish,
+                HostGrant::Call("storage".into()),
+                HostGrant::Log
+            ]
+        );
+        assert_eq!(manifest.subscribe, ["orders.*", "ticks"]);
+        assert!(topic_matches("orders.*", "orders.new"));
+        assert!(!topic_matches("orders.*", "order"));
+        assert!(topic_matches("ticks", "ticks") && !topic_matches("ticks", "ticks2"));
+
+        let message = error(&format!(
+            "{GOOD}\n[permissions]\nhost = [\"call:storage\"]\n"
+        ));
+        assert!(
+            message.contains(
+                ":10:9: [permissions] host: \"call:storage\": `storage` is not in [dependencies]"
+            ),
+            "{message}"
+        );
+        let message = error(&format!("{GOOD}\n[permissions]\nhost = [\"files\"]\n"));
+        assert!(
+            message.contains("unknown host service \"files\"") && message.contains(":10:"),
+            "{message}"
+        );
+        for (topic, problem) in [
+            ("a b", "' ' is not allowed"),
+            ("a*b", "`*` may only end"),
+            ("", "1 to 128"),
+        ] {
+            let message = error(&format!("{GOOD}\n[events]\nsubscribe = [{topic:?}]\n"));
+            assert!(
+                message.contains("[events] subscribe") && message.contains(problem),
+                "{topic:?}: {message}"
+            );
+        }
+        assert!(check_topic("orders.*", false).is_err());
+        assert!(check_topic(&"x".repeat(129), false).is_err());
     }
 
     #[test]
@@ -1398,13 +1592,24 @@ api = 1
 
         fn permissions() -> impl Strategy<Value = Permissions> {
             let path = "/?[a-z]{1,8}(/[a-z0-9.]{1,8}){0,2}".prop_map(PathBuf::from);
-            (vec(path.clone(), 0..3), vec(path, 0..3), any::<bool>()).prop_map(
-                |(read, write, network)| Permissions {
+            let grant = prop_oneof![
+                Just(HostGrant::Log),
+                Just(HostGrant::Now),
+                Just(HostGrant::Kv),
+                Just(HostGrant::Publish),
+            ];
+            (
+                vec(path.clone(), 0..3),
+                vec(path, 0..3),
+                any::<bool>(),
+                vec(grant, 0..3),
+            )
+                .prop_map(|(read, write, network, host)| Permissions {
                     read,
                     write,
                     network,
-                },
-            )
+                    host,
+                })
         }
 
         fn limits() -> impl Strategy<Value = Limits> {
@@ -1425,6 +1630,7 @@ api = 1
                 limit("threads"),
                 limit("file_size_mb"),
                 limit("wasm_fuel"),
+                limit("storage_mb"),
             )
                 .prop_map(
                     |(
@@ -1436,6 +1642,7 @@ api = 1
                         threads,
                         file_size_mb,
                         wasm_fuel,
+                        storage_mb,
                     )| Limits {
                         memory_mb,
                         cpu_seconds,
@@ -1445,6 +1652,7 @@ api = 1
                         threads,
                         file_size_mb,
                         wasm_fuel,
+                        storage_mb,
                     },
                 )
         }
@@ -1490,10 +1698,12 @@ api = 1
                 prop_oneof![Just(StartMode::Eager), Just(StartMode::Lazy)],
             );
             let dependencies = btree_map(name(), range(), 0..4);
+            let topic = "[a-z][a-z0-9._/-]{0,12}\\*?";
             (
                 plugin,
                 dependencies,
                 permissions(),
+                vec(topic, 0..3),
                 limits(),
                 restart(),
                 health(),
@@ -1503,6 +1713,7 @@ api = 1
                         (name, version, (kind, entry, wasi), requires, sha256, start),
                         mut dependencies,
                         permissions,
+                        subscribe,
                         limits,
                         restart,
                         health,
@@ -1520,6 +1731,7 @@ api = 1
                             start,
                             dependencies,
                             permissions,
+                            subscribe,
                             limits,
                             restart,
                             health,
@@ -1621,6 +1833,28 @@ api = 1
                 permissions.network.to_string(),
                 !permissions.network,
             );
+            let grants: Vec<String> = permissions
+                .host
+                .iter()
+                .map(|grant| quote(&grant.to_string()))
+                .collect();
+            key(
+                &mut out,
+                "host",
+                format!("[{}]", grants.join(", ")),
+                permissions.host.is_empty(),
+            );
+
+            if explicit || !manifest.subscribe.is_empty() {
+                out.push_str("\n[events]\n");
+            }
+            let topics: Vec<String> = manifest.subscribe.iter().map(|t| quote(t)).collect();
+            key(
+                &mut out,
+                "subscribe",
+                format!("[{}]", topics.join(", ")),
+                manifest.subscribe.is_empty(),
+            );
 
             let limits = &manifest.limits;
             if explicit || *limits != Limits::default() {
@@ -1635,6 +1869,7 @@ api = 1
                 ("threads", limits.threads),
                 ("file_size_mb", limits.file_size_mb),
                 ("wasm_fuel", limits.wasm_fuel),
+                ("storage_mb", limits.storage_mb),
             ] {
                 if let Some(value) = value {
                     key(&mut out, name, value.to_string(), false);
@@ -1701,6 +1936,7 @@ api = 1
                     "plugin",
                     "dependencies",
                     "permissions",
+                    "events",
                     "limits",
                     "restart",
                     "health",
@@ -1709,7 +1945,8 @@ api = 1
                     "name", "version", "kind", "wasi", "entry", "api", "requires", "sha256",
                     "start",
                 ],
-                "permissions" => &["read", "write", "network"],
+                "permissions" => &["read", "write", "network", "host"],
+                "events" => &["subscribe"],
                 "limits" => &[
                     "memory_mb",
                     "cpu_seconds",
@@ -1719,6 +1956,7 @@ api = 1
                     "threads",
                     "file_size_mb",
                     "wasm_fuel",
+                    "storage_mb",
                 ],
                 "restart" => &["policy", "give_up_after", "backoff_ms", "backoff_max_ms"],
                 "health" => &["interval_ms", "timeout_ms", "failures"],

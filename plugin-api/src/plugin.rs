@@ -2,6 +2,7 @@
 //! the [`Host`] services it may use.
 
 use crate::abi;
+use crate::error::{ErrorKind, RemoteError};
 use std::fmt;
 
 /// A corral plugin. One instance lives in its own worker process and gets
@@ -39,6 +40,15 @@ pub trait Plugin {
     /// Reports whether the plugin can serve; called periodically.
     fn health(&mut self, host: &Host) -> Result<(), PluginError> {
         let _ = host;
+        Ok(())
+    }
+
+    /// Receives a publication on a topic the manifest subscribes to
+    /// (`[events] subscribe`). It arrives like a call (method
+    /// `@event:TOPIC`), between other calls; an error is logged by the
+    /// supervisor and goes nowhere else.
+    fn on_event(&mut self, host: &Host, topic: &str, payload: &[u8]) -> Result<(), PluginError> {
+        let _ = (host, topic, payload);
         Ok(())
     }
 }
@@ -107,6 +117,13 @@ impl From<String> for PluginError {
 impl From<&str> for PluginError {
     fn from(message: &str) -> Self {
         Self::new(message)
+    }
+}
+
+/// A failed host service becomes the call's error, so `?` works on it.
+impl From<RemoteError> for PluginError {
+    fn from(error: RemoteError) -> Self {
+        Self::new(format!("{}: {}", error.kind, error.message))
     }
 }
 
@@ -200,6 +217,98 @@ impl Host {
         // SAFETY: takes no arguments.
         unsafe {
             crate::export::wasm::imports::now_ms()
+        }
+    }
+
+    /// The value stored under `key` in the plugin's own storage, `None`
+    /// when there is none. Needs `"kv"` in `[permissions] host`.
+    pub fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
+        match self.service(&format!("{}{key}", abi::OP_KV_GET), &[]) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Stores `value` under `key`, durably (it survives worker and
+    /// supervisor restarts), within the plugin's storage quota
+    /// (`[limits] storage_mb`). Needs `"kv"`.
+    pub fn kv_put(&self, key: &str, value: &[u8]) -> Result<(), RemoteError> {
+        self.service(&format!("{}{key}", abi::OP_KV_PUT), value)
+            .map(drop)
+    }
+
+    /// Removes `key`; `false` when it was not there. Needs `"kv"`.
+    pub fn kv_delete(&self, key: &str) -> Result<bool, RemoteError> {
+        match self.service(&format!("{}{key}", abi::OP_KV_DELETE), &[]) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind == ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The stored keys starting with `prefix`, sorted. Needs `"kv"`.
+    pub fn kv_list(&self, prefix: &str) -> Result<Vec<String>, RemoteError> {
+        let keys = self.service(&format!("{}{prefix}", abi::OP_KV_LIST), &[])?;
+        Ok(String::from_utf8_lossy(&keys)
+            .split('\n')
+            .filter(|key| !key.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Publishes `payload` on `topic` to every subscriber (plugins whose
+    /// manifest subscribes to it, host apps), except this plugin. Returns
+    /// once it is queued for them. Needs `"publish"`.
+    pub fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), RemoteError> {
+        self.service(&format!("{}{topic}", abi::OP_PUBLISH), payload)
+            .map(drop)
+    }
+
+    /// Calls `method` of `plugin`, which must be one of this plugin's
+    /// `[dependencies]`, within what is left of the current call's
+    /// deadline. Needs `"call:PLUGIN"`. A call that would come back to a
+    /// plugin already waiting in the chain (a calls b calls a) fails at
+    /// once instead of deadlocking.
+    pub fn call(&self, plugin: &str, method: &str, input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        self.service(&format!("{}{plugin}/{method}", abi::OP_CALL), input)
+    }
+
+    /// One host service call: `op` names the service and its argument.
+    fn service(&self, op: &str, input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let (code, bytes) = {
+            let host = self.table();
+            let mut out = abi::Owned::EMPTY;
+            let code = (host.call)(
+                host.ctx,
+                abi::Bytes::new(op.as_bytes()),
+                abi::Bytes::new(input),
+                &mut out,
+            );
+            #[allow(unsafe_code, reason = "takes the host's reply buffer")]
+            // SAFETY: `out` was filled by the host's `call` (or is empty);
+            // it is read once, then released through the host.
+            let bytes = unsafe {
+                abi::Bytes {
+                    ptr: out.ptr,
+                    len: out.len,
+                }
+                .as_slice()
+                .to_vec()
+            };
+            (host.free_owned)(host.ctx, out);
+            (code, bytes)
+        };
+        #[cfg(target_arch = "wasm32")]
+        let (code, bytes) = crate::export::wasm::host_call(op, input);
+        if code == abi::CALL_OK {
+            Ok(bytes)
+        } else {
+            Err(RemoteError::new(
+                ErrorKind::from_code(code),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
         }
     }
 

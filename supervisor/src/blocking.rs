@@ -13,8 +13,8 @@ use crate::client::{
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, Event, PluginDetails, PluginInfo, Reply, Request, RequestBody,
-    Response, WireError,
+    self, Action, DEFAULT_MAX_FRAME, Event, Message, PluginDetails, PluginInfo, Reply, Request,
+    RequestBody, Response, WireError,
 };
 use interprocess::TryClone;
 use interprocess::local_socket::traits::Stream as _;
@@ -165,6 +165,133 @@ impl Client {
         controlled(self.request(body, wait)?)
     }
 
+    /// Publishes `payload` on `topic` to the plugins and host apps that
+    /// subscribed; returns how many took it.
+    pub fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<u32, ClientError> {
+        let body = RequestBody::Publish {
+            topic: topic.to_owned(),
+            payload: payload.to_vec(),
+        };
+        match self.request(body, DEFAULT_CALL_TIMEOUT)? {
+            Reply::Published(count) => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Turns this connection into a subscription to `topics` (exact names,
+    /// or prefixes ending in `*`): publications as they come, until the
+    /// connection ends.
+    pub fn subscribe(
+        self,
+        topics: &[&str],
+    ) -> Result<impl Iterator<Item = Result<Message, ClientError>>, ClientError> {
+        let topics = topics.iter().map(|t| (*t).to_owned()).collect();
+        let mut replies = self.stream(RequestBody::Subscribe { topics })?;
+        match replies.next() {
+            Some(Ok(Reply::Subscribed)) => {}
+            Some(Ok(other)) => return Err(unexpected(&other)),
+            Some(Err(error)) => return Err(error),
+            None => return Err(ClientError::Disconnected),
+        }
+        Ok(replies.map(|reply| match reply? {
+            Reply::Message(message) => Ok(message),
+            other => Err(unexpected(&other)),
+        }))
+    }
+
+    /// Turns this connection into a stream of the supervisor's events
+    /// numbered above `after` (0: all it keeps), then every new one as it
+    /// happens.
+    pub fn follow_events(
+        self,
+        after: u64,
+    ) -> Result<impl Iterator<Item = Result<Event, ClientError>>, ClientError> {
+        let replies = self.stream(RequestBody::FollowEvents { after })?;
+        Ok(replies.flat_map(|reply| match reply {
+            Ok(Reply::Events(events)) => events.into_iter().map(Ok).collect(),
+            Ok(other) => vec![Err(unexpected(&other))],
+            Err(error) => vec![Err(error)],
+        }))
+    }
+
+    /// Turns this connection into `plugin`'s log lines written since
+    /// `since_unix_ms` (0: all kept), oldest first; with `follow`, new
+    /// lines keep coming as they are written.
+    pub fn logs(
+        self,
+        plugin: &str,
+        since_unix_ms: u64,
+        follow: bool,
+    ) -> Result<impl Iterator<Item = Result<String, ClientError>>, ClientError> {
+        let body = RequestBody::Logs {
+            plugin: plugin.to_owned(),
+            since_unix_ms,
+            follow,
+        };
+        let mut replies = self.stream(body)?;
+        let mut lines = Vec::new().into_iter();
+        let mut done = false;
+        Ok(std::iter::from_fn(move || {
+            loop {
+                if let Some(line) = lines.next() {
+                    return Some(Ok(line));
+                }
+                if done {
+                    return None;
+                }
+                match replies.next()? {
+                    Ok(Reply::Logs {
+                        lines: more,
+                        done: last,
+                    }) => {
+                        done = last;
+                        lines = more.into_iter();
+                    }
+                    Ok(other) => {
+                        done = true;
+                        return Some(Err(unexpected(&other)));
+                    }
+                    Err(error) => {
+                        done = true;
+                        return Some(Err(error));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Sends a streaming request; its replies come as they arrive, with no
+    /// deadline, until an error ends them.
+    fn stream(
+        mut self,
+        body: RequestBody,
+    ) -> Result<impl Iterator<Item = Result<Reply, ClientError>>, ClientError> {
+        if self.broken {
+            return Err(ClientError::Disconnected);
+        }
+        self.writer.set_recv_timeout(None).map_err(WireError::Io)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        wire::write_frame(
+            &mut self.writer,
+            &Request { id, body },
+            &mut self.write_buf,
+            DEFAULT_MAX_FRAME,
+        )?;
+        let mut ended = false;
+        Ok(std::iter::from_fn(move || {
+            if ended {
+                return None;
+            }
+            let reply = self.read_reply(id);
+            ended = reply.is_err();
+            match reply {
+                Err(ClientError::Disconnected) => None,
+                reply => Some(reply),
+            }
+        }))
+    }
+
     /// Sends `body` and waits up to `wait` for its answer. After a timeout
     /// or an I/O error the connection is unusable (`Disconnected`).
     fn request(&mut self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
@@ -203,6 +330,11 @@ impl Client {
             &mut self.write_buf,
             DEFAULT_MAX_FRAME,
         )?;
+        self.read_reply(id)
+    }
+
+    /// Reads responses until the one for request `id`.
+    fn read_reply(&mut self, id: u64) -> Result<Reply, ClientError> {
         loop {
             if !wire::read_frame(&mut self.reader, &mut self.read_buf, DEFAULT_MAX_FRAME)? {
                 return Err(ClientError::Disconnected);

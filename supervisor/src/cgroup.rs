@@ -78,6 +78,7 @@ mod tests {
             threads: 16,
             file_size_bytes: 1 << 20,
             wasm_fuel: 0,
+            storage_bytes: 1 << 20,
         }
     }
 

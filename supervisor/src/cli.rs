@@ -77,6 +77,10 @@ enum Command {
         /// 10000]
         #[arg(long, value_name = "MS")]
         start_timeout_ms: Option<u64>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
+        /// 127.0.0.1:9464) [default: off]
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
         /// Log filter (tracing syntax: info, debug, corral=trace, ...)
         #[arg(long, env = "CORRAL_LOG", default_value = "info")]
         log: String,
@@ -143,9 +147,9 @@ enum Command {
     /// dropping calls; if the new one fails, the old one keeps serving
     Reload(ControlArgs),
     /// Show what happened: state changes, worker exits, reloads, health
-    /// checks, admin actions, refused clients
+    /// checks, admin actions, refused clients and host services, limits
     Events {
-        /// Keep printing new events as they come (polls every 250 ms)
+        /// Keep printing new events as they happen
         #[arg(short, long)]
         follow: bool,
         /// Only this plugin's events
@@ -154,6 +158,64 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
         /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's log: its workers' stdout and stderr and its log()
+    /// calls, from the rotated files under the state folder
+    Logs {
+        /// Plugin name
+        plugin: String,
+        /// Keep printing new lines as they are written
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines since then: an age (30s, 10m, 2h, 1d) or a UTC time
+        /// (2026-11-25T14:00:00.000Z)
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object per line: {"at", "pid", "text"}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show plugins live: ps plus calls, errors, calls in flight and
+    /// latency (p50/p99), refreshed every interval
+    Top {
+        /// Refresh interval in milliseconds
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        interval_ms: u64,
+        /// Stop after this many refreshes [default: until interrupted]
+        #[arg(short = 'n', long, value_name = "COUNT")]
+        iterations: Option<u64>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON array per refresh, one per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a message on a topic to the plugins and host apps that
+    /// subscribed
+    Publish {
+        /// Topic (a-z A-Z 0-9 . _ / -)
+        topic: String,
+        /// Payload bytes; `-` reads stdin [default: empty]
+        data: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print {"delivered": N}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what is published on topics (exact names, or prefixes ending
+    /// in *) until interrupted
+    Subscribe {
+        /// Topic patterns
+        #[arg(required = true)]
+        topics: Vec<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object per message: {"topic", "from", "payload"}
         #[arg(long)]
         json: bool,
     },
@@ -212,6 +274,7 @@ fn run(command: Command) -> Result<ExitCode> {
             strict,
             cgroup,
             state_dir,
+            metrics_addr,
             log,
         } => {
             init_logging(&log)?;
@@ -261,6 +324,9 @@ fn run(command: Command) -> Result<ExitCode> {
             if config.state_dir.is_none() {
                 config.state_dir = corral::default_state_dir();
             }
+            if metrics_addr.is_some() {
+                config.metrics_addr = metrics_addr;
+            }
             serve(config)
         }
         Command::Check { path, json } => check(&path, json),
@@ -272,17 +338,7 @@ fn run(command: Command) -> Result<ExitCode> {
             timeout_ms,
             json,
         } => {
-            let input = match data.as_deref() {
-                Some("-") => {
-                    let mut input = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut input)
-                        .context("cannot read stdin")?;
-                    input
-                }
-                Some(data) => data.as_bytes().to_vec(),
-                None => Vec::new(),
-            };
+            let input = read_data(data.as_deref())?;
             let mut client = connect(&socket)?;
             let timeout = Duration::from_millis(timeout_ms);
             let result = client.call_with_timeout(&plugin, &method, &input, timeout);
@@ -321,27 +377,138 @@ fn run(command: Command) -> Result<ExitCode> {
             json,
         } => {
             let mut client = connect(&socket)?;
-            let mut after = 0;
             let mut out = std::io::stdout().lock();
-            loop {
-                let events = client.events(after)?;
-                for event in &events {
-                    after = event.seq;
-                    if plugin.as_ref().is_some_and(|name| *name != event.plugin) {
-                        continue;
-                    }
+            let mut print = |event: &corral::Event| -> Result<()> {
+                if plugin.as_ref().is_none_or(|name| *name == event.plugin) {
                     if json {
                         writeln!(out, "{}", serde_json::to_string(event)?)?;
                     } else {
                         writeln!(out, "{}", event_line(event))?;
                     }
+                    out.flush()?;
+                }
+                Ok(())
+            };
+            if !follow {
+                for event in &client.events(0)? {
+                    print(event)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            for event in client.follow_events(0)? {
+                print(&event?)?;
+            }
+            bail!("corral closed the connection")
+        }
+        Command::Logs {
+            plugin,
+            follow,
+            since,
+            socket,
+            json,
+        } => {
+            let since = match since.as_deref() {
+                Some(since) => parse_since(since, now_ms())?,
+                None => 0,
+            };
+            let lines = match connect(&socket)?.logs(&plugin, since, follow) {
+                Ok(lines) => lines,
+                Err(error) => return remote_failure(&format!("logs {plugin}"), error),
+            };
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(error) => return remote_failure(&format!("logs {plugin}"), error),
+                };
+                if json {
+                    writeln!(out, "{}", log_json(&line))?;
+                } else {
+                    writeln!(out, "{line}")?;
+                }
+                if follow {
+                    out.flush()?;
+                }
+            }
+            if follow {
+                bail!("corral closed the connection");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top {
+            interval_ms,
+            iterations,
+            socket,
+            json,
+        } => {
+            let mut client = connect(&socket)?;
+            let clear = !json && std::io::stdout().is_terminal();
+            let mut out = std::io::stdout().lock();
+            let mut done = 0;
+            loop {
+                let plugins = client.list()?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&plugins)?)?;
+                } else {
+                    if clear {
+                        write!(out, "\x1b[H\x1b[2J")?;
+                    }
+                    write!(out, "{}", top_table(&plugins, now_ms()))?;
                 }
                 out.flush()?;
-                if !follow {
+                done += 1;
+                if iterations.is_some_and(|limit| done >= limit) {
                     return Ok(ExitCode::SUCCESS);
                 }
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(Duration::from_millis(interval_ms));
             }
+        }
+        Command::Publish {
+            topic,
+            data,
+            socket,
+            json,
+        } => {
+            let payload = read_data(data.as_deref())?;
+            match connect(&socket)?.publish(&topic, &payload) {
+                Ok(delivered) if json => println!("{{\"delivered\":{delivered}}}"),
+                Ok(delivered) => println!("{topic}: delivered to {delivered} subscribers"),
+                Err(error) => return remote_failure(&format!("publish {topic}"), error),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscribe {
+            topics,
+            socket,
+            json,
+        } => {
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let messages = match connect(&socket)?.subscribe(&topics) {
+                Ok(messages) => messages,
+                Err(error) => return remote_failure("subscribe", error),
+            };
+            let mut out = std::io::stdout().lock();
+            for message in messages {
+                let message = message?;
+                let payload = String::from_utf8_lossy(&message.payload);
+                if json {
+                    let object = serde_json::json!({
+                        "topic": message.topic,
+                        "from": message.from,
+                        "payload": payload,
+                    });
+                    writeln!(out, "{object}")?;
+                } else {
+                    let from = if message.from.is_empty() {
+                        "-"
+                    } else {
+                        &message.from
+                    };
+                    writeln!(out, "{}  {from}  {payload}", message.topic)?;
+                }
+                out.flush()?;
+            }
+            bail!("corral closed the connection")
         }
         Command::Kill {
             plugin,
@@ -441,33 +608,10 @@ fn event_line(event: &corral::Event) -> String {
     };
     format!(
         "{}  {plugin}  gen {}  {}  {}",
-        utc(event.at_unix_ms),
+        corral::clock::utc(event.at_unix_ms),
         event.generation,
         event.kind.as_str(),
         event.detail
-    )
-}
-
-/// A Unix time in milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-fn utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        unix_ms % 1000
     )
 }
 
@@ -561,6 +705,70 @@ fn print_call(result: Result<Vec<u8>, ClientError>, json: bool) -> Result<ExitCo
     }
 }
 
+/// A command's input bytes: the argument, stdin for `-`, or nothing.
+fn read_data(data: Option<&str>) -> Result<Vec<u8>> {
+    Ok(match data {
+        Some("-") => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("cannot read stdin")?;
+            input
+        }
+        Some(data) => data.as_bytes().to_vec(),
+        None => Vec::new(),
+    })
+}
+
+/// Exit 1 with the supervisor's answer when it refused; 2 for anything
+/// else.
+fn remote_failure(what: &str, error: ClientError) -> Result<ExitCode> {
+    match error {
+        ClientError::Remote(error) => {
+            eprintln!("corral: {what}: {} ({})", error.message, error.kind);
+            Ok(ExitCode::from(1))
+        }
+        error => Err(error.into()),
+    }
+}
+
+/// `--since`: an age (`30s`, `10m`, `2h`, `1d`) before `now_ms`, or a UTC
+/// time as corral prints them.
+fn parse_since(text: &str, now_ms: u64) -> Result<u64> {
+    if let Some(at) = corral::clock::parse_utc(text) {
+        return Ok(at);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale: u64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(count) if scale > 0 => Ok(now_ms.saturating_sub(count.saturating_mul(scale))),
+        _ => bail!(
+            "--since {text:?}: expected an age like 30s, 10m, 2h, 1d or a UTC time like 2026-11-25T14:00:00.000Z"
+        ),
+    }
+}
+
+/// A log line (`TIME pid=PID TEXT`) as a JSON object.
+fn log_json(line: &str) -> serde_json::Value {
+    let mut parts = line.splitn(3, ' ');
+    let (at, pid, text) = (parts.next(), parts.next(), parts.next());
+    match (
+        at,
+        pid.and_then(|p| p.strip_prefix("pid=")?.parse::<u32>().ok()),
+    ) {
+        (Some(at), Some(pid)) => {
+            serde_json::json!({ "at": at, "pid": pid, "text": text.unwrap_or("") })
+        }
+        _ => serde_json::json!({ "at": null, "pid": null, "text": line }),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -570,54 +778,96 @@ fn now_ms() -> u64 {
 }
 
 fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "STATE".to_owned(),
-        "PID".to_owned(),
-        "UPTIME".to_owned(),
-        "RESTARTS".to_owned(),
-        "CPU%".to_owned(),
-        "RSS/LIMIT".to_owned(),
-        "GEN".to_owned(),
-        "LAST-EXIT".to_owned(),
-    ]];
+    let mut rows = vec![ps_header()];
+    rows.extend(plugins.iter().map(|plugin| ps_row(plugin, now_ms)));
+    table(&rows)
+}
+
+/// `corral top`: the `ps` columns before LAST-EXIT, then the call metrics.
+fn top_table(plugins: &[PluginInfo], now_ms: u64) -> String {
+    let with_calls = |mut row: Vec<String>, calls: [String; 5]| {
+        let last = row.pop().unwrap_or_default();
+        row.extend(calls);
+        row.push(last);
+        row
+    };
+    let header = ["CALLS", "ERRORS", "INFLIGHT", "P50", "P99"].map(str::to_owned);
+    let mut rows = vec![with_calls(ps_header(), header)];
     for plugin in plugins {
-        // The latest error says more than the last exit (a failed reload,
-        // a dependency waited for, why it gave up).
-        let last_exit = match (&plugin.error, &plugin.last_exit) {
-            (Some(error), _) => error.clone(),
-            (None, Some(exit)) => {
-                format!("{} {} ago", short_exit(exit), ago(now_ms, exit.at_unix_ms))
-            }
-            (None, None) => "-".to_owned(),
+        let latency = |us: Option<u64>| {
+            us.map_or_else(|| "-".to_owned(), |us| human_us(Duration::from_micros(us)))
         };
-        rows.push([
-            plugin.name.clone(),
-            plugin.state.as_str().to_owned(),
-            plugin
-                .pid
-                .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
-            plugin
-                .uptime_ms
-                .map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms))),
-            plugin.restarts.to_string(),
-            plugin
-                .cpu_percent
-                .map_or_else(|| "-".to_owned(), |cpu| cpu.to_string()),
-            match (plugin.rss_bytes, plugin.memory_limit_bytes) {
-                (Some(rss), Some(limit)) => format!("{}/{}", mib(rss), mib(limit)),
-                (Some(rss), None) => mib(rss),
-                (None, _) => "-".to_owned(),
-            },
-            match plugin.generation {
-                0 => "-".to_owned(),
-                generation => generation.to_string(),
-            },
-            last_exit,
-        ]);
+        let errors: u64 = plugin.errors.iter().map(|(_, count)| count).sum();
+        let calls = [
+            plugin.calls.to_string(),
+            errors.to_string(),
+            plugin.in_flight.to_string(),
+            latency(plugin.latency_p50_us),
+            latency(plugin.latency_p99_us),
+        ];
+        rows.push(with_calls(ps_row(plugin, now_ms), calls));
     }
-    let mut widths = [0; 9];
-    for row in &rows {
+    table(&rows)
+}
+
+fn ps_header() -> Vec<String> {
+    [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "CPU%",
+        "RSS/LIMIT",
+        "GEN",
+        "LAST-EXIT",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn ps_row(plugin: &PluginInfo, now_ms: u64) -> Vec<String> {
+    // The latest error says more than the last exit (a failed reload, a
+    // dependency waited for, why it gave up).
+    let last_exit = match (&plugin.error, &plugin.last_exit) {
+        (Some(error), _) => error.clone(),
+        (None, Some(exit)) => {
+            format!("{} {} ago", short_exit(exit), ago(now_ms, exit.at_unix_ms))
+        }
+        (None, None) => "-".to_owned(),
+    };
+    vec![
+        plugin.name.clone(),
+        plugin.state.as_str().to_owned(),
+        plugin
+            .pid
+            .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+        plugin
+            .uptime_ms
+            .map_or_else(|| "-".to_owned(), |ms| human(Duration::from_millis(ms))),
+        plugin.restarts.to_string(),
+        plugin
+            .cpu_percent
+            .map_or_else(|| "-".to_owned(), |cpu| cpu.to_string()),
+        match (plugin.rss_bytes, plugin.memory_limit_bytes) {
+            (Some(rss), Some(limit)) => format!("{}/{}", mib(rss), mib(limit)),
+            (Some(rss), None) => mib(rss),
+            (None, _) => "-".to_owned(),
+        },
+        match plugin.generation {
+            0 => "-".to_owned(),
+            generation => generation.to_string(),
+        },
+        last_exit,
+    ]
+}
+
+/// Rows as left-aligned columns two spaces apart; the last column is not
+/// padded.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let mut widths = vec![0; columns];
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -636,6 +886,20 @@ fn ps_table(plugins: &[PluginInfo], now_ms: u64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A latency for people: `850us`, `1.2ms`, `340ms`, `2.5s`.
+fn human_us(duration: Duration) -> String {
+    let us = duration.as_micros();
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 10_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else if us < 1_000_000 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{:.1}s", us as f64 / 1_000_000.0)
+    }
 }
 
 /// Bytes as mebibytes, `12.3M` below 100 MiB, `256M` above.
@@ -808,7 +1072,54 @@ mod tests {
             restarts: 0,
             last_exit: None,
             error: None,
+            calls: 0,
+            errors: Vec::new(),
+            in_flight: 0,
+            latency_p50_us: None,
+            latency_p99_us: None,
         }
+    }
+
+    #[test]
+    fn top_adds_call_metrics_before_the_last_exit() {
+        let mut hello = info("hello", PluginState::Ready);
+        hello.calls = 1200;
+        hello.errors = vec![("timeout".into(), 2), ("plugin".into(), 1)];
+        hello.in_flight = 4;
+        hello.latency_p50_us = Some(48);
+        hello.latency_p99_us = Some(2_340);
+        let text = top_table(&[hello], 0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "NAME   STATE  PID  UPTIME  RESTARTS  CPU%  RSS/LIMIT  GEN  CALLS  ERRORS  INFLIGHT  P50   P99    LAST-EXIT",
+                "hello  ready  -    -       0         -     -          -    1200   3       4         48us  2.3ms  -",
+            ]
+        );
+    }
+
+    #[test]
+    fn since_takes_ages_and_times() {
+        let now = 1_795_608_000_000;
+        assert_eq!(parse_since("30s", now).unwrap(), now - 30_000);
+        assert_eq!(parse_since("2h", now).unwrap(), now - 7_200_000);
+        assert_eq!(
+            parse_since("2026-11-25T11:00:00.000Z", now).unwrap(),
+            now - 3_600_000
+        );
+        for bad in ["", "10", "m", "-5m", "10x", "yesterday"] {
+            assert!(parse_since(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_lines_as_json() {
+        assert_eq!(
+            log_json("2026-11-25T11:00:00.000Z pid=42 hello world"),
+            serde_json::json!({"at": "2026-11-25T11:00:00.000Z", "pid": 42, "text": "hello world"})
+        );
+        assert_eq!(log_json("garbage")["text"], "garbage");
     }
 
     #[test]
@@ -838,13 +1149,6 @@ mod tests {
              hello  ready   4242  2m05s   1         3     5.3M/256M  2    SIGKILL 5s ago\n\
              bad    failed  -     -       0         -     -          -    p/bad/plugin.toml:2:1: unknown field `x`\n"
         );
-    }
-
-    #[test]
-    fn utc_times() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(utc(1_795_608_000_000), "2026-11-25T12:00:00.000Z");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, PROTOCOL_VERSION, PluginDetails,
+    self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, Message, PROTOCOL_VERSION, PluginDetails,
     PluginInfo, Reply, Request, RequestBody, Response, ServerHello, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// The deadline a call gets unless told otherwise.
@@ -64,7 +64,19 @@ impl ClientError {
     }
 }
 
-type Slots = HashMap<u64, oneshot::Sender<Result<Reply, ClientError>>>;
+/// Where the replies to a request in flight go.
+enum Slot {
+    /// One reply.
+    Once(oneshot::Sender<Result<Reply, ClientError>>),
+    /// Many: a subscription or followed events.
+    Stream(mpsc::Sender<Result<Reply, ClientError>>),
+}
+
+type Slots = HashMap<u64, Slot>;
+
+/// Replies a stream may have waiting to be read; when it is full, reading
+/// the connection waits for the stream's reader.
+const STREAM_BUFFER: usize = 256;
 
 struct Shared {
     writer: tokio::sync::Mutex<FrameWriter<OwnedWriteHalf>>,
@@ -210,9 +222,57 @@ impl Client {
         controlled(self.request(body, wait).await?)
     }
 
-    async fn request(&self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
+    /// Publishes `payload` on `topic` to the plugins and host apps that
+    /// subscribed; returns how many took it.
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<u32, ClientError> {
+        let body = RequestBody::Publish {
+            topic: topic.to_owned(),
+            payload,
+        };
+        match self.request(body, DEFAULT_CALL_TIMEOUT).await? {
+            Reply::Published(count) => Ok(count),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Subscribes to `topics` (exact names, or prefixes ending in `*`):
+    /// publications arrive on the returned [`Subscription`] until it or
+    /// the connection is dropped.
+    pub async fn subscribe(&self, topics: &[&str]) -> Result<Subscription, ClientError> {
+        let topics = topics.iter().map(|t| (*t).to_owned()).collect();
+        let mut stream = self.stream(RequestBody::Subscribe { topics }).await?;
+        match stream.next().await {
+            Some(Ok(Reply::Subscribed)) => Ok(Subscription { stream }),
+            Some(Ok(other)) => Err(unexpected(&other)),
+            Some(Err(error)) => Err(error),
+            None => Err(ClientError::Disconnected),
+        }
+    }
+
+    /// The supervisor's events numbered above `after` (0: all it keeps),
+    /// then every new one as it happens.
+    pub async fn follow_events(&self, after: u64) -> Result<EventStream, ClientError> {
+        let stream = self.stream(RequestBody::FollowEvents { after }).await?;
+        Ok(EventStream {
+            stream,
+            buffered: Vec::new().into_iter(),
+        })
+    }
+
+    /// Sends a streaming request; its replies arrive on the stream.
+    async fn stream(&self, body: RequestBody) -> Result<ReplyStream, ClientError> {
+        let (sender, replies) = mpsc::channel(STREAM_BUFFER);
+        let id = self.send(body, Slot::Stream(sender)).await?;
+        Ok(ReplyStream {
+            id,
+            replies,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Registers `slot` under a fresh id and sends the request.
+    async fn send(&self, body: RequestBody, slot: Slot) -> Result<u64, ClientError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (slot, answer) = oneshot::channel();
         match lock(&self.shared.slots).as_mut() {
             Some(slots) => slots.insert(id, slot),
             None => return Err(ClientError::Disconnected),
@@ -224,16 +284,25 @@ impl Client {
             .await
             .send(&Request { id, body })
             .await;
-        let result = match sent {
-            Ok(()) => match tokio::time::timeout(wait, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(ClientError::Disconnected),
-                Err(_) => Err(ClientError::Remote(RemoteError::new(
-                    ErrorKind::Timeout,
-                    format!("no answer from corral within {} ms", wait.as_millis()),
-                ))),
-            },
-            Err(error) => Err(error.into()),
+        if let Err(error) = sent {
+            if let Some(slots) = lock(&self.shared.slots).as_mut() {
+                slots.remove(&id);
+            }
+            return Err(error.into());
+        }
+        Ok(id)
+    }
+
+    async fn request(&self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
+        let (slot, answer) = oneshot::channel();
+        let id = self.send(body, Slot::Once(slot)).await?;
+        let result = match tokio::time::timeout(wait, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Err(_) => Err(ClientError::Remote(RemoteError::new(
+                ErrorKind::Timeout,
+                format!("no answer from corral within {} ms", wait.as_millis()),
+            ))),
         };
         if let Some(slots) = lock(&self.shared.slots).as_mut() {
             slots.remove(&id);
@@ -264,11 +333,28 @@ async fn read_responses(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Shar
                 reply: Reply::Error(error),
             }) => break ClientError::Remote(error),
             Ok(Response { id, reply }) => {
-                let slot = lock(&shared.slots)
-                    .as_mut()
-                    .and_then(|slots| slots.remove(&id));
-                if let Some(slot) = slot {
-                    let _ = slot.send(Ok(reply));
+                let stream = {
+                    let mut slots = lock(&shared.slots);
+                    let Some(slots) = slots.as_mut() else {
+                        continue;
+                    };
+                    match slots.remove(&id) {
+                        Some(Slot::Once(slot)) => {
+                            let _ = slot.send(Ok(reply));
+                            continue;
+                        }
+                        Some(Slot::Stream(stream)) => {
+                            slots.insert(id, Slot::Stream(stream.clone()));
+                            stream
+                        }
+                        None => continue,
+                    }
+                };
+                if stream.send(Ok(reply)).await.is_err() {
+                    // Its reader is gone.
+                    if let Some(slots) = lock(&shared.slots).as_mut() {
+                        slots.remove(&id);
+                    }
                 }
             }
             Err(error) => break error.into(),
@@ -278,10 +364,82 @@ async fn read_responses(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Shar
     // `Disconnected`.
     let slots = lock(&shared.slots).take().unwrap_or_default();
     for (_, slot) in slots {
-        let _ = slot.send(Err(match &failure {
+        let error = match &failure {
             ClientError::Remote(error) => ClientError::Remote(error.clone()),
             _ => ClientError::Disconnected,
-        }));
+        };
+        match slot {
+            Slot::Once(slot) => {
+                let _ = slot.send(Err(error));
+            }
+            Slot::Stream(stream) => {
+                let _ = stream.try_send(Err(error));
+            }
+        }
+    }
+}
+
+/// The replies to one streaming request.
+struct ReplyStream {
+    id: u64,
+    replies: mpsc::Receiver<Result<Reply, ClientError>>,
+    shared: Arc<Shared>,
+}
+
+impl ReplyStream {
+    async fn next(&mut self) -> Option<Result<Reply, ClientError>> {
+        match self.replies.recv().await? {
+            Ok(Reply::Error(error)) => Some(Err(ClientError::Remote(error))),
+            other => Some(other),
+        }
+    }
+}
+
+impl Drop for ReplyStream {
+    fn drop(&mut self) {
+        if let Some(slots) = lock(&self.shared.slots).as_mut() {
+            slots.remove(&self.id);
+        }
+    }
+}
+
+/// Publications on the topics of [`Client::subscribe`].
+pub struct Subscription {
+    stream: ReplyStream,
+}
+
+impl Subscription {
+    /// The next publication; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Result<Message, ClientError>> {
+        Some(match self.stream.next().await? {
+            Ok(Reply::Message(message)) => Ok(message),
+            Ok(other) => Err(unexpected(&other)),
+            Err(ClientError::Disconnected) => return None,
+            Err(error) => Err(error),
+        })
+    }
+}
+
+/// The supervisor's events as they happen ([`Client::follow_events`]).
+pub struct EventStream {
+    stream: ReplyStream,
+    buffered: std::vec::IntoIter<Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Result<Event, ClientError>> {
+        loop {
+            if let Some(event) = self.buffered.next() {
+                return Some(Ok(event));
+            }
+            match self.stream.next().await? {
+                Ok(Reply::Events(events)) => self.buffered = events.into_iter(),
+                Ok(other) => return Some(Err(unexpected(&other))),
+                Err(ClientError::Disconnected) => return None,
+                Err(error) => return Some(Err(error)),
+            }
+        }
     }
 }
 
@@ -340,6 +498,10 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
         Reply::Controlled(_) => "plugin status",
         Reply::Events(_) => "events",
         Reply::Error(_) => "error",
+        Reply::Published(_) => "publish receipt",
+        Reply::Subscribed => "subscription receipt",
+        Reply::Message(_) => "published message",
+        Reply::Logs { .. } => "log lines",
     };
     ClientError::Remote(RemoteError::new(
         ErrorKind::Protocol,

@@ -55,6 +55,13 @@ pub struct ServeConfig {
     /// deadline is [`call_timeout`](Self::call_timeout), never
     /// `call_timeout_ms` here.
     pub default_limits: Limits,
+    /// Size at which a plugin's log file rotates (`log_max_mb`); 10 MiB.
+    pub log_max_bytes: u64,
+    /// Rotated log files kept per plugin (`log_keep`); 5.
+    pub log_keep: u32,
+    /// Where to serve Prometheus metrics (`--metrics-addr`,
+    /// `metrics_addr`); `None` = off.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServeConfig {
@@ -80,6 +87,9 @@ impl ServeConfig {
             allowed_uids: Vec::new(),
             admin_uids: Vec::new(),
             default_limits: Limits::default(),
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 5,
+            metrics_addr: None,
         }
     }
 }

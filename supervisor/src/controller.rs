@@ -13,6 +13,7 @@ use crate::check::IntegrityError;
 use crate::lifecycle::{Ending, Next, Restarts};
 use crate::plugin::{PluginHandle, Route, Spec, Supervision};
 use crate::registry;
+use crate::services::{Chain, HostContext};
 use crate::spawn::SpawnError;
 use crate::worker::{self, Called, Ended, StartError, Worker};
 use corral_plugin_api::manifest::StartMode;
@@ -665,6 +666,7 @@ impl Controller {
                     Instant::now(),
                     timeout,
                     false,
+                    Chain::default(),
                 )
                 .await;
             let result = match called {
@@ -772,8 +774,8 @@ fn retire(plugin: &Arc<PluginHandle>, old: Running) {
 }
 
 async fn start_worker(
-    plugin: &PluginHandle,
-    spec: &Spec,
+    plugin: &Arc<PluginHandle>,
+    spec: &Arc<Spec>,
     supervision: &Supervision,
 ) -> Result<worker::Started, StartError> {
     let spawned = supervision
@@ -787,9 +789,15 @@ async fn start_worker(
             .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
         None => Ok(()),
     };
+    let host = HostContext {
+        plugin: plugin.clone(),
+        spec: spec.clone(),
+        services: supervision.services.clone(),
+    };
     worker::handshake(
         spawned,
         plugin.hello(spec, supervision),
+        host,
         supervision.max_frame,
         supervision.start_timeout,
         into_cgroup,

@@ -6,8 +6,9 @@ use crate::events::Events;
 use crate::fleet::Fleet;
 use crate::limits::Defaults;
 use crate::plugin::Supervision;
-use crate::registry::discover;
+use crate::registry::{Registry, discover};
 use crate::server::{Access, Server};
+use crate::services::Services;
 use crate::spawn::Spawner;
 use crate::watchdog::Watchdog;
 use crate::watcher;
@@ -47,6 +48,14 @@ pub enum ServeError {
         /// Why.
         source: io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     /// Setting up the process failed.
     #[error("{what}: {source}")]
     Setup {
@@ -78,6 +87,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
     let events = Arc::new(Events::default());
+    let registry = Arc::new(Registry::default());
+    let services = Arc::new(Services::new(registry.clone(), config.state_dir.as_deref()));
     let supervision = Arc::new(Supervision {
         spawner: Spawner::start().map_err(setup("cannot start the spawner thread"))?,
         worker_exe: Arc::new(worker_exe.into()),
@@ -93,6 +104,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .map(|max| Arc::new(Semaphore::new(max))),
         state_dir: config.state_dir.clone(),
         events: events.clone(),
+        services: services.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let fleet = Fleet::new(supervision, config.clone(), stopped);
@@ -110,6 +122,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     };
     let server = Arc::new(Server {
         registry: fleet.registry.clone(),
+        services,
         max_frame: config.max_frame,
         events,
         access: Access {
@@ -119,6 +132,20 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         },
     });
     let serving = tokio::spawn(server.run(listener));
+    let _metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Metrics { addr, source })?;
+            let registry = fleet.registry.clone();
+            info!("Prometheus metrics at http://{addr}/metrics");
+            Some(AbortOnDrop(tokio::spawn(crate::prometheus::serve(
+                listener,
+                Arc::new(move || crate::prometheus::render(&registry.list())),
+            ))))
+        }
+        None => None,
+    };
     info!(
         socket = %config.socket.display(),
         plugins = count,
@@ -138,6 +165,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     fleet.join().await;
     info!("all workers stopped");
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Binds the host socket with `mode` (0600 by default) and group `group`,

@@ -7,6 +7,7 @@ use corral_plugin_api::wire::{Event, EventKind};
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
+use tokio::sync::watch;
 
 /// Events kept; older ones are dropped.
 pub(crate) const KEPT: usize = 10_000;
@@ -15,6 +16,8 @@ pub(crate) const KEPT: usize = 10_000;
 #[derive(Debug, Default)]
 pub(crate) struct Events {
     log: Mutex<Log>,
+    /// The last sequence number, for followers.
+    last: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +43,12 @@ impl Events {
             log.events.pop_front();
         }
         log.events.push_back(event);
+        self.last.send_replace(log.last_seq);
+    }
+
+    /// Changes with every new event.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.last.subscribe()
     }
 
     /// The events after sequence number `after`, oldest first.

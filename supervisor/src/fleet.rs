@@ -5,6 +5,7 @@
 use crate::config::ServeConfig;
 use crate::controller::{self, Order};
 use crate::deps::{self, Node};
+use crate::logfile::LogFile;
 use crate::plugin::{PluginHandle, Spec, Supervision};
 use crate::registry::{self, Broken, Discovered, MANIFEST, Registry};
 use corral_plugin_api::wire::PluginKind;
@@ -43,7 +44,7 @@ impl Fleet {
             );
         }
         Arc::new(Self {
-            registry: Arc::new(Registry::default()),
+            registry: supervision.services.registry.clone(),
             supervision,
             config,
             next_index: AtomicU32::new(0),
@@ -117,12 +118,23 @@ impl Fleet {
             }
             _ => None,
         };
+        let log = self.config.state_dir.as_ref().and_then(|dir| {
+            let dir = dir.join("logs");
+            let name = &plugin.manifest.name;
+            LogFile::open(&dir, name, self.config.log_max_bytes, self.config.log_keep)
+                .map(Arc::new)
+                .map_err(|error| {
+                    warn!(plugin = %name, "no log file in {}: {error}", dir.display());
+                })
+                .ok()
+        });
         let spec = Spec::new(plugin, &self.supervision.defaults);
         PluginHandle::new(
             spec,
             uid,
             self.config.cgroup.as_deref(),
             cache,
+            log,
             self.supervision.events.clone(),
         )
     }

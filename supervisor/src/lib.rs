@@ -21,12 +21,15 @@
 
 pub mod blocking;
 mod client;
+pub mod clock;
 mod config;
 mod deps;
 mod framed;
 mod paths;
 pub mod settings;
 
+#[cfg(target_os = "linux")]
+mod bus;
 #[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(target_os = "linux")]
@@ -42,19 +45,29 @@ mod exit;
 #[cfg(target_os = "linux")]
 mod fleet;
 #[cfg(target_os = "linux")]
+mod kv;
+#[cfg(target_os = "linux")]
 mod lifecycle;
 #[cfg(target_os = "linux")]
 mod limits;
 #[cfg(target_os = "linux")]
+mod logfile;
+#[cfg(target_os = "linux")]
+mod metrics;
+#[cfg(target_os = "linux")]
 mod output;
 #[cfg(target_os = "linux")]
 mod plugin;
+#[cfg(target_os = "linux")]
+mod prometheus;
 #[cfg(target_os = "linux")]
 mod registry;
 #[cfg(target_os = "linux")]
 mod sandbox;
 #[cfg(target_os = "linux")]
 mod server;
+#[cfg(target_os = "linux")]
+mod services;
 #[cfg(target_os = "linux")]
 mod spawn;
 #[cfg(target_os = "linux")]
@@ -66,10 +79,10 @@ mod watcher;
 #[cfg(target_os = "linux")]
 mod worker;
 
-pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT};
+pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription};
 pub use config::ServeConfig;
 pub use corral_plugin_api::wire::{
-    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Layer, PluginDetails,
+    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Layer, Message, PluginDetails,
     PluginInfo, PluginKind, PluginState,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};

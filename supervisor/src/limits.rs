@@ -46,6 +46,11 @@ impl Defaults {
                 .or(d.file_size_mb)
                 .unwrap_or(64)
                 .saturating_mul(MIB),
+            storage_bytes: asked
+                .storage_mb
+                .or(d.storage_mb)
+                .unwrap_or(16)
+                .saturating_mul(MIB),
         }
     }
 }

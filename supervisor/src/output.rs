@@ -5,6 +5,7 @@
 //! nor a flooded log. The last [`TAIL_LINES`] lines are kept for the exit
 //! record.
 
+use crate::logfile::LogFile;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -66,8 +67,14 @@ impl Lines {
     }
 }
 
-/// Logs the worker's output until end of stream; returns the last lines.
-pub(crate) async fn forward(output: OwnedFd, plugin: Arc<str>, pid: u32) -> Vec<String> {
+/// Logs the worker's output until end of stream, every line into the
+/// plugin's log file (when it has one); returns the last lines.
+pub(crate) async fn forward(
+    output: OwnedFd,
+    plugin: Arc<str>,
+    pid: u32,
+    file: Option<Arc<LogFile>>,
+) -> Vec<String> {
     let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(output) {
         Ok(pipe) => pipe,
         Err(error) => {
@@ -78,15 +85,21 @@ pub(crate) async fn forward(output: OwnedFd, plugin: Arc<str>, pid: u32) -> Vec<
     let mut lines = Lines::default();
     let mut budget = Budget::new(plugin.clone(), pid);
     let mut buf = vec![0u8; 16 * 1024];
+    let line = |budget: &mut Budget, text: &str| {
+        if let Some(file) = &file {
+            file.append(pid, text);
+        }
+        budget.log(text);
+    };
     loop {
         // Wake up at least once a second to report dropped lines.
         match tokio::time::timeout(Duration::from_secs(1), pipe.read(&mut buf)).await {
             Err(_) => budget.roll(),
             Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => lines.feed(&buf[..n], |line| budget.log(line)),
+            Ok(Ok(n)) => lines.feed(&buf[..n], |text| line(&mut budget, text)),
         }
     }
-    lines.finish(|line| budget.log(line));
+    lines.finish(|text| line(&mut budget, text));
     budget.report();
     lines.into_tail()
 }

@@ -6,8 +6,11 @@ use crate::cgroup::Cgroup;
 use crate::controller::{Order, Orders};
 use crate::events::Events;
 use crate::limits::Defaults;
+use crate::logfile::LogFile;
+use crate::metrics::CallMetrics;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
+use crate::services::{Chain, Services};
 use crate::spawn::{Spawner, WorkerCommand};
 use crate::watchdog::Watchdog;
 use crate::worker::{Called, Worker};
@@ -92,6 +95,8 @@ pub(crate) struct Supervision {
     pub(crate) state_dir: Option<PathBuf>,
     /// The event log.
     pub(crate) events: Arc<Events>,
+    /// Host services for plugins.
+    pub(crate) services: Arc<Services>,
 }
 
 /// What a plugin runs from: its folder and manifest, and the limits they
@@ -135,6 +140,10 @@ pub(crate) struct PluginHandle {
     route: watch::Sender<Route>,
     orders: mpsc::UnboundedSender<Order>,
     events: Arc<Events>,
+    /// Calls, errors and latency, over every generation.
+    metrics: CallMetrics,
+    /// Its workers' output and `log()` lines (with a state folder).
+    log: Option<Arc<LogFile>>,
 }
 
 impl PluginHandle {
@@ -144,6 +153,7 @@ impl PluginHandle {
         uid: Option<u32>,
         cgroups: Option<&std::path::Path>,
         cache_dir: Option<PathBuf>,
+        log: Option<Arc<LogFile>>,
         events: Arc<Events>,
     ) -> (Arc<Self>, Orders) {
         let (orders, receiver) = mpsc::unbounded_channel();
@@ -168,12 +178,19 @@ impl PluginHandle {
             route: watch::Sender::new(Route::Starting),
             orders,
             events,
+            metrics: CallMetrics::default(),
+            log,
         });
         (handle, receiver)
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The plugin's log file, when there is a state folder.
+    pub(crate) fn log(&self) -> Option<Arc<LogFile>> {
+        self.log.clone()
     }
 
     /// What the plugin runs from now.
@@ -201,6 +218,7 @@ impl PluginHandle {
     pub(crate) fn info(&self) -> PluginInfo {
         let spec = self.spec();
         let (rss_bytes, cpu_percent) = self.serving().map_or((None, None), |worker| worker.usage());
+        let calls = self.metrics.snapshot();
         let status = self.status();
         PluginInfo {
             name: self.name.clone(),
@@ -221,6 +239,15 @@ impl PluginHandle {
             memory_limit_bytes: Some(spec.limits.memory_bytes),
             last_exit: status.exits.back().cloned(),
             error: status.error.clone(),
+            calls: calls.calls,
+            errors: calls
+                .errors
+                .iter()
+                .map(|(kind, count)| (kind.as_str().to_owned(), *count))
+                .collect(),
+            in_flight: calls.in_flight,
+            latency_p50_us: calls.p50_us,
+            latency_p99_us: calls.p99_us,
         }
     }
 
@@ -263,16 +290,32 @@ impl PluginHandle {
         }
     }
 
-    /// Calls `method`; waits for a starting worker (starting a lazy one),
-    /// fails at once when there is none. The call gets the plugin's
-    /// deadline, or the caller's when that is shorter; only a missed
-    /// plugin deadline kills the worker. A call that reaches a worker just
-    /// replaced by a hot reload is handed back and goes to the new one.
+    /// Calls `method` for the plugins on `chain` (empty for a host app);
+    /// waits for a starting worker (starting a lazy one), fails at once
+    /// when there is none. The call gets the plugin's deadline, or the
+    /// caller's when that is shorter; only a missed plugin deadline kills
+    /// the worker. A call that reaches a worker just replaced by a hot
+    /// reload is handed back and goes to the new one. Counted in the
+    /// plugin's metrics.
     pub(crate) async fn call(
         &self,
         method: String,
         input: Vec<u8>,
         caller_timeout: Option<Duration>,
+        chain: Chain,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let in_flight = self.metrics.begin();
+        let result = self.route_call(method, input, caller_timeout, chain).await;
+        in_flight.finish(result.as_ref().err().map(|error| error.kind));
+        result
+    }
+
+    async fn route_call(
+        &self,
+        method: String,
+        input: Vec<u8>,
+        caller_timeout: Option<Duration>,
+        chain: Chain,
     ) -> Result<Vec<u8>, RemoteError> {
         let started = tokio::time::Instant::now();
         let plugin_deadline = Duration::from_millis(self.spec().limits.call_timeout_ms);
@@ -292,7 +335,14 @@ impl PluginHandle {
                 None => self.wait_for_worker(started, budget).await?,
             };
             match worker
-                .call(method, input, started, budget, kill_on_timeout)
+                .call(
+                    method,
+                    input,
+                    started,
+                    budget,
+                    kill_on_timeout,
+                    chain.clone(),
+                )
                 .await
             {
                 Called::Done(result) => return result,

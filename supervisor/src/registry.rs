@@ -209,6 +209,11 @@ impl Registry {
             memory_limit_bytes: None,
             last_exit: None,
             error: Some(b.error.clone()),
+            calls: 0,
+            errors: Vec::new(),
+            in_flight: 0,
+            latency_p50_us: None,
+            latency_p99_us: None,
         }));
         infos.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dir.cmp(&b.dir)));
         infos

@@ -9,19 +9,22 @@
 use crate::controller::Order;
 use crate::events::Events;
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
+use crate::logfile::LogFile;
 use crate::plugin::PluginHandle;
 use crate::registry::Registry;
+use crate::services::{Chain, Services};
+use corral_plugin_api::manifest::check_topic;
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, EventKind, PROTOCOL_VERSION, Reply, Request, RequestBody, Response,
-    ServerHello,
+    self, Action, ClientHello, EventKind, Message, PROTOCOL_VERSION, Reply, Request, RequestBody,
+    Response, ServerHello,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
-use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::tokio::{Listener, Stream as Connection};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Mutex, Semaphore, oneshot};
+use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 /// Requests one connection may have in flight.
@@ -32,6 +35,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the server needs to answer requests.
 pub(crate) struct Server {
     pub(crate) registry: Arc<Registry>,
+    pub(crate) services: Arc<Services>,
     pub(crate) max_frame: u32,
     pub(crate) events: Arc<Events>,
     pub(crate) access: Access,
@@ -87,7 +91,7 @@ impl Server {
         }
     }
 
-    async fn connection(self: Arc<Self>, stream: Stream) {
+    async fn connection(self: Arc<Self>, stream: Connection) {
         let stream = match unix_stream(stream) {
             Ok(stream) => stream,
             Err(error) => return warn!("cannot take client connection: {error}"),
@@ -127,6 +131,8 @@ impl Server {
             return;
         };
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        // Dropped when this connection ends: its streams stop.
+        let (_open, open) = watch::channel(());
         loop {
             let request = match reader.next_body().await {
                 Ok(Some(body)) => wire::decode_body::<Request>(body),
@@ -148,12 +154,18 @@ impl Server {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;
             };
-            let (server, writer) = (self.clone(), writer.clone());
+            let (server, writer, open) = (self.clone(), writer.clone(), open.clone());
             tokio::spawn(async move {
                 let admin_only = match &request.body {
                     RequestBody::Control { action, .. } => Some(action.as_str()),
                     RequestBody::Kill { .. } => Some("kill"),
+                    RequestBody::Logs { .. } => Some("read the logs of"),
                     _ => None,
+                };
+                let stream = Stream {
+                    id: request.id,
+                    writer,
+                    open,
                 };
                 let reply = match admin_only.filter(|_| role == Role::App) {
                     Some(what) => {
@@ -171,15 +183,13 @@ impl Server {
                             ),
                         ))
                     }
-                    None => server.answer(request.body).await,
+                    None => match server.reply(request.body, &stream).await {
+                        Ok(Some(reply)) => reply,
+                        Ok(None) => return drop(permit), // a stream, ended
+                        Err(error) => Reply::Error(error),
+                    },
                 };
-                let response = Response {
-                    id: request.id,
-                    reply,
-                };
-                if let Err(error) = writer.lock().await.send(&response).await {
-                    debug!("cannot answer client: {error}");
-                }
+                stream.send(reply).await;
                 drop(permit);
             });
         }
@@ -222,21 +232,69 @@ impl Server {
         Ok(())
     }
 
-    async fn answer(&self, request: RequestBody) -> Reply {
-        self.reply(request).await.unwrap_or_else(Reply::Error)
-    }
-
-    async fn reply(&self, request: RequestBody) -> Result<Reply, RemoteError> {
-        Ok(match request {
+    /// The answer to `request`; `None` when it was a stream, whose
+    /// replies went out on `stream` until it ended.
+    async fn reply(
+        &self,
+        request: RequestBody,
+        stream: &Stream,
+    ) -> Result<Option<Reply>, RemoteError> {
+        Ok(Some(match request {
             RequestBody::Call {
                 plugin,
                 method,
                 input,
                 timeout_ms,
             } => {
+                if method.starts_with('@') {
+                    return Err(crate::services::reserved(&method));
+                }
                 let timeout =
                     (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
-                Reply::Called(self.plugin(&plugin)?.call(method, input, timeout).await?)
+                let handle = self.plugin(&plugin)?;
+                Reply::Called(
+                    handle
+                        .call(method, input, timeout, Chain::default())
+                        .await?,
+                )
+            }
+            RequestBody::Publish { topic, payload } => {
+                check_topic(&topic, false).map_err(|problem| {
+                    RemoteError::new(ErrorKind::BadRequest, format!("topic {topic:?}: {problem}"))
+                })?;
+                Reply::Published(self.services.bus.publish("", &topic, payload))
+            }
+            RequestBody::Subscribe { topics } => {
+                for topic in &topics {
+                    check_topic(topic, true).map_err(|problem| {
+                        RemoteError::new(
+                            ErrorKind::BadRequest,
+                            format!("topic {topic:?}: {problem}"),
+                        )
+                    })?;
+                }
+                let messages = self.services.bus.subscribe(topics);
+                stream.send(Reply::Subscribed).await;
+                stream.messages(messages).await;
+                return Ok(None);
+            }
+            RequestBody::FollowEvents { after } => {
+                stream.events(&self.events, after).await;
+                return Ok(None);
+            }
+            RequestBody::Logs {
+                plugin,
+                since_unix_ms,
+                follow,
+            } => {
+                let log = self.plugin(&plugin)?.log().ok_or_else(|| {
+                    RemoteError::new(
+                        ErrorKind::Unavailable,
+                        "no log files: this supervisor has no state folder (--state-dir)",
+                    )
+                })?;
+                stream.logs(log, since_unix_ms, follow).await;
+                return Ok(None);
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
             RequestBody::Events { after } => Reply::Events(self.events.after(after)),
@@ -245,7 +303,7 @@ impl Server {
             RequestBody::Inspect { plugin } => {
                 Reply::Inspected(Box::new(self.plugin(&plugin)?.details()))
             }
-        })
+        }))
     }
 
     fn plugin(&self, name: &str) -> Result<Arc<PluginHandle>, RemoteError> {
@@ -293,6 +351,129 @@ impl Server {
         }
         outcome.await.map_err(|_| gone("went away"))??;
         Ok(Reply::Controlled(Box::new(handle.info())))
+    }
+}
+
+/// Where the replies to one request go: one, or many for a stream
+/// (subscriptions, followed events and logs), which ends when the
+/// connection does.
+struct Stream {
+    id: u64,
+    writer: Writer,
+    open: watch::Receiver<()>,
+}
+
+/// Log lines per [`Reply::Logs`] chunk.
+const LOG_CHUNK: usize = 512;
+
+impl Stream {
+    /// Sends one reply; false when the client is gone.
+    async fn send(&self, reply: Reply) -> bool {
+        let response = Response { id: self.id, reply };
+        match self.writer.lock().await.send(&response).await {
+            Ok(()) => true,
+            Err(error) => {
+                debug!("cannot answer client: {error}");
+                false
+            }
+        }
+    }
+
+    /// Resolves when the client's connection has ended.
+    async fn closed(&self) {
+        let mut open = self.open.clone();
+        while open.changed().await.is_ok() {}
+    }
+
+    /// Forwards publications until the client goes away.
+    async fn messages(&self, mut messages: mpsc::Receiver<Message>) {
+        loop {
+            tokio::select! {
+                message = messages.recv() => {
+                    let Some(message) = message else { return };
+                    if !self.send(Reply::Message(message)).await {
+                        return;
+                    }
+                }
+                () = self.closed() => return,
+            }
+        }
+    }
+
+    /// Sends the events after `after`, then each new one, until the client
+    /// goes away.
+    async fn events(&self, events: &Events, mut after: u64) {
+        let mut recorded = events.watch();
+        loop {
+            let new = events.after(after);
+            if let Some(last) = new.last() {
+                after = last.seq;
+                if !self.send(Reply::Events(new)).await {
+                    return;
+                }
+            }
+            tokio::select! {
+                changed = recorded.changed() => if changed.is_err() { return },
+                () = self.closed() => return,
+            }
+        }
+    }
+
+    /// Sends the log lines written since `since_unix_ms`, in chunks; then,
+    /// when following, each new line until the client goes away.
+    async fn logs(&self, log: Arc<LogFile>, since_unix_ms: u64, follow: bool) {
+        let (mut new_lines, mark) = if follow {
+            let (lines, mark) = log.follow();
+            (Some(lines), mark)
+        } else {
+            (None, log.mark())
+        };
+        let (chunks, mut kept) = mpsc::channel::<Vec<String>>(2);
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(LOG_CHUNK);
+            let read = log.read_to(&mark, since_unix_ms, |line| {
+                chunk.push(line.to_owned());
+                if chunk.len() == LOG_CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOG_CHUNK));
+                    let _ = chunks.blocking_send(full);
+                }
+            });
+            if let Err(error) = read {
+                chunk.push(format!("[corral: cannot read the log: {error}]"));
+            }
+            let _ = chunks.blocking_send(chunk);
+        });
+        while let Some(lines) = kept.recv().await {
+            if !lines.is_empty() && !self.send(Reply::Logs { lines, done: false }).await {
+                reading.abort();
+                return;
+            }
+        }
+        let Some(new_lines) = &mut new_lines else {
+            self.send(Reply::Logs {
+                lines: Vec::new(),
+                done: true,
+            })
+            .await;
+            return;
+        };
+        loop {
+            let line = tokio::select! {
+                line = new_lines.recv() => line,
+                () = self.closed() => return,
+            };
+            let line = match line {
+                Ok(line) => line.to_string(),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    format!("[corral: {skipped} lines skipped: this reader fell behind]")
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let lines = vec![line];
+            if !self.send(Reply::Logs { lines, done: false }).await {
+                return;
+            }
+        }
     }
 }
 

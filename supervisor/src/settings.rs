@@ -16,6 +16,9 @@
 //! cgroup = "/sys/fs/cgroup/corral"
 //! call_timeout_ms = 30000
 //! start_timeout_ms = 10000
+//! log_max_mb = 10               # a plugin's log file rotates at this size
+//! log_keep = 5                  # rotated log files kept per plugin, 0 to 100
+//! metrics_addr = "127.0.0.1:9464"  # Prometheus text at http://ADDR/metrics; default off
 //!
 //! [limits]                      # defaults for every plugin: plugin.toml's [limits]
 //! memory_mb = 256
@@ -68,6 +71,12 @@ pub struct Settings {
     pub call_timeout_ms: Option<u64>,
     /// Start deadline in milliseconds (`start_timeout_ms`).
     pub start_timeout_ms: Option<u64>,
+    /// Size at which a plugin's log file rotates, MiB (`log_max_mb`).
+    pub log_max_mb: Option<u64>,
+    /// Rotated log files kept per plugin (`log_keep`).
+    pub log_keep: Option<u32>,
+    /// Where to serve Prometheus metrics (`metrics_addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Defaults for the `[limits]` a plugin leaves unset (`[limits]`);
     /// the call deadline is in `call_timeout_ms`, never here.
     pub limits: Limits,
@@ -108,6 +117,9 @@ struct RawSettings {
     cgroup: Option<Spanned<String>>,
     call_timeout_ms: Option<Spanned<u64>>,
     start_timeout_ms: Option<Spanned<u64>>,
+    log_max_mb: Option<Spanned<u64>>,
+    log_keep: Option<Spanned<u64>>,
+    metrics_addr: Option<Spanned<String>>,
     #[serde(default)]
     limits: LimitsTable,
 }
@@ -199,6 +211,21 @@ impl Settings {
         let worker_uid_base = number("worker_uid_base", raw.worker_uid_base, 1, MAX_UID_BASE)?
             .map(|base| u32::try_from(base).expect("below u32::MAX"));
         let start_timeout_ms = number("start_timeout_ms", raw.start_timeout_ms, 1, 3_600_000)?;
+        let log_max_mb = number("log_max_mb", raw.log_max_mb, 1, 1024)?;
+        let log_keep = number("log_keep", raw.log_keep, 0, 100)?
+            .map(|keep| u32::try_from(keep).expect("at most 100"));
+        let metrics_addr = match raw.metrics_addr {
+            None => None,
+            Some(addr) => Some(addr.get_ref().parse().map_err(|_| {
+                error(
+                    addr.span(),
+                    format!(
+                        "metrics_addr = {:?}: expected an address and port like \"127.0.0.1:9464\"",
+                        addr.get_ref()
+                    ),
+                )
+            })?),
+        };
         let call_timeout_span = raw.call_timeout_ms.as_ref().map(Spanned::span);
         let (_, min, max) = Limits::RANGES
             .into_iter()
@@ -231,6 +258,9 @@ impl Settings {
             cgroup,
             call_timeout_ms,
             start_timeout_ms,
+            log_max_mb,
+            log_keep,
+            metrics_addr,
             limits,
         })
     }
@@ -263,6 +293,13 @@ impl Settings {
         if let Some(ms) = self.start_timeout_ms {
             config.start_timeout = Duration::from_millis(ms);
         }
+        if let Some(mb) = self.log_max_mb {
+            config.log_max_bytes = mb * 1024 * 1024;
+        }
+        if let Some(keep) = self.log_keep {
+            config.log_keep = keep;
+        }
+        config.metrics_addr = self.metrics_addr.or(config.metrics_addr);
         config.default_limits = self.limits.clone();
     }
 }
@@ -352,6 +389,9 @@ mod tests {
                 cgroup: Some(PathBuf::from("/sys/fs/cgroup/corral")),
                 call_timeout_ms: Some(30_000),
                 start_timeout_ms: Some(10_000),
+                log_max_mb: Some(10),
+                log_keep: Some(5),
+                metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
                 limits: Limits {
                     memory_mb: Some(256),
                     ..Limits::default()

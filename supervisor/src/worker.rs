@@ -8,10 +8,11 @@
 
 use crate::exit::{exit_info, with_output};
 use crate::framed::{FrameReader, FrameWriter};
+use crate::services::{Chain, HostContext, Origin};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
-    self, Call, ExitCause, ExitInfo, FromWorker, Hello, Layer, Outcome, PROTOCOL_VERSION, ToWorker,
-    WireError, encode_frame,
+    self, Call, ExitCause, ExitInfo, FromWorker, Hello, HostCall, Layer, Outcome, PROTOCOL_VERSION,
+    ToWorker, WireError, encode_frame,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -98,9 +99,23 @@ impl Process {
     }
 }
 
+/// A call in flight: where its reply goes, who is waiting for it, and
+/// when its time is up.
+struct Slot {
+    reply: ReplySlot,
+    chain: Chain,
+    deadline: Instant,
+}
+
+/// Host calls a worker may have in flight at once; its own side sends one
+/// at a time per thread, so more is a worker breaking the protocol.
+const MAX_HOST_CALLS: usize = 64;
+
 #[derive(Default)]
 struct Pending {
-    calls: HashMap<u64, ReplySlot>,
+    calls: HashMap<u64, Slot>,
+    /// Host calls being served.
+    host_calls: usize,
     /// Set once the worker is gone: new calls fail with it at once.
     closed: Option<RemoteError>,
     /// Why the worker is to be killed, once condemned.
@@ -166,10 +181,11 @@ impl Worker {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Calls `method`; the call's time `budget` counts from `started`.
-    /// When `budget` is the plugin's own deadline (`kill_on_timeout`), a
-    /// worker that misses it is killed: it is stuck or runaway, and its
-    /// other callers are better served by a fresh one.
+    /// Calls `method` for the plugins on `chain`; the call's time
+    /// `budget` counts from `started`. When `budget` is the plugin's own
+    /// deadline (`kill_on_timeout`), a worker that misses it is killed: it
+    /// is stuck or runaway, and its other callers are better served by a
+    /// fresh one.
     pub(crate) async fn call(
         &self,
         method: String,
@@ -177,6 +193,7 @@ impl Worker {
         started: Instant,
         budget: Duration,
         kill_on_timeout: bool,
+        chain: Chain,
     ) -> Called {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let deadline = started + budget;
@@ -211,7 +228,14 @@ impl Worker {
             if let Some(error) = &pending.closed {
                 return Called::Done(Err(error.clone()));
             }
-            pending.calls.insert(id, slot);
+            pending.calls.insert(
+                id,
+                Slot {
+                    reply: slot,
+                    chain,
+                    deadline,
+                },
+            );
             let _ = self.outgoing.send(frame);
         }
         let _guard = SlotGuard { worker: self, id };
@@ -306,8 +330,44 @@ impl Worker {
 
     fn complete(&self, id: u64, result: Result<Vec<u8>, RemoteError>) {
         if let Some(slot) = self.pending().calls.remove(&id) {
-            let _ = slot.send(result); // the caller may have given up
+            let _ = slot.reply.send(result); // the caller may have given up
         }
+    }
+
+    /// Where a host call made during call `call` comes from; a call not in
+    /// flight (0: `init`, a health check) gets `fallback` from now.
+    pub(crate) fn origin(&self, call: u64, fallback: Duration) -> Origin {
+        match self.pending().calls.get(&call) {
+            Some(slot) => Origin {
+                chain: slot.chain.clone(),
+                deadline: slot.deadline,
+            },
+            None => Origin {
+                chain: Chain::default(),
+                deadline: Instant::now() + fallback,
+            },
+        }
+    }
+
+    /// Serves one host call in its own task and sends the answer; false
+    /// when the worker has too many in flight (it breaks the protocol).
+    fn serve_host_call(self: &Arc<Self>, host: &HostContext, call: HostCall) -> bool {
+        {
+            let mut pending = self.pending();
+            if pending.host_calls >= MAX_HOST_CALLS {
+                return false;
+            }
+            pending.host_calls += 1;
+        }
+        let fallback = Duration::from_millis(host.spec.limits.call_timeout_ms);
+        let origin = self.origin(call.call, fallback);
+        let (worker, host) = (self.clone(), host.clone());
+        tokio::spawn(async move {
+            let result = host.serve(origin, &call.op, call.input).await;
+            worker.pending().host_calls -= 1;
+            let _ = worker.send(&host_reply(call.id, result));
+        });
+        true
     }
 
     /// Fails every call in flight and every later call with `error`.
@@ -318,7 +378,7 @@ impl Worker {
             std::mem::take(&mut pending.calls)
         };
         for (_, slot) in calls {
-            let _ = slot.send(Err(error.clone()));
+            let _ = slot.reply.send(Err(error.clone()));
         }
     }
 }
@@ -343,6 +403,8 @@ pub(crate) struct Started {
     output: JoinHandle<Vec<String>>,
     /// The sandbox layers the worker reported (checked from outside too).
     pub(crate) layers: Vec<Layer>,
+    /// What its host calls are served with.
+    host: HostContext,
 }
 
 /// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
@@ -352,6 +414,7 @@ pub(crate) struct Started {
 pub(crate) async fn handshake(
     spawned: SpawnedWorker,
     hello: Hello,
+    host: HostContext,
     max_frame: u32,
     start_timeout: Duration,
     before_hello: impl FnOnce(u32) -> Result<(), String>,
@@ -362,6 +425,7 @@ pub(crate) async fn handshake(
         spawned.output,
         plugin.clone(),
         spawned.pid,
+        host.plugin.log(),
     ));
     if let Err(problem) = before_hello(process.pid()) {
         return Err(refuse(process, output, Some(ExitCause::Sandbox), problem).await);
@@ -375,23 +439,40 @@ pub(crate) async fn handshake(
     let mut reader = FrameReader::new(read_half, max_frame);
     let mut writer = FrameWriter::new(write_half, max_frame);
 
+    let deadline = Instant::now() + start_timeout;
     let first = async {
         writer.send(&hello).await?;
-        let body = reader
-            .next_body()
-            .await?
-            .ok_or(WireError::Truncated { got: 0, want: 1 })?;
-        match wire::decode_body::<FromWorker>(body) {
-            Ok(message) => Ok(message),
-            Err(error) => Err(match wire::decode_prefix::<(u32, u32)>(body) {
-                Some((0, theirs)) if theirs != PROTOCOL_VERSION => WireError::Decode(format!(
-                    "worker speaks protocol {theirs}, this supervisor speaks {PROTOCOL_VERSION}"
-                )),
-                _ => error,
-            }),
+        loop {
+            let body = reader
+                .next_body()
+                .await?
+                .ok_or(WireError::Truncated { got: 0, want: 1 })?;
+            let message = match wire::decode_body::<FromWorker>(body) {
+                Ok(message) => message,
+                Err(error) => {
+                    return Err(match wire::decode_prefix::<(u32, u32)>(body) {
+                        Some((0, theirs)) if theirs != PROTOCOL_VERSION => {
+                            WireError::Decode(format!(
+                                "worker speaks protocol {theirs}, this supervisor speaks {PROTOCOL_VERSION}"
+                            ))
+                        }
+                        _ => error,
+                    });
+                }
+            };
+            // The plugin's `init` may use host services.
+            let FromWorker::HostCall(call) = message else {
+                return Ok(message);
+            };
+            let origin = Origin {
+                chain: Chain::default(),
+                deadline,
+            };
+            let result = host.serve(origin, &call.op, call.input).await;
+            writer.send(&host_reply(call.id, result)).await?;
         }
     };
-    let failure = match timeout(start_timeout, first).await {
+    let failure = match timeout_at(deadline, first).await {
         Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => 'ready: {
             if let Err(problem) = crate::sandbox::verify(process.pid()) {
                 break 'ready (Some(ExitCause::Sandbox), problem);
@@ -415,6 +496,7 @@ pub(crate) async fn handshake(
                 reader,
                 output,
                 layers: ready.layers,
+                host,
             });
         }
         Ok(Ok(FromWorker::Ready(ready))) => (
@@ -495,9 +577,10 @@ pub(crate) async fn run_until_exit(
         process,
         reader,
         output,
+        host,
         ..
     } = started;
-    let mut reader_task = tokio::spawn(read_replies(reader, worker.clone()));
+    let mut reader_task = tokio::spawn(read_replies(reader, worker.clone(), host));
     let mut reader_done = false;
     let mut kill_at: Option<Instant> = None;
     // What the supervisor did to the worker and why.
@@ -602,6 +685,17 @@ async fn last_output(output: JoinHandle<Vec<String>>) -> Vec<String> {
     }
 }
 
+/// The answer to host call `id`.
+fn host_reply(id: u64, result: Result<Vec<u8>, RemoteError>) -> ToWorker {
+    ToWorker::HostReply {
+        id,
+        outcome: match result {
+            Ok(bytes) => Outcome::Ok(bytes),
+            Err(error) => Outcome::Err(error),
+        },
+    }
+}
+
 /// Writes queued frames to the worker, in order, until the queue closes
 /// (the worker handle is gone) or the channel breaks (the worker is dying).
 async fn write_frames(
@@ -622,6 +716,7 @@ async fn write_frames(
 async fn read_replies(
     mut reader: FrameReader<OwnedReadHalf>,
     worker: Arc<Worker>,
+    host: HostContext,
 ) -> Option<String> {
     loop {
         let body = match reader.next_body().await {
@@ -642,6 +737,11 @@ async fn read_replies(
                 },
             ),
             Ok(FromWorker::Pong { .. }) => {}
+            Ok(FromWorker::HostCall(call)) => {
+                if !worker.serve_host_call(&host, call) {
+                    return Some(format!("more than {MAX_HOST_CALLS} host calls in flight"));
+                }
+            }
             // The worker dies by SIGSYS right after this.
             Ok(FromWorker::Violation { syscall }) => worker.pending().violation = Some(syscall),
             Ok(other) => return Some(format!("unexpected {} frame after Ready", other.name())),

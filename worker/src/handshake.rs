@@ -1,6 +1,7 @@
 //! The first frames: `Hello` from the supervisor, `Ready` or `Failed` back.
 
 use crate::channel::{Channel, ChannelError};
+use crate::link::Link;
 use corral_plugin_api::wire::{self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready};
 
 /// The handshake failed.
@@ -43,11 +44,11 @@ pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, Hand
 
 /// Tells the supervisor the plugin is loaded.
 pub(crate) fn send_ready(
-    channel: &mut Channel,
+    link: &Link,
     hello: &Hello,
     layers: Vec<Layer>,
 ) -> Result<(), ChannelError> {
-    channel.send(&FromWorker::Ready(Ready {
+    link.send(&FromWorker::Ready(Ready {
         protocol: PROTOCOL_VERSION,
         plugin: hello.plugin.clone(),
         version: hello.version.clone(),
@@ -56,8 +57,8 @@ pub(crate) fn send_ready(
 }
 
 /// Tells the supervisor why the plugin cannot start.
-pub(crate) fn send_failed(channel: &mut Channel, message: &str) -> Result<(), ChannelError> {
-    channel.send(&FromWorker::Failed {
+pub(crate) fn send_failed(link: &Link, message: &str) -> Result<(), ChannelError> {
+    link.send(&FromWorker::Failed {
         message: message.to_owned(),
     })
 }

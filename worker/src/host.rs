@@ -1,23 +1,39 @@
 //! The host table a native plugin gets: the worker's side of `corral_host`.
 //! Logs go to the worker's stderr through `tracing`, which the supervisor
-//! captures.
+//! captures; host services go to the supervisor over the [`Link`].
 #![allow(unsafe_code, reason = "implements the host side of the C ABI")]
 
+use crate::link::Link;
 use corral_plugin_api::LogLevel;
 use corral_plugin_api::abi::{self, Bytes, HostV1, Owned};
 use std::ffi::c_void;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Builds the host table. The returned box must outlive the plugin
-/// instance; `ctx` is unused for now.
-pub(crate) fn host_table() -> Box<HostV1> {
-    Box::new(HostV1 {
-        ctx: std::ptr::null_mut(),
-        log,
-        now_ms,
-        call,
-        free_owned,
-    })
+/// The host table a native plugin gets, and the link its `ctx` points
+/// to: keep both alive until the instance is destroyed.
+pub(crate) struct HostTable {
+    table: Box<HostV1>,
+    _link: Arc<Link>,
+}
+
+impl HostTable {
+    pub(crate) fn new(link: &Arc<Link>) -> Self {
+        Self {
+            table: Box::new(HostV1 {
+                ctx: Arc::as_ptr(link).cast_mut().cast(),
+                log,
+                now_ms,
+                call,
+                free_owned,
+            }),
+            _link: link.clone(),
+        }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const HostV1 {
+        &*self.table
+    }
 }
 
 extern "C" fn log(_ctx: *mut c_void, level: i32, message: Bytes) {
@@ -51,17 +67,22 @@ pub(crate) fn unix_ms() -> u64 {
         })
 }
 
-/// No host service ops exist in this version: every op is refused with a
-/// message naming it.
-extern "C" fn call(_ctx: *mut c_void, op: Bytes, _input: Bytes, out: *mut Owned) -> i32 {
-    // SAFETY: the plugin passes a buffer valid for the duration of the call.
-    let op = String::from_utf8_lossy(unsafe { op.as_slice() });
-    let message = format!("host service `{op}` is not available");
+/// A host service, through the supervisor.
+extern "C" fn call(ctx: *mut c_void, op: Bytes, input: Bytes, out: *mut Owned) -> i32 {
+    // SAFETY: `ctx` is the `Link` of the `HostTable` that outlives the
+    // instance calling this.
+    let link = unsafe { &*ctx.cast_const().cast::<Link>() };
+    // SAFETY: the plugin passes buffers valid for the duration of the call.
+    let (op, input) = unsafe { (op.as_slice(), input.as_slice()) };
+    let (code, bytes) = match link.host_call(&String::from_utf8_lossy(op), input) {
+        Ok(reply) => (abi::CALL_OK, reply),
+        Err(error) => (error.kind.code(), error.message.into_bytes()),
+    };
     if !out.is_null() {
         // SAFETY: `out` is non-null and points to the plugin's out-parameter.
-        unsafe { out.write(Owned::from_vec(message.into_bytes())) };
+        unsafe { out.write(Owned::from_vec(bytes)) };
     }
-    abi::CALL_ERR_PLUGIN
+    code
 }
 
 extern "C" fn free_owned(_ctx: *mut c_void, out: Owned) {

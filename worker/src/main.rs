@@ -7,7 +7,8 @@
 //! 1. [`channel`]: take fd 3;
 //! 2. [`handshake`]: read `Hello`;
 //! 3. [`sandbox`]: Landlock and seccomp, before any plugin code runs;
-//! 4. [`runtime`]: load the plugin;
+//! 4. [`runtime`]: load the plugin (its `init` may use host services over
+//!    the [`link`]);
 //! 5. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
@@ -18,6 +19,7 @@
 mod channel;
 mod handshake;
 mod host;
+mod link;
 mod runtime;
 #[cfg(target_os = "linux")]
 mod sandbox;
@@ -68,22 +70,24 @@ fn run() -> Result<(), WorkerError> {
         return Ok(()); // the supervisor went away before saying hello
     };
     let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
+    let link = std::sync::Arc::new(link::Link::new(channel));
     let started = std::time::Instant::now();
     #[cfg(target_os = "linux")]
     let layers = match sandbox::confine(&hello) {
         Ok(layers) => layers,
         Err(error) => {
-            handshake::send_failed(&mut channel, &format!("sandbox: {error}"))?;
+            handshake::send_failed(&link, &format!("sandbox: {error}"))?;
             return Err(error.into());
         }
     };
     #[cfg(not(target_os = "linux"))]
     let layers = Vec::new();
     let confined = started.elapsed();
-    let mut plugin = match runtime::load(&hello) {
+    // The plugin's `init` may already use host services.
+    let mut plugin = match link.serving(0, || runtime::load(&hello, &link)) {
         Ok(plugin) => plugin,
         Err(error) => {
-            handshake::send_failed(&mut channel, &error.to_string())?;
+            handshake::send_failed(&link, &error.to_string())?;
             return Err(error.into());
         }
     };
@@ -91,8 +95,8 @@ fn run() -> Result<(), WorkerError> {
         "sandboxed in {confined:?}, plugin loaded in {:?}",
         started.elapsed() - confined
     );
-    handshake::send_ready(&mut channel, &hello, layers)?;
-    serve::serve(&mut channel, plugin.as_mut())?;
+    handshake::send_ready(&link, &hello, layers)?;
+    serve::serve(&link, plugin.as_mut())?;
     Ok(())
 }
 

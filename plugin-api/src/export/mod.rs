@@ -26,7 +26,13 @@ impl<P: Plugin> Instance<P> {
     /// A panic comes back as [`abi::CALL_ERR_PANIC`] (where panics unwind).
     fn dispatch(&mut self, method: &[u8], input: &[u8]) -> (i32, Vec<u8>) {
         let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(method) {
-            Ok(method) => self.plugin.call(&self.host, method, input),
+            Ok(method) => match method.strip_prefix(abi::EVENT_METHOD_PREFIX) {
+                Some(topic) => self
+                    .plugin
+                    .on_event(&self.host, topic, input)
+                    .map(|()| Vec::new()),
+                None => self.plugin.call(&self.host, method, input),
+            },
             Err(_) => Err(PluginError::new("method name is not UTF-8")),
         }));
         match result {

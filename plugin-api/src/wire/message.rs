@@ -107,6 +107,30 @@ pub enum ToWorker {
     },
     /// Release the plugin and exit 0.
     Shutdown,
+    /// The answer to [`FromWorker::HostCall`] with the same id.
+    HostReply {
+        /// The host call's id.
+        id: u64,
+        /// What the service returned.
+        outcome: Outcome,
+    },
+}
+
+/// A plugin's request for a host service (`kv_get:KEY`, `publish:TOPIC`,
+/// `call:PLUGIN/METHOD`, ...), made while it serves call `call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCall {
+    /// The [`Call`] the plugin is serving (0: none, e.g. during `init`):
+    /// its deadline bounds the service, and it tells the supervisor who
+    /// called whom.
+    pub call: u64,
+    /// Chosen by the worker; the [`ToWorker::HostReply`] carries it back.
+    pub id: u64,
+    /// The service and its argument, `NAME:ARG`.
+    pub op: String,
+    /// The service's input bytes (a value to store, a payload).
+    #[serde(with = "serde_bytes")]
+    pub input: Vec<u8>,
 }
 
 /// The result of a call.
@@ -148,6 +172,9 @@ pub enum FromWorker {
         /// The syscall number.
         syscall: u32,
     },
+    /// The plugin asks for a host service; answered by
+    /// [`ToWorker::HostReply`].
+    HostCall(HostCall),
 }
 
 impl FromWorker {
@@ -159,6 +186,7 @@ impl FromWorker {
             Self::Reply { .. } => "Reply",
             Self::Pong { .. } => "Pong",
             Self::Violation { .. } => "Violation",
+            Self::HostCall(_) => "HostCall",
         }
     }
 }
@@ -245,6 +273,41 @@ pub enum RequestBody {
         /// What to do.
         action: Action,
     },
+    /// Publish `payload` on `topic` to the plugins and host apps that
+    /// subscribed ([`Reply::Published`]).
+    Publish {
+        /// The topic.
+        topic: String,
+        /// Opaque payload bytes.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    /// Receive what is published on topics matching `topics` (exact names,
+    /// or a prefix ending in `*`): [`Reply::Subscribed`], then one
+    /// [`Reply::Message`] per publication, all with this request's id, for
+    /// as long as the connection lasts.
+    Subscribe {
+        /// Topic patterns.
+        topics: Vec<String>,
+    },
+    /// Like [`RequestBody::Events`], then every later event as it happens:
+    /// [`Reply::Events`] again and again with this request's id.
+    FollowEvents {
+        /// The last sequence number the client has seen.
+        after: u64,
+    },
+    /// A plugin's log lines (its workers' stdout and stderr and its
+    /// `log()` calls), oldest first, in [`Reply::Logs`] chunks; with
+    /// `follow`, new lines keep coming as they are written.
+    Logs {
+        /// Plugin name.
+        plugin: String,
+        /// Only lines written at or after this time (milliseconds since
+        /// the Unix epoch); 0 = all that are kept.
+        since_unix_ms: u64,
+        /// Keep sending new lines.
+        follow: bool,
+    },
 }
 
 /// An admin action on a plugin.
@@ -308,6 +371,32 @@ pub enum Reply {
     Controlled(Box<PluginInfo>),
     /// Events, oldest first.
     Events(Vec<Event>),
+    /// A publication was handed to this many subscribers.
+    Published(u32),
+    /// A subscription is in place; messages follow.
+    Subscribed,
+    /// A publication on a subscribed topic.
+    Message(Message),
+    /// Log lines, oldest first; `done` on the last chunk (never, when
+    /// following).
+    Logs {
+        /// Lines, each `TIME pid=PID TEXT`.
+        lines: Vec<String>,
+        /// No more chunks follow.
+        done: bool,
+    },
+}
+
+/// A publication, as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The topic it was published on.
+    pub topic: String,
+    /// Who published it: a plugin's name, or empty for a host app.
+    pub from: String,
+    /// Opaque payload bytes.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// Something that happened to a plugin, as `corral events` shows it.
@@ -344,8 +433,12 @@ pub enum EventKind {
     Health,
     /// An admin action or signal.
     Admin,
-    /// A client was refused for its uid.
+    /// A client was refused for its uid, or a plugin asked for a host
+    /// service its manifest does not grant.
     Denied,
+    /// A plugin hit a limit that does not end its worker (its storage
+    /// quota). Limits that end a worker are [`EventKind::Exit`]s.
+    Limit,
 }
 
 impl EventKind {
@@ -359,6 +452,7 @@ impl EventKind {
             Self::Health => "health",
             Self::Admin => "admin",
             Self::Denied => "denied",
+            Self::Limit => "limit",
         }
     }
 }
@@ -506,6 +600,8 @@ pub struct EffectiveLimits {
     pub file_size_bytes: u64,
     /// wasm only: fuel per call; 0 = none.
     pub wasm_fuel: u64,
+    /// Quota of the host key-value storage (keys and values), bytes.
+    pub storage_bytes: u64,
 }
 
 /// Everything `corral inspect` shows about one plugin.
@@ -567,4 +663,17 @@ pub struct PluginInfo {
     pub last_exit: Option<ExitInfo>,
     /// The latest error (bad manifest, failed start, ...).
     pub error: Option<String>,
+    /// Calls since the supervisor started (all generations), host apps'
+    /// and other plugins' alike.
+    pub calls: u64,
+    /// Of those, the failed ones by [`ErrorKind`](crate::ErrorKind) name,
+    /// only kinds seen.
+    pub errors: Vec<(String, u64)>,
+    /// Calls in flight now.
+    pub in_flight: u64,
+    /// Median call latency in microseconds, as seen by the supervisor
+    /// (within 10%); `None` before the first call.
+    pub latency_p50_us: Option<u64>,
+    /// 99th percentile call latency in microseconds (within 10%).
+    pub latency_p99_us: Option<u64>,
 }

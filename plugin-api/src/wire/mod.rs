@@ -16,8 +16,8 @@ pub use codec::{
 };
 pub use message::{
     Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, FromWorker,
-    HEALTH_METHOD, Hello, Layer, Outcome, PluginDetails, PluginInfo, PluginKind, PluginState,
-    Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+    HEALTH_METHOD, Hello, HostCall, Layer, Message, Outcome, PluginDetails, PluginInfo, PluginKind,
+    PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
 pub use stream::{read_frame, write_frame};
 

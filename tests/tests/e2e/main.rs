@@ -14,6 +14,7 @@ mod manifest;
 mod protocol;
 mod reload;
 mod sandbox;
+mod services;
 mod wasi;
 mod wasm;
 mod worker;

@@ -5,8 +5,10 @@ pub(crate) mod native;
 mod wasi;
 pub(crate) mod wasm;
 
+use crate::link::Link;
 use corral_plugin_api::wire::{Hello, PluginKind};
 use corral_plugin_api::{ErrorKind, RemoteError, abi};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A loaded plugin the serve loop calls.
@@ -27,11 +29,11 @@ pub(crate) trait Runtime {
     fn recover(&mut self) {}
 }
 
-/// Loads the plugin `hello` names.
-pub(crate) fn load(hello: &Hello) -> Result<Box<dyn Runtime>, LoadError> {
+/// Loads the plugin `hello` names; its host services go over `link`.
+pub(crate) fn load(hello: &Hello, link: &Arc<Link>) -> Result<Box<dyn Runtime>, LoadError> {
     Ok(match hello.kind {
-        PluginKind::Native => Box::new(native::NativePlugin::load(hello)?),
-        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello)?),
+        PluginKind::Native => Box::new(native::NativePlugin::load(hello, link)?),
+        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, link.clone())?),
     })
 }
 

@@ -3,12 +3,14 @@
 #![allow(unsafe_code, reason = "loads and calls a plugin through its C ABI")]
 
 use super::{LoadError, Runtime};
-use crate::host::host_table;
+use crate::host::HostTable;
+use crate::link::Link;
 use corral_plugin_api::RemoteError;
-use corral_plugin_api::abi::{self, Bytes, HostV1, Owned};
+use corral_plugin_api::abi::{self, Bytes, Owned};
 use corral_plugin_api::wire::Hello;
 use libloading::Library;
 use std::ffi::c_void;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A loaded native plugin and its instance.
@@ -20,13 +22,13 @@ pub(crate) struct NativePlugin {
     instance: *mut c_void,
     // Dropped after the instance is destroyed (see Drop): the instance may
     // use the host table, and the code lives in the library.
-    _host: Box<HostV1>,
+    _host: HostTable,
     _library: Library,
 }
 
 impl NativePlugin {
     /// Loads `hello.entry`, checks its ABI and creates the instance.
-    pub(crate) fn load(hello: &Hello) -> Result<Self, LoadError> {
+    pub(crate) fn load(hello: &Hello, link: &Arc<Link>) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
         // The supervisor hands the module over already open: the worker's
         // uid may have no path to it.
@@ -67,10 +69,10 @@ impl NativePlugin {
         let health = table.health.ok_or_else(|| null("health"))?;
         let destroy = table.destroy.ok_or_else(|| null("destroy"))?;
         let free_owned = table.free_owned.ok_or_else(|| null("free_owned"))?;
-        let host = host_table();
+        let host = HostTable::new(link);
         // SAFETY: `host` is a valid table that outlives the instance (it is
         // dropped after `destroy`).
-        let instance = unsafe { create(&*host) };
+        let instance = unsafe { create(host.as_ptr()) };
         if instance.is_null() {
             return Err(LoadError::InitFailed { path });
         }

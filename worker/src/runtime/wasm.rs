@@ -16,6 +16,7 @@
 
 use super::wasi::{self, Wasi};
 use super::{LoadError, Runtime};
+use crate::link::Link;
 use corral_plugin_api::wire::Hello;
 use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
 use sha2::{Digest, Sha256};
@@ -23,6 +24,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::os::fd::FromRawFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
@@ -37,6 +39,8 @@ struct State {
     limits: StoreLimits,
     /// Linked only when the manifest asks for WASI.
     wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    /// Host services go to the supervisor over it.
+    link: Arc<Link>,
 }
 
 /// The guest's exports.
@@ -58,6 +62,7 @@ pub(crate) struct WasmPlugin {
     /// Fuel per call; 0 = no metering.
     fuel: u64,
     wasi: Option<Wasi>,
+    link: Arc<Link>,
     store: Store<State>,
     exports: Exports,
     /// A trap left the instance in doubt: replace it before the next call.
@@ -67,7 +72,7 @@ pub(crate) struct WasmPlugin {
 impl WasmPlugin {
     /// Compiles the module (from the fd the supervisor passed, or its
     /// path), links the host functions and instantiates it.
-    pub(crate) fn load(hello: &Hello) -> Result<Self, LoadError> {
+    pub(crate) fn load(hello: &Hello, link: Arc<Link>) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
         let wasm = read_module(hello).map_err(|source| LoadError::Read {
             path: path.clone(),
@@ -108,6 +113,7 @@ impl WasmPlugin {
             memory_bytes,
             hello.wasm_fuel,
             wasi.as_ref(),
+            &link,
         )
         .map_err(|message| LoadError::Wasm {
             path: path.clone(),
@@ -120,6 +126,7 @@ impl WasmPlugin {
             memory_bytes,
             fuel: hello.wasm_fuel,
             wasi,
+            link,
             store,
             exports,
             poisoned: false,
@@ -173,6 +180,7 @@ impl WasmPlugin {
             self.memory_bytes,
             self.fuel,
             self.wasi.as_ref(),
+            &self.link,
         )?;
         self.store = store;
         self.exports = exports;
@@ -389,7 +397,58 @@ fn linker(engine: &Engine, wasi: bool) -> wasmtime::Result<Linker<State>> {
         },
     )?;
     linker.func_wrap("corral", "now_ms", crate::host::unix_ms)?;
+    linker.func_wrap("corral", "host_call", host_call)?;
     Ok(linker)
+}
+
+/// `host_call(op, op_len, input, input_len, out) -> i32`: a host service
+/// for the guest. The reply (or error message) goes into guest memory
+/// from the guest's own `alloc`, as `[ptr, len]` at `out`.
+fn host_call(
+    mut caller: wasmtime::Caller<'_, State>,
+    op: u32,
+    op_len: u32,
+    input: u32,
+    input_len: u32,
+    out: u32,
+) -> wasmtime::Result<i32> {
+    let memory = caller
+        .get_export("memory")
+        .and_then(wasmtime::Extern::into_memory)
+        .ok_or_else(|| wasmtime::format_err!("the module exports no `memory`"))?;
+    let read = |caller: &wasmtime::Caller<'_, State>, ptr: u32, len: u32| {
+        let data = memory.data(caller);
+        let start = ptr as usize;
+        data.get(start..start.saturating_add(len as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| wasmtime::format_err!("host_call: buffer out of bounds"))
+    };
+    let op = String::from_utf8_lossy(&read(&caller, op, op_len)?).into_owned();
+    let input = read(&caller, input, input_len)?;
+    let link = caller.data().link.clone();
+    let (code, bytes) = match link.host_call(&op, &input) {
+        Ok(reply) => (corral_plugin_api::abi::CALL_OK, reply),
+        Err(error) => (error.kind.code(), error.message.into_bytes()),
+    };
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| wasmtime::format_err!("host_call: reply too large for wasm32"))?;
+    let ptr = if len == 0 {
+        0
+    } else {
+        let alloc = caller
+            .get_export("alloc")
+            .and_then(wasmtime::Extern::into_func)
+            .ok_or_else(|| wasmtime::format_err!("the module exports no `alloc`"))?
+            .typed::<u32, u32>(&caller)?;
+        let ptr = alloc.call(&mut caller, len)?;
+        memory.write(&mut caller, ptr as usize, &bytes)?;
+        ptr
+    };
+    let mut pair = [0u8; 8];
+    pair[..4].copy_from_slice(&ptr.to_le_bytes());
+    pair[4..].copy_from_slice(&len.to_le_bytes());
+    memory.write(&mut caller, out as usize, &pair)?;
+    Ok(code)
 }
 
 fn instantiate(
@@ -399,6 +458,7 @@ fn instantiate(
     memory_bytes: usize,
     fuel: u64,
     wasi: Option<&Wasi>,
+    link: &Arc<Link>,
 ) -> Result<(Store<State>, Exports), String> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_bytes)
@@ -410,7 +470,14 @@ fn instantiate(
         Some(wasi) => wasi.context()?,
         None => wasi::none(),
     };
-    let mut store = Store::new(engine, State { limits, wasi });
+    let mut store = Store::new(
+        engine,
+        State {
+            limits,
+            wasi,
+            link: link.clone(),
+        },
+    );
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(u64::MAX / 2);
     if fuel > 0 {

@@ -29,6 +29,7 @@
 //! | `spin-thread`   | busy-loops in a background thread, answers at once         |
 //! | `flood`         | writes as many MiB of short lines to stderr as asked       |
 //! | `sick`          | fails every health check from now on                       |
+//! | `kv-fill`       | stores 64 KiB values in host storage until refused          |
 //!
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
@@ -71,8 +72,21 @@ impl Plugin for Hostile {
         }
     }
 
-    fn call(&mut self, _host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
+    fn call(&mut self, host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         match method {
+            "kv-fill" => {
+                let block = vec![b'k'; 64 * 1024];
+                for n in 0.. {
+                    if let Err(error) = host.kv_put(&format!("fill-{n}"), &block) {
+                        return Ok(format!(
+                            "stored {n} blocks, then {}: {}",
+                            error.kind, error.message
+                        )
+                        .into_bytes());
+                    }
+                }
+                unreachable!("the quota ends the loop")
+            }
             "sick" => {
                 self.sick = true;
                 Ok(b"sick".to_vec())

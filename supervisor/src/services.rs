@@ -1,0 +1,205 @@
+//! Host services: what a plugin may ask the supervisor for while it runs
+//! (`kv_*`, `publish`, `call:PLUGIN/METHOD`), each checked against the
+//! manifest the worker was started from (`[permissions] host`) before it
+//! is served. A refusal is logged and recorded as an event.
+
+use crate::bus::Bus;
+use crate::kv::{Kv, KvError};
+use crate::plugin::{PluginHandle, Spec};
+use crate::registry::Registry;
+use corral_plugin_api::manifest::{HostGrant, check_topic};
+use corral_plugin_api::wire::EventKind;
+use corral_plugin_api::{ErrorKind, RemoteError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::warn;
+
+/// The plugins on a chain of calls, outermost first: a plugin on it is
+/// waiting for the call to come back, so a call into it would deadlock.
+pub(crate) type Chain = Arc<Vec<String>>;
+
+/// The services every plugin shares.
+pub(crate) struct Services {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) bus: Bus,
+    /// `None` without a state folder.
+    kv: Option<Kv>,
+}
+
+impl Services {
+    pub(crate) fn new(registry: Arc<Registry>, state_dir: Option<&std::path::Path>) -> Self {
+        Self {
+            bus: Bus::new(registry.clone()),
+            registry,
+            kv: state_dir.map(|dir| Kv::new(dir.join("kv"))),
+        }
+    }
+}
+
+/// Where a host call is made: inside which plugin call.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    /// The callers of that call.
+    pub(crate) chain: Chain,
+    /// When that call's time is up.
+    pub(crate) deadline: Instant,
+}
+
+/// One worker's host services: its plugin, the spec it runs from, and the
+/// shared services.
+#[derive(Clone)]
+pub(crate) struct HostContext {
+    pub(crate) plugin: Arc<PluginHandle>,
+    pub(crate) spec: Arc<Spec>,
+    pub(crate) services: Arc<Services>,
+}
+
+impl HostContext {
+    fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    /// Serves host call `op` (`NAME:ARG`) made inside `origin`.
+    pub(crate) async fn serve(
+        &self,
+        origin: Origin,
+        op: &str,
+        input: Vec<u8>,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let (service, arg) = op.split_once(':').unwrap_or((op, ""));
+        match service {
+            "kv_get" | "kv_put" | "kv_delete" | "kv_list" => {
+                self.allow(&HostGrant::Kv, op)?;
+                self.kv(service, arg.to_owned(), input).await
+            }
+            "publish" => {
+                self.allow(&HostGrant::Publish, op)?;
+                check_topic(arg, false).map_err(|problem| {
+                    RemoteError::new(ErrorKind::BadRequest, format!("publish {arg:?}: {problem}"))
+                })?;
+                self.services.bus.publish(self.name(), arg, input);
+                Ok(Vec::new())
+            }
+            "call" => {
+                let Some((target, method)) = arg.split_once('/') else {
+                    return Err(RemoteError::new(
+                        ErrorKind::BadRequest,
+                        format!("host service {op:?}: expected call:PLUGIN/METHOD"),
+                    ));
+                };
+                self.allow(&HostGrant::Call(target.to_owned()), op)?;
+                self.call(origin, target, method, input).await
+            }
+            _ => Err(RemoteError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "unknown host service {op:?}: expected kv_get, kv_put, kv_delete, kv_list, publish or call"
+                ),
+            )),
+        }
+    }
+
+    /// Refuses `op` unless the manifest grants `grant`.
+    fn allow(&self, grant: &HostGrant, op: &str) -> Result<(), RemoteError> {
+        if self.spec.plugin.manifest.permissions.host.contains(grant) {
+            return Ok(());
+        }
+        let manifest = self.spec.plugin.dir.join(crate::registry::MANIFEST);
+        let why = format!(
+            "plugin `{}` may not use host service `{op}`: add \"{grant}\" to [permissions] host in {}",
+            self.name(),
+            manifest.display()
+        );
+        warn!(plugin = %self.name(), "{why}");
+        self.plugin.event(EventKind::Denied, why.clone());
+        Err(RemoteError::new(ErrorKind::PermissionDenied, why))
+    }
+
+    async fn kv(&self, service: &str, key: String, value: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+        if self.services.kv.is_none() {
+            return Err(RemoteError::new(
+                ErrorKind::Unavailable,
+                "storage is off: this supervisor has no state folder (--state-dir)",
+            ));
+        }
+        let (services, plugin) = (self.services.clone(), self.name().to_owned());
+        let quota = self.spec.limits.storage_bytes;
+        let service = service.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let kv = services.kv.as_ref().expect("checked above");
+            match service.as_str() {
+                "kv_get" => kv.get(&plugin, &key),
+                "kv_put" => kv.put(&plugin, &key, &value, quota).map(|()| Vec::new()),
+                "kv_delete" => kv.delete(&plugin, &key).map(|()| Vec::new()),
+                _ => kv
+                    .list(&plugin, &key)
+                    .map(|keys| keys.join("\n").into_bytes()),
+            }
+        })
+        .await
+        .map_err(|error| RemoteError::new(ErrorKind::Unavailable, format!("storage: {error}")))?;
+        result.map_err(|error| {
+            let kind = match &error {
+                KvError::NotFound(_) => ErrorKind::NotFound,
+                KvError::BadKey { .. } => ErrorKind::BadRequest,
+                KvError::Quota { .. } => {
+                    warn!(plugin = %self.name(), "{error}");
+                    self.plugin.event(EventKind::Limit, error.to_string());
+                    ErrorKind::LimitExceeded
+                }
+                KvError::Io { .. } => {
+                    warn!(plugin = %self.name(), "{error}");
+                    ErrorKind::Unavailable
+                }
+            };
+            RemoteError::new(kind, error.to_string())
+        })
+    }
+
+    /// Calls `method` of `target` within nine tenths of what is left of
+    /// the caller's time (so the caller can still answer when it fails),
+    /// refusing at once a call back into a plugin on the chain.
+    async fn call(
+        &self,
+        origin: Origin,
+        target: &str,
+        method: &str,
+        input: Vec<u8>,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let mut chain = (*origin.chain).clone();
+        chain.push(self.name().to_owned());
+        if chain.iter().any(|plugin| plugin == target) {
+            chain.push(target.to_owned());
+            return Err(RemoteError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "call cycle {}: `{target}` is waiting for this call, so it cannot answer",
+                    chain.join(" → ")
+                ),
+            ));
+        }
+        if method.starts_with('@') {
+            return Err(reserved(method));
+        }
+        let Some(handle) = self.services.registry.get(target) else {
+            return Err(RemoteError::new(
+                ErrorKind::UnknownPlugin,
+                format!("no plugin named `{target}`"),
+            ));
+        };
+        let left = origin.deadline.saturating_duration_since(Instant::now());
+        let budget = (left * 9 / 10).max(Duration::from_millis(1));
+        handle
+            .call(method.to_owned(), input, Some(budget), Arc::new(chain))
+            .await
+    }
+}
+
+/// Methods starting with `@` are corral's own (`@event:TOPIC`).
+pub(crate) fn reserved(method: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::BadRequest,
+        format!("method {method:?} is reserved: names starting with `@` are corral's own"),
+    )
+}
