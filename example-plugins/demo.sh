@@ -9,6 +9,7 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 cargo build --release --workspace
 corral=target/release/corral
 dir=$(mktemp -d)
+chmod 755 "$dir"   # the workers' own uids reach their cache under it
 export CORRAL_SOCKET="$dir/corral.sock"
 supervisor=
 cleanup() {
@@ -17,8 +18,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "corral serve --plugins example-plugins --socket $CORRAL_SOCKET &"
-"$corral" serve --plugins example-plugins 2>"$dir/corral.log" &
+step "corral serve --plugins example-plugins --socket $CORRAL_SOCKET --state-dir $dir/state &"
+"$corral" serve --plugins example-plugins --state-dir "$dir/state" 2>"$dir/corral.log" &
 supervisor=$!
 for _ in $(seq 100); do [ -S "$CORRAL_SOCKET" ] && break; sleep 0.05; done
 until "$corral" ps >/dev/null 2>&1; do sleep 0.05; done
@@ -41,7 +42,23 @@ step "corral call wat-echo echo 'from a plugin written in WebAssembly text'"
 step "corral call hello nope    # unknown method: a clear error, exit code 1"
 "$corral" call hello nope || echo "(exit code $?)"
 
-pid=$("$corral" ps --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)   # hello's (rows are sorted by name)
+step "corral call counter incr; corral call counter incr    # host storage: survives restarts"
+"$corral" call counter incr; echo
+"$corral" call counter incr; echo
+
+step "corral call greeter greet corral    # a plugin calling its dependency (hello) through the host"
+"$corral" call greeter greet corral; echo
+
+step "corral call ticker tick 1; corral call tally count    # publish/subscribe"
+"$corral" call ticker tick 1 >/dev/null
+"$corral" call ticker tick 2 >/dev/null
+sleep 0.1
+"$corral" call tally count; echo
+
+step "corral logs tally    # every plugin's output, in rotated files under the state folder"
+"$corral" logs tally
+
+pid=$("$corral" inspect hello --json | sed -n 's/.*"pid": \([0-9]*\).*/\1/p' | head -1)
 step "ps -o pid,args -p $pid    # workers are ordinary processes"
 ps -o pid,args -p "$pid"
 
@@ -63,6 +80,12 @@ step "corral call hello crash    # the plugin aborts its own process"
 "$corral" call hello crash || echo "(exit code $?)"
 sleep 1.2
 "$corral" ps
+
+step "corral top -n 1    # ps with calls, errors and latency"
+"$corral" top -n 1
+
+step "corral events --plugin hello    # what happened, and why"
+"$corral" events --plugin hello
 
 step "kill -TERM <supervisor>    # stops every worker, removes the socket"
 kill -TERM "$supervisor"

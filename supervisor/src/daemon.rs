@@ -78,6 +78,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             path: config.worker_exe.clone(),
             source,
         })?;
+    if let Some(state) = &config.state_dir {
+        // Traversable: each wasm worker's own uid reaches its cache in it;
+        // what else it holds (storage, logs) is in 0700 folders.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(state)
+            .map_err(setup("cannot create the state folder"))?;
+    }
     let found = discover(&config.plugin_dirs).map_err(|e| ServeError::Discovery(e.to_string()))?;
     for broken in &found.broken {
         warn!(plugin = %broken.name, "not started: {}", broken.error);

@@ -17,9 +17,6 @@ pub(crate) struct CallMetrics {
     in_flight: AtomicU64,
     /// Failed calls, indexed by `ErrorKind::code() - 1`.
     errors: [AtomicU64; ErrorKind::ALL.len()],
-    /// Total latency of finished calls, in microseconds (wraps after some
-    /// 580,000 years of calls).
-    sum_us: AtomicU64,
     /// Latency of finished calls; its total is the number of finished calls.
     latency: Histogram,
 }
@@ -56,14 +53,12 @@ impl CallMetrics {
             in_flight: self.in_flight(),
             p50_us: quantile(&counts, 50),
             p99_us: quantile(&counts, 99),
-            sum_us: self.sum_us.load(Relaxed),
         }
     }
 
     /// Counts a finished call.
     fn record(&self, latency_us: u64, error: Option<ErrorKind>) {
         self.latency.record(latency_us);
-        self.sum_us.fetch_add(latency_us, Relaxed);
         if let Some(kind) = error {
             let index = usize::try_from(kind.code() - 1).ok();
             if let Some(count) = index.and_then(|index| self.errors.get(index)) {
@@ -117,8 +112,6 @@ pub(crate) struct CallStats {
     /// 99th percentile latency in microseconds (within 10%); `None` before
     /// the first finished call.
     pub(crate) p99_us: Option<u64>,
-    /// Total latency of finished calls, in microseconds.
-    pub(crate) sum_us: u64,
 }
 
 /// log2 of the sub-buckets per power of two.
@@ -341,7 +334,6 @@ mod tests {
                 (ErrorKind::LimitExceeded, 1)
             ]
         );
-        assert_eq!(stats.sum_us, 150);
         assert_eq!(stats.p50_us, Some(31));
         assert_eq!(stats.p99_us, Some(50));
     }
@@ -372,7 +364,6 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         call.finish(None);
         let stats = metrics.snapshot();
-        assert!(stats.sum_us >= 2_000, "{stats:?}");
         // The bucket midpoint may be up to 1/16 below the true latency.
         assert!(stats.p50_us >= Some(1_875), "{stats:?}");
     }

@@ -11,7 +11,7 @@
 //! `incr` counts the counter named `count`; `incr` with `NAME:STEP` counts
 //! `NAME`.
 
-use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
+use corral_plugin_api::{Host, LogLevel, Plugin, PluginError, export_plugin};
 
 /// The plugin; its state is in the host.
 #[derive(Default)]
@@ -21,6 +21,13 @@ pub struct Counter;
 const DEFAULT: &str = "count";
 
 impl Plugin for Counter {
+    /// Host services work in `init` too: say where the count stands.
+    fn init(&mut self, host: &Host) -> Result<(), PluginError> {
+        let count = read(host, DEFAULT)?;
+        host.log(LogLevel::Info, &format!("counter starts at {count}"));
+        Ok(())
+    }
+
     fn call(&mut self, host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError> {
         let input =
             std::str::from_utf8(input).map_err(|_| PluginError::new("input is not UTF-8"))?;

@@ -196,7 +196,11 @@ fn serves_as_an_ordinary_user() {
     let Some(nobody) = corral_tests::nobody_or_skip("serves_as_an_ordinary_user") else {
         return;
     };
-    let corral = Corral::builder().hello("hello").as_user(nobody).start();
+    let corral = Corral::builder()
+        .hello("hello")
+        .native_with("counter", "counter", "[permissions]\nhost = [\"kv\"]\n")
+        .as_user(nobody)
+        .start();
     let pid = corral.wait_ready("hello").pid.unwrap();
     assert_eq!(
         corral
@@ -204,6 +208,17 @@ fn serves_as_an_ordinary_user() {
             .call("hello", "upper", b"unprivileged")
             .unwrap(),
         b"UNPRIVILEGED"
+    );
+    // Host services and log files work without root too.
+    corral.wait_ready("counter");
+    let mut client = corral.client();
+    client.call("counter", "incr", b"").unwrap();
+    assert_eq!(client.call("counter", "get", b"").unwrap(), b"1");
+    let logs = corral.cli(&["logs", "counter"]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("counter starts at 0"),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
     );
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();

@@ -42,8 +42,16 @@ fn a_kv_counter_survives_kill_9_and_a_supervisor_restart() {
 
     let pid = corral.plugin("counter").pid;
     send_signal(pid.expect("a worker"), libc::SIGKILL);
-    corral.wait_replaced("counter", pid);
+    let replaced = corral.wait_replaced("counter", pid).pid.unwrap();
     assert_eq!(text(&client.call("counter", "incr", b"").unwrap()), "4");
+    // The new worker read the count in its `init`.
+    let logs = text(&corral.cli(&["logs", "counter"]).stdout);
+    assert!(
+        logs.lines()
+            .any(|line| line.contains(&format!(" pid={replaced} "))
+                && line.ends_with("counter starts at 3")),
+        "{logs}"
+    );
     drop(client);
     drop(corral);
 
@@ -508,4 +516,57 @@ fn events_follow_pushes_new_events() {
     follower.kill().unwrap();
     follower.wait().unwrap();
     assert!(exit.is_some());
+}
+
+#[test]
+fn the_async_client_subscribes_follows_events_and_calls_on_one_connection() {
+    let corral = Corral::builder()
+        .native_with("ticker", "ticker", "[permissions]\nhost = [\"publish\"]\n")
+        .start();
+    let pid = corral.wait_ready("ticker").pid.unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = corral::Client::connect(&corral.socket).await.unwrap();
+        let mut ticks = client.subscribe(&["ticks"]).await.unwrap();
+        let mut events = client.follow_events(0).await.unwrap();
+        // Streams and plain calls share the connection.
+        client
+            .call("ticker", "tick", b"one".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(client.publish("ticks", b"two".to_vec()).await.unwrap(), 1);
+        let first = tokio::time::timeout(corral_tests::WAIT, ticks.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.from.as_str(), first.payload.as_slice()),
+            ("ticker", &b"one"[..])
+        );
+        let second = tokio::time::timeout(corral_tests::WAIT, ticks.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (second.from.as_str(), second.payload.as_slice()),
+            ("", &b"two"[..])
+        );
+
+        send_signal(pid, libc::SIGKILL);
+        loop {
+            let event = tokio::time::timeout(corral_tests::WAIT, events.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if event.kind == corral::EventKind::Exit && event.detail.contains(&pid.to_string()) {
+                break;
+            }
+        }
+    });
 }
