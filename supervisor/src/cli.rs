@@ -970,6 +970,8 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
         "network",
         if details.network { "yes" } else { "no" },
     );
+    row(&mut out, "host", &list(&details.host));
+    row(&mut out, "subscribe", &list(&details.subscribe));
     let limits = &details.limits;
     out += "limits\n";
     row(

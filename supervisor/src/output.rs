@@ -1,9 +1,9 @@
-//! A worker's stdout and stderr: one pipe, read line by line into the
-//! supervisor's log with bounds (a line is cut at [`MAX_LINE`] bytes, at
-//! most [`LINES_PER_SECOND`] lines a second are logged, the rest counted),
-//! so a plugin that floods its output costs the supervisor neither memory
-//! nor a flooded log. The last [`TAIL_LINES`] lines are kept for the exit
-//! record.
+//! A worker's stdout and stderr: one pipe, read line by line (a line is
+//! cut at [`MAX_LINE`] bytes) into the plugin's rotated log file, and into
+//! the supervisor's log with a bound (at most [`LINES_PER_SECOND`] lines a
+//! second, the rest counted), so a plugin that floods its output costs the
+//! supervisor neither memory nor a flooded log. The last [`TAIL_LINES`]
+//! lines are kept for the exit record.
 
 use crate::logfile::LogFile;
 use std::collections::VecDeque;

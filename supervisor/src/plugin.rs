@@ -287,6 +287,8 @@ impl PluginHandle {
             limits: spec.limits.clone(),
             layers: status.layers.clone(),
             exits: status.exits.iter().cloned().collect(),
+            host: permissions.host.iter().map(ToString::to_string).collect(),
+            subscribe: spec.plugin.manifest.subscribe.clone(),
         }
     }
 

@@ -627,6 +627,10 @@ pub struct PluginDetails {
     pub layers: Vec<Layer>,
     /// Recent exits, newest last.
     pub exits: Vec<ExitInfo>,
+    /// `[permissions] host`: the host services it may use.
+    pub host: Vec<String>,
+    /// `[events] subscribe`: the topics it receives.
+    pub subscribe: Vec<String>,
 }
 
 /// One plugin's status, as `corral ps` shows it.

@@ -309,6 +309,14 @@ fn a_plugin_calls_its_dependency_native_and_wasm() {
         text(&client.call("greeter", "greet", b"again").unwrap()),
         "HELLO, AGAIN!"
     );
+    // What a plugin may ask for is in `corral inspect`.
+    let inspect = text(&corral.cli(&["inspect", "greeter"]).stdout);
+    assert!(
+        inspect
+            .lines()
+            .any(|line| line.trim_start().starts_with("host") && line.ends_with("call:hello")),
+        "{inspect}"
+    );
     // Host apps cannot call the reserved methods either.
     let error = client.call("hello", "@event:ticks", b"").unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::BadRequest), "{error}");
