@@ -270,14 +270,7 @@ impl Client {
             return Err(ClientError::Disconnected);
         }
         self.writer.set_recv_timeout(None).map_err(WireError::Io)?;
-        let id = self.next_id;
-        self.next_id += 1;
-        wire::write_frame(
-            &mut self.writer,
-            &Request { id, body },
-            &mut self.write_buf,
-            DEFAULT_MAX_FRAME,
-        )?;
+        let id = self.send(body)?;
         let mut ended = false;
         Ok(std::iter::from_fn(move || {
             if ended {
@@ -322,6 +315,12 @@ impl Client {
                 .map_err(WireError::Io)?;
             self.recv_timeout = Some(wait);
         }
+        let id = self.send(body)?;
+        self.read_reply(id)
+    }
+
+    /// Sends `body` as a request with a fresh id; returns the id.
+    fn send(&mut self, body: RequestBody) -> Result<u64, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         wire::write_frame(
@@ -330,7 +329,7 @@ impl Client {
             &mut self.write_buf,
             DEFAULT_MAX_FRAME,
         )?;
-        self.read_reply(id)
+        Ok(id)
     }
 
     /// Reads responses until the one for request `id`.

@@ -243,6 +243,40 @@ impl CorralBuilder {
     }
 }
 
+/// A `corral` command that keeps printing, read line by line
+/// ([`Corral::follow`]); killed when dropped.
+pub struct Follower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    /// The first line from now on that `matches`; panics after [`WAIT`]
+    /// with the lines that did not.
+    pub fn find(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let left = WAIT.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "no line with {what} within {WAIT:?}; got:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `corral serve` in a temporary folder.
 pub struct Corral {
     /// The host socket.
@@ -384,6 +418,31 @@ impl Corral {
             .write_all(stdin)
             .expect("write stdin");
         child.wait_with_output().expect("corral output")
+    }
+
+    /// Starts a `corral` CLI command that keeps printing (`logs -f`,
+    /// `events -f`, `subscribe`) against this supervisor; it is killed
+    /// when the [`Follower`] is dropped.
+    pub fn follow(&self, args: &[&str]) -> Follower {
+        let mut child = Command::new(corral_bin())
+            .args(args)
+            .env("CORRAL_SOCKET", &self.socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run corral");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Follower { child, lines }
     }
 
     /// The supervisor's log so far.

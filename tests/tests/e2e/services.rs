@@ -5,8 +5,7 @@
 use corral::ErrorKind;
 use corral_tests::{Corral, send_signal};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 const KV: &str = "[permissions]\nhost = [\"kv\"]\n";
@@ -239,21 +238,13 @@ fn a_publication_reaches_subscribed_plugins_and_host_apps() {
 #[test]
 fn the_corral_subscribe_command_prints_publications() {
     let corral = Corral::builder().start();
-    let mut subscriber = Command::new(corral_tests::corral_bin())
-        .args(["subscribe", "alerts", "--json"])
-        .env("CORRAL_SOCKET", &corral.socket)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let mut subscriber = corral.follow(&["subscribe", "alerts", "--json"]);
     // Published until the subscription is in place.
     let mut client = corral.client();
     corral.wait_until("the subscriber is counted", || {
         client.publish("alerts", b"ping").unwrap() == 1
     });
-    let line = lines.next().unwrap().unwrap();
-    subscriber.kill().unwrap();
-    subscriber.wait().unwrap();
+    let line = subscriber.find("a message", |_| true);
     let message: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(message["topic"], "alerts");
     assert_eq!(message["payload"], "ping");
@@ -404,22 +395,15 @@ fn corral_logs_shows_a_plugins_output_with_since_json_and_follow() {
     assert!(text(&unknown.stderr).contains("no plugin named `nobody`"));
 
     // Following: lines written later arrive as they are written.
-    let mut follower = Command::new(corral_tests::corral_bin())
-        .args(["logs", "-f", "tally"])
-        .env("CORRAL_SOCKET", &corral.socket)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut follower = corral.follow(&["logs", "-f", "tally"]);
     let mut client = corral.client();
     corral.wait_until("tally got an event", || {
         client.publish("ticks", b"beat").unwrap();
         client.call("tally", "count", b"").unwrap() != b"0"
     });
-    let seen = lines.find(|line| line.as_ref().unwrap().contains("on ticks: beat"));
-    follower.kill().unwrap();
-    follower.wait().unwrap();
-    assert!(seen.is_some());
+    follower.find("the event's log line", |line| {
+        line.contains("on ticks: beat")
+    });
 }
 
 #[test]
@@ -505,25 +489,18 @@ fn call_metrics_in_ps_top_and_prometheus() {
 fn events_follow_pushes_new_events() {
     let corral = Corral::builder().hello("hello").start();
     let pid = corral.wait_ready("hello").pid.unwrap();
-    let mut follower = Command::new(corral_tests::corral_bin())
-        .args(["events", "-f", "--plugin", "hello"])
-        .env("CORRAL_SOCKET", &corral.socket)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut follower = corral.follow(&["events", "-f", "--plugin", "hello"]);
     // The history first...
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("hello  gen"), "{first}");
+    let first = follower.find("the first event", |_| true);
+    assert!(
+        first.contains("hello  gen 0  state  installed -> starting"),
+        "{first}"
+    );
     // ...then what happens next.
     send_signal(pid, libc::SIGKILL);
-    let exit = lines.find(|line| {
-        let line = line.as_ref().unwrap();
+    follower.find("the worker's exit", |line| {
         line.contains("  exit  ") && line.contains(&format!("worker {pid}"))
     });
-    follower.kill().unwrap();
-    follower.wait().unwrap();
-    assert!(exit.is_some());
 }
 
 #[test]
