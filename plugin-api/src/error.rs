@@ -123,4 +123,21 @@ mod tests {
         assert_eq!(ErrorKind::from_code(0), ErrorKind::Plugin);
         assert_eq!(ErrorKind::from_code(99), ErrorKind::Plugin);
     }
+
+    /// The C header's `CORRAL_ERR_*` numbers are these codes.
+    #[test]
+    fn the_c_header_agrees() {
+        let header = include_str!("../include/corral_plugin.h");
+        for kind in ErrorKind::ALL {
+            let line = format!(
+                "#define CORRAL_ERR_{} {}",
+                kind.as_str().to_uppercase(),
+                kind.code()
+            );
+            assert!(
+                header.lines().any(|l| l.starts_with(&line)),
+                "corral_plugin.h lacks `{line}`"
+            );
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`Plugin`], [`Host`] and [`export_plugin!`]: write a plugin once in Rust;
 //!   built as a `cdylib` it exports the native C ABI described in [`abi`]
-//!   (and in `include/corral_plugin.h`).
+//!   (and in `include/corral_plugin.h`). [`Host`] also reaches the
+//!   supervisor's services: storage, publish/subscribe, calls into a
+//!   dependency, each granted by the manifest's `[permissions] host`.
 //! - [`manifest`]: the `plugin.toml` schema and its validation.
 //! - [`wire`]: the frames exchanged between host apps, the supervisor and
 //!   workers, and their codec.

@@ -666,21 +666,21 @@ impl Manifest {
             dependencies.insert(dependency, req);
         }
 
-        for grant in &raw.permissions.host {
-            if let HostGrant::Call(target) = grant
-                && !dependencies.contains_key(target)
-            {
-                let quoted = format!("\"{grant}\"");
-                let span = text.find(&quoted).map(|at| at..at + quoted.len());
-                return Err(ManifestError::at(
-                    path,
-                    text,
-                    span,
-                    format!(
-                        "[permissions] host: {quoted}: `{target}` is not in [dependencies]; add `{target} = \"VERSION RANGE\"` there"
-                    ),
-                ));
-            }
+        let undeclared = raw.permissions.host.iter().find_map(|grant| match grant {
+            HostGrant::Call(target) if !dependencies.contains_key(target) => Some((grant, target)),
+            _ => None,
+        });
+        if let Some((grant, target)) = undeclared {
+            let quoted = format!("\"{grant}\"");
+            let span = text.find(&quoted).map(|at| at..at + quoted.len());
+            return Err(ManifestError::at(
+                path,
+                text,
+                span,
+                format!(
+                    "[permissions] host: {quoted}: `{target}` is not in [dependencies]; add `{target} = \"VERSION RANGE\"` there"
+                ),
+            ));
         }
         let mut subscribe = Vec::new();
         for topic in raw.events.subscribe {

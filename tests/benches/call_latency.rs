@@ -53,6 +53,11 @@ fn main() {
     } else {
         eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
     }
+    rows.push(("raw floor, 4 hops", raw_floor(4, &message, calls)));
+    rows.push((
+        "corral, plugin→plugin call",
+        corral(&message, calls, Plugin::Dependent),
+    ));
     report(&rows, pinned, calls);
 }
 
@@ -81,24 +86,41 @@ fn time_calls(calls: usize, mut call: impl FnMut()) -> Stats {
     }
 }
 
-/// Which build of `hello` serves the corral rows.
+/// What serves the corral rows: `hello` natively or as wasm, or
+/// `greeter` relaying each call to `hello` through a host call (four
+/// hops: host → supervisor → greeter → supervisor → hello).
 enum Plugin {
     Native,
     Wasm,
+    Dependent,
 }
 
 /// The corral round trip: blocking client → supervisor → `hello` worker.
 fn corral(message: &[u8], calls: usize, plugin: Plugin) -> Stats {
     let builder = Corral::builder();
-    let corral = match plugin {
-        Plugin::Native => builder.hello("hello"),
-        Plugin::Wasm => builder.wasm_with("hello", "hello", ""),
-    }
-    .start();
-    corral.wait_ready("hello");
+    let (corral, plugin, input) = match plugin {
+        Plugin::Native => (builder.hello("hello"), "hello", message.to_vec()),
+        Plugin::Wasm => (
+            builder.wasm_with("hello", "hello", ""),
+            "hello",
+            message.to_vec(),
+        ),
+        Plugin::Dependent => (
+            builder.hello("hello").native_with(
+                "greeter",
+                "greeter",
+                "[dependencies]\nhello = \"^1\"\n\n[permissions]\nhost = [\"call:hello\"]\n",
+            ),
+            "greeter",
+            [&b"hello echo "[..], message].concat(),
+        ),
+    };
+    let corral = corral.start();
+    corral.wait_ready(plugin);
     let mut client = corral.client();
+    let method = if plugin == "greeter" { "relay" } else { "echo" };
     time_calls(calls, || {
-        let reply = client.call("hello", "echo", message).expect("echo call");
+        let reply = client.call(plugin, method, &input).expect("echo call");
         assert_eq!(reply, message, "corral echoed something else");
     })
 }

@@ -186,8 +186,49 @@ fn socket_is_private_and_a_second_supervisor_is_refused() {
 fn help_lists_the_commands() {
     let out = Command::new(corral_bin()).arg("--help").output().unwrap();
     let help = stdout(&out);
-    for command in ["serve", "call", "ps"] {
-        assert!(help.contains(command), "{help}");
+    for command in [
+        "serve",
+        "check",
+        "call",
+        "inspect",
+        "ps",
+        "top",
+        "logs",
+        "events",
+        "publish",
+        "subscribe",
+        "kill",
+        "reload",
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(&format!("{command} "))),
+            "{command} is not in\n{help}"
+        );
+    }
+    // Every command takes --json.
+    for command in [
+        "check",
+        "call",
+        "inspect",
+        "ps",
+        "top",
+        "logs",
+        "events",
+        "publish",
+        "subscribe",
+        "kill",
+        "stop",
+    ] {
+        let out = Command::new(corral_bin())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&out).contains("--json"),
+            "{command}: {}",
+            stdout(&out)
+        );
     }
 }
 
