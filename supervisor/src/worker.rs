@@ -365,7 +365,9 @@ impl Worker {
         tokio::spawn(async move {
             let result = host.serve(origin, &call.op, call.input).await;
             worker.pending().host_calls -= 1;
-            let _ = worker.send(&host_reply(call.id, result));
+            if let Err(error) = worker.send(&host_reply(call.id, result)) {
+                let _ = worker.send(&host_reply(call.id, Err(too_large(&error))));
+            }
         });
         true
     }
@@ -469,7 +471,14 @@ pub(crate) async fn handshake(
                 deadline,
             };
             let result = host.serve(origin, &call.op, call.input).await;
-            writer.send(&host_reply(call.id, result)).await?;
+            match writer.send(&host_reply(call.id, result)).await {
+                Err(error @ WireError::TooLarge { .. }) => {
+                    writer
+                        .send(&host_reply(call.id, Err(too_large(&error))))
+                        .await?;
+                }
+                other => other?,
+            }
         }
     };
     let failure = match timeout_at(deadline, first).await {
@@ -694,6 +703,14 @@ fn host_reply(id: u64, result: Result<Vec<u8>, RemoteError>) -> ToWorker {
             Err(error) => Outcome::Err(error),
         },
     }
+}
+
+/// What a host call gets when its answer does not fit in a frame.
+fn too_large(error: &WireError) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::BadRequest,
+        format!("the host service's answer cannot be sent: {error}"),
+    )
 }
 
 /// Writes queued frames to the worker, in order, until the queue closes

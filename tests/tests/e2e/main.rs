@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod lifecycle;
 mod limits;
+mod load;
 mod manifest;
 mod protocol;
 mod reload;
