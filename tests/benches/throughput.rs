@@ -1,0 +1,171 @@
+//! Throughput: pipelined 64-byte calls from 8 concurrent async clients to
+//! one plugin, and large payloads (64 KiB, 1 MiB, 15 MiB) echoed through
+//! corral, beside a raw floor measured in the same run and mode: the same
+//! payload, length-prefixed, echoed over one plain Unix socketpair by a
+//! thread.
+//!
+//! Runs pinned to CPU 0 unless `CORRAL_BENCH_UNPINNED=1`;
+//! `CORRAL_BENCH_SECONDS` sets how long the pipelined run lasts (3 s).
+//! Prints a table and writes `target/bench/throughput.json`. It reports; it
+//! asserts no speed.
+
+#![allow(clippy::print_stdout, reason = "a bench prints its results")]
+
+use corral_tests::Corral;
+use corral_tests::bench;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 8;
+/// Calls each client keeps in flight.
+const DEPTH: usize = 16;
+const PAYLOADS: [(&str, usize); 3] = [
+    ("64 KiB", 64 << 10),
+    ("1 MiB", 1 << 20),
+    // The default frame limit is 16 MiB, call header included.
+    ("15 MiB", 15 << 20),
+];
+
+fn main() {
+    let pinned = bench::pin_unless_unpinned();
+    let seconds = bench::count_from_env("CORRAL_BENCH_SECONDS", 3);
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+
+    let mode = bench::mode(pinned);
+    let pipelined = pipelined(&corral, Duration::from_secs(seconds as u64));
+    println!("corral throughput ({mode})");
+    println!(
+        "pipelined 64 B echo, {CLIENTS} async clients x {DEPTH} in flight, {seconds} s: {pipelined:.0} calls/s"
+    );
+    println!(
+        "{:<8} {:>14} {:>14} {:>12}   corral / floor",
+        "payload", "floor MB/s", "corral MB/s", "corral ms"
+    );
+    let mut rows = Vec::new();
+    for (what, size) in PAYLOADS {
+        let rounds = (256 << 20) / size; // about 256 MiB each way
+        let floor = raw_echo(size, rounds.max(4));
+        let (rate, round_trip) = corral_echo(&corral, size, rounds.max(4));
+        println!(
+            "{what:<8} {:>14.0} {:>14.0} {:>12.2}   {:.2}x",
+            floor / 1e6,
+            rate / 1e6,
+            round_trip.as_secs_f64() * 1e3,
+            rate / floor
+        );
+        rows.push(serde_json::json!({
+            "payload": what,
+            "bytes": size,
+            "floor_bytes_per_s": floor,
+            "corral_bytes_per_s": rate,
+            "corral_round_trip_ms": round_trip.as_secs_f64() * 1e3,
+        }));
+    }
+    let json = serde_json::json!({
+        "bench": "throughput",
+        "pinned": pinned,
+        "pipelined": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined },
+        "payloads": rows,
+    });
+    let path = bench::write_json("throughput", &json);
+    eprintln!("figures written to {}", path.display());
+}
+
+/// Calls/s with `CLIENTS` connections keeping `DEPTH` calls in flight each.
+fn pipelined(corral: &Corral, time: Duration) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            clients.push(std::rc::Rc::new(
+                corral::Client::connect(&corral.socket)
+                    .await
+                    .expect("connect"),
+            ));
+        }
+        let until = Instant::now() + time;
+        let started = Instant::now();
+        let local = tokio::task::LocalSet::new();
+        let mut tasks = Vec::new();
+        for client in &clients {
+            for _ in 0..DEPTH {
+                let client = client.clone();
+                tasks.push(local.spawn_local(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        let reply = client.call("hello", "echo", vec![7; 64]).await;
+                        assert_eq!(reply.expect("echo call").len(), 64);
+                        done += 1;
+                    }
+                    done
+                }));
+            }
+        }
+        let calls: u64 = local
+            .run_until(async {
+                let mut calls = 0;
+                for task in tasks {
+                    calls += task.await.expect("caller task");
+                }
+                calls
+            })
+            .await;
+        calls as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// Bytes/s and round trip of `rounds` echoes of `size` bytes through corral.
+fn corral_echo(corral: &Corral, size: usize, rounds: usize) -> (f64, Duration) {
+    let mut client = corral.client();
+    let payload = vec![0x5a; size];
+    client.call("hello", "echo", &payload).expect("warm-up echo");
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let reply = client.call("hello", "echo", &payload).expect("echo");
+        assert_eq!(reply.len(), size);
+    }
+    let took = started.elapsed();
+    (
+        (size * rounds) as f64 / took.as_secs_f64(),
+        took / u32::try_from(rounds).expect("rounds fit u32"),
+    )
+}
+
+/// Bytes/s of `rounds` length-prefixed echoes of `size` bytes over one
+/// socketpair, echoed by a thread.
+fn raw_echo(size: usize, rounds: usize) -> f64 {
+    let (mut client, mut server) = UnixStream::pair().expect("socketpair");
+    let echo = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        loop {
+            let mut header = [0u8; 4];
+            if server.read_exact(&mut header).is_err() {
+                return;
+            }
+            buf.resize(u32::from_le_bytes(header) as usize, 0);
+            server.read_exact(&mut buf).expect("read body");
+            server.write_all(&header).expect("write header");
+            server.write_all(&buf).expect("write body");
+        }
+    });
+    let payload = vec![0x5a; size];
+    let header = u32::try_from(size).expect("size fits u32").to_le_bytes();
+    let mut reply = vec![0; size];
+    let started = Instant::now();
+    for _ in 0..rounds {
+        client.write_all(&header).expect("write header");
+        client.write_all(&payload).expect("write body");
+        let mut back = [0u8; 4];
+        client.read_exact(&mut back).expect("read header");
+        client.read_exact(&mut reply).expect("read body");
+    }
+    let rate = (size * rounds) as f64 / started.elapsed().as_secs_f64();
+    drop(client);
+    echo.join().expect("echo thread");
+    rate
+}
