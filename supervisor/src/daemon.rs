@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The supervisor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,7 @@ pub enum ServeError {
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let setup = |what| move |source| ServeError::Setup { what, source };
     ensure_std_fds()?;
+    raise_fd_limit();
     // Opened here and executed through /proc/self/fd: a worker's own uid
     // needs no path to the binary.
     let worker_exe =
@@ -228,6 +229,22 @@ fn listen(path: &Path, mode: u32, group: Option<u32>) -> Result<Listener, ServeE
         }
     }
     Ok(listener)
+}
+
+/// Raises the soft limit on open files to the hard one: each worker takes
+/// a few of the supervisor's fds (channel, pidfd, output pipe), and the
+/// usual soft limit of 1024 would cap a supervisor at a few hundred
+/// workers. Workers get their own `open_files` limit anyway.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => debug!("open files limit raised from {soft} to {hard}"),
+            Err(error) => warn!("cannot raise the open files limit from {soft}: {error}"),
+        },
+        Ok(_) => {}
+        Err(error) => warn!("cannot read the open files limit: {error}"),
+    }
 }
 
 /// Opens /dev/null on any of fds 0-2 that is closed, so that no socket of

@@ -123,7 +123,9 @@ fn pipelined(corral: &Corral, time: Duration) -> f64 {
 fn corral_echo(corral: &Corral, size: usize, rounds: usize) -> (f64, Duration) {
     let mut client = corral.client();
     let payload = vec![0x5a; size];
-    client.call("hello", "echo", &payload).expect("warm-up echo");
+    client
+        .call("hello", "echo", &payload)
+        .expect("warm-up echo");
     let started = Instant::now();
     for _ in 0..rounds {
         let reply = client.call("hello", "echo", &payload).expect("echo");
