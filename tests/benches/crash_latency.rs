@@ -1,0 +1,112 @@
+//! Crash latency: a worker is SIGKILLed while a call waits in it; how long
+//! until the caller gets its `crashed` error, and until a replacement
+//! worker is Ready (seen by polling `corral ps` through the client), beside
+//! the floor measured in the same run and mode: SIGKILL to a child
+//! process until `waitpid` returns, timed here.
+//!
+//! Runs pinned to CPU 0 unless `CORRAL_BENCH_UNPINNED=1`;
+//! `CORRAL_BENCH_CRASHES` sets the number of timed crashes (50). Prints a
+//! table and writes `target/bench/crash_latency.json`. It reports; it
+//! asserts no speed.
+
+#![allow(clippy::print_stdout, reason = "a bench prints its results")]
+
+use corral::{ErrorKind, PluginState};
+use corral_tests::bench::{self, Summary};
+use corral_tests::{Corral, send_signal};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const DEFAULT_CRASHES: usize = 50;
+
+fn main() {
+    let pinned = bench::pin_unless_unpinned();
+    let crashes = bench::count_from_env("CORRAL_BENCH_CRASHES", DEFAULT_CRASHES);
+    let corral = Corral::builder()
+        .native_with(
+            "hello",
+            "hello",
+            "[restart]\nbackoff_ms = 1\nbackoff_max_ms = 1\n",
+        )
+        .start();
+    corral.wait_ready("hello");
+
+    let mut floor = Vec::new();
+    let mut failed = Vec::new();
+    let mut replaced = Vec::new();
+    for _ in 0..crashes {
+        floor.push(kill_floor());
+        let (failed_after, replaced_after) = crash_once(&corral);
+        failed.push(failed_after);
+        replaced.push(replaced_after);
+    }
+    let rows = [
+        ("floor: SIGKILL → waitpid", Summary::of(floor)),
+        ("crash → in-flight call failed", Summary::of(failed)),
+        ("crash → replacement ready", Summary::of(replaced)),
+    ];
+    println!(
+        "corral crash latency ({}, N={crashes}; a restart backoff of 1 ms is configured)",
+        bench::mode(pinned)
+    );
+    println!("{:<32} {:>9} {:>9}", "what", "p50 ms", "p99 ms");
+    let mut results = Vec::new();
+    for (what, summary) in &rows {
+        println!(
+            "{what:<32} {:>9.3} {:>9.3}",
+            summary.p50_us / 1e3,
+            summary.p99_us / 1e3
+        );
+        results.push(serde_json::json!({
+            "what": what, "p50_us": summary.p50_us, "p99_us": summary.p99_us,
+        }));
+    }
+    let json = serde_json::json!({
+        "bench": "crash_latency", "pinned": pinned, "crashes": crashes, "results": results,
+    });
+    let path = bench::write_json("crash_latency", &json);
+    eprintln!("figures written to {}", path.display());
+}
+
+/// SIGKILL to a sleeping child until it is reaped.
+fn kill_floor() -> Duration {
+    let mut child = Command::new("sleep").arg("60").spawn().expect("sleep");
+    std::thread::sleep(Duration::from_millis(5));
+    let pid = child.id();
+    let sent = Instant::now();
+    send_signal(pid, libc::SIGKILL);
+    child.wait().expect("wait");
+    sent.elapsed()
+}
+
+/// Kills the worker while a call sleeps in it: (time until the call
+/// failed, time until a new worker was ready).
+fn crash_once(corral: &Corral) -> (Duration, Duration) {
+    let old = corral.wait_ready("hello").pid.expect("a worker");
+    let mut caller = corral.client();
+    let (started, failed) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        started.send(()).expect("main thread");
+        let error = caller
+            .call("hello", "sleep", b"10000")
+            .expect_err("the call outlived its worker");
+        assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+        Instant::now()
+    });
+    failed.recv().expect("caller thread");
+    // Let the call reach the worker.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut watcher = corral.client();
+    let sent = Instant::now();
+    send_signal(old, libc::SIGKILL);
+    let replaced = loop {
+        let plugins = watcher.list().expect("ps");
+        let hello = plugins.iter().find(|p| p.name == "hello").expect("hello");
+        if hello.state == PluginState::Ready && hello.pid.is_some_and(|pid| pid != old) {
+            break sent.elapsed();
+        }
+    };
+    let failed_at = waiter.join().expect("caller");
+    (failed_at.duration_since(sent), replaced)
+}
