@@ -1,6 +1,7 @@
 //! Crash latency: a worker is SIGKILLed while a call waits in it; how long
 //! until the caller gets its `crashed` error, and until a replacement
-//! worker is Ready (seen by polling `corral ps` through the client), beside
+//! worker is Ready (seen by polling `corral ps` through the client every
+//! 0.1 ms), beside
 //! the floor measured in the same run and mode: SIGKILL to a child
 //! process until `waitpid` returns, timed here.
 //!
@@ -106,6 +107,8 @@ fn crash_once(corral: &Corral) -> (Duration, Duration) {
         if hello.state == PluginState::Ready && hello.pid.is_some_and(|pid| pid != old) {
             break sent.elapsed();
         }
+        // Polling without a pause would take the CPU the supervisor needs.
+        std::thread::sleep(Duration::from_micros(100));
     };
     let failed_at = waiter.join().expect("caller");
     (failed_at.duration_since(sent), replaced)
