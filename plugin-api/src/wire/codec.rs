@@ -65,8 +65,19 @@ impl FrameHeader {
     }
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// Most bytes one decode may claim for the containers it builds (strings,
+/// byte buffers, lists), counted before allocating them. A frame body is at
+/// most 16 MiB by default, so a valid one claims far less; without a limit
+/// a length prefix inside a small frame could ask for terabytes, and a
+/// failed allocation aborts the process.
+const DECODE_LIMIT: usize = 256 << 20;
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT>,
+> {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
 struct VecWriter<'a>(&'a mut Vec<u8>);
@@ -256,6 +267,20 @@ mod tests {
     fn huge_length_prefix_inside_a_small_frame_does_not_allocate() {
         // variant 0 (Call), id 1, then a method string claiming u64::MAX bytes
         let body = [0u8, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_body::<ToWorker>(&body).is_err());
+    }
+
+    /// Found by fuzzing (`tests/fuzz`, target worker_frames): a string
+    /// length of 1 TiB in a 13-byte body made bincode allocate it up front,
+    /// which aborts the process when the allocation fails.
+    #[test]
+    fn a_huge_string_length_is_refused_before_allocating() {
+        // variant 0 (Call), id 1, then a method string claiming 2^40 bytes
+        let mut body = vec![0u8, 1, 0xfd];
+        body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(decode_body::<ToWorker>(&body).is_err());
+        // as a u32 length (0xfc): 4 GiB
+        let body = [0u8, 1, 0xfc, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_body::<ToWorker>(&body).is_err());
     }
 

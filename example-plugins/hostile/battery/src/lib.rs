@@ -7,6 +7,7 @@
 //! | `sleep`         | sleeps as many milliseconds as the input says              |
 //! | `garbage`       | writes an undecodable frame on the worker's channel (fd 3) |
 //! | `oversize`      | writes a frame header announcing 4 GiB on fd 3             |
+//! | `terabyte`      | writes a small frame whose bytes claim a 1 TiB length      |
 //! | `exit`          | exits the worker with the code given as text               |
 //! | `close-channel` | shuts the channel down, then hangs for a minute            |
 //! | `panic`         | panics (caught at the ABI boundary)                        |
@@ -101,6 +102,17 @@ impl Plugin for Hostile {
                 channel()
                     .write_all(&[8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8])
                     .map_err(io)?;
+                hang()
+            }
+            "terabyte" => {
+                // A small Reply frame (variant 2, id 1, Ok) whose bytes
+                // claim a length of 2^40: it must cost the supervisor
+                // nothing but this worker.
+                let mut body = vec![2u8, 1, 0, 0xfd];
+                body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+                let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+                frame.extend_from_slice(&body);
+                channel().write_all(&frame).map_err(io)?;
                 hang()
             }
             "oversize" => {
