@@ -110,7 +110,8 @@ impl Plugin for Hostile {
                 // nothing but this worker.
                 let mut body = vec![2u8, 1, 0, 0xfd];
                 body.extend_from_slice(&(1u64 << 40).to_le_bytes());
-                let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+                let len = u32::try_from(body.len()).map_err(|_| PluginError::new("too long"))?;
+                let mut frame = len.to_le_bytes().to_vec();
                 frame.extend_from_slice(&body);
                 channel().write_all(&frame).map_err(io)?;
                 hang()
