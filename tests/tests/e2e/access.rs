@@ -72,6 +72,15 @@ fn allowed_uids_call_and_only_admin_uids_control() {
         String::from_utf8_lossy(&kill.stderr).contains("may not kill plugins"),
         "{kill:?}"
     );
+    // Logs are the operator's; app uids may publish, not read them.
+    let logs = cli_as(&corral, nobody, &["logs", "hello"]);
+    assert_eq!(logs.status.code(), Some(1), "{logs:?}");
+    assert!(
+        String::from_utf8_lossy(&logs.stderr).contains("may not read the logs of plugins"),
+        "{logs:?}"
+    );
+    let publish = cli_as(&corral, nobody, &["publish", "news", "x"]);
+    assert!(publish.status.success(), "{publish:?}");
     assert_eq!(corral.plugin("hello").state, corral::PluginState::Ready);
     assert_eq!(corral.plugin("hello").restarts, 0);
 
