@@ -1060,25 +1060,8 @@ mod tests {
 
     fn info(name: &str, state: PluginState) -> PluginInfo {
         PluginInfo {
-            name: name.into(),
             version: Some("1.0.0".into()),
-            dir: format!("/p/{name}"),
-            state,
-            pid: None,
-            uptime_ms: None,
-            start_us: None,
-            generation: 0,
-            rss_bytes: None,
-            cpu_percent: None,
-            memory_limit_bytes: None,
-            restarts: 0,
-            last_exit: None,
-            error: None,
-            calls: 0,
-            errors: Vec::new(),
-            in_flight: 0,
-            latency_p50_us: None,
-            latency_p99_us: None,
+            ..PluginInfo::new(name, format!("/p/{name}"), state)
         }
     }
 

@@ -408,25 +408,8 @@ mod tests {
     /// A plugin with nothing known but its name and state.
     fn plugin(name: &str, state: PluginState) -> PluginInfo {
         PluginInfo {
-            name: name.to_owned(),
-            version: None,
-            dir: format!("/plugins/{name}"),
-            state,
-            pid: None,
-            uptime_ms: None,
-            start_us: None,
-            restarts: 0,
             generation: 1,
-            rss_bytes: None,
-            cpu_percent: None,
-            memory_limit_bytes: None,
-            last_exit: None,
-            error: None,
-            calls: 0,
-            errors: Vec::new(),
-            in_flight: 0,
-            latency_p50_us: None,
-            latency_p99_us: None,
+            ..PluginInfo::new(name, format!("/plugins/{name}"), state)
         }
     }
 

@@ -195,25 +195,9 @@ impl Registry {
     pub(crate) fn list(&self) -> Vec<PluginInfo> {
         let mut infos: Vec<PluginInfo> = self.handles().iter().map(|p| p.info()).collect();
         infos.extend(read(&self.broken).iter().map(|b| PluginInfo {
-            name: b.name.clone(),
             version: b.version.clone(),
-            dir: b.dir.display().to_string(),
-            state: PluginState::Failed,
-            pid: None,
-            uptime_ms: None,
-            start_us: None,
-            restarts: 0,
-            generation: 0,
-            rss_bytes: None,
-            cpu_percent: None,
-            memory_limit_bytes: None,
-            last_exit: None,
             error: Some(b.error.clone()),
-            calls: 0,
-            errors: Vec::new(),
-            in_flight: 0,
-            latency_p50_us: None,
-            latency_p99_us: None,
+            ..PluginInfo::new(&b.name, b.dir.display().to_string(), PluginState::Failed)
         }));
         infos.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dir.cmp(&b.dir)));
         infos

@@ -681,3 +681,31 @@ pub struct PluginInfo {
     /// 99th percentile call latency in microseconds (within 10%).
     pub latency_p99_us: Option<u64>,
 }
+
+impl PluginInfo {
+    /// A plugin in `state` of which nothing else is known (no worker, no
+    /// calls yet): the start of every status row.
+    pub fn new(name: impl Into<String>, dir: impl Into<String>, state: PluginState) -> Self {
+        Self {
+            name: name.into(),
+            version: None,
+            dir: dir.into(),
+            state,
+            pid: None,
+            uptime_ms: None,
+            start_us: None,
+            restarts: 0,
+            generation: 0,
+            rss_bytes: None,
+            cpu_percent: None,
+            memory_limit_bytes: None,
+            last_exit: None,
+            error: None,
+            calls: 0,
+            errors: Vec::new(),
+            in_flight: 0,
+            latency_p50_us: None,
+            latency_p99_us: None,
+        }
+    }
+}
