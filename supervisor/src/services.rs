@@ -7,6 +7,7 @@ use crate::bus::Bus;
 use crate::kv::{Kv, KvError};
 use crate::plugin::{PluginHandle, Spec};
 use crate::registry::Registry;
+use corral_plugin_api::abi::{OP_CALL, OP_KV_DELETE, OP_KV_GET, OP_KV_LIST, OP_KV_PUT, OP_PUBLISH};
 use corral_plugin_api::manifest::{HostGrant, check_topic};
 use corral_plugin_api::wire::EventKind;
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -24,15 +25,32 @@ pub(crate) struct Services {
     pub(crate) registry: Arc<Registry>,
     pub(crate) bus: Bus,
     /// `None` without a state folder.
-    kv: Option<Kv>,
+    kv: Option<Arc<Kv>>,
 }
+
+/// A storage operation.
+#[derive(Debug, Clone, Copy)]
+enum KvOp {
+    Get,
+    Put,
+    Delete,
+    List,
+}
+
+/// The storage services by their op prefix (`kv_get:KEY`, ...).
+const KV_OPS: [(&str, KvOp); 4] = [
+    (OP_KV_GET, KvOp::Get),
+    (OP_KV_PUT, KvOp::Put),
+    (OP_KV_DELETE, KvOp::Delete),
+    (OP_KV_LIST, KvOp::List),
+];
 
 impl Services {
     pub(crate) fn new(registry: Arc<Registry>, state_dir: Option<&std::path::Path>) -> Self {
         Self {
             bus: Bus::new(registry.clone()),
             registry,
-            kv: state_dir.map(|dir| Kv::new(dir.join("kv"))),
+            kv: state_dir.map(|dir| Arc::new(Kv::new(dir.join("kv")))),
         }
     }
 }
@@ -67,36 +85,38 @@ impl HostContext {
         op: &str,
         input: Vec<u8>,
     ) -> Result<Vec<u8>, RemoteError> {
-        let (service, arg) = op.split_once(':').unwrap_or((op, ""));
-        match service {
-            "kv_get" | "kv_put" | "kv_delete" | "kv_list" => {
-                self.allow(&HostGrant::Kv, op)?;
-                self.kv(service, arg.to_owned(), input).await
-            }
-            "publish" => {
-                self.allow(&HostGrant::Publish, op)?;
-                check_topic(arg, false).map_err(|problem| {
-                    RemoteError::new(ErrorKind::BadRequest, format!("publish {arg:?}: {problem}"))
-                })?;
-                self.services.bus.publish(self.name(), arg, input);
-                Ok(Vec::new())
-            }
-            "call" => {
-                let Some((target, method)) = arg.split_once('/') else {
-                    return Err(RemoteError::new(
-                        ErrorKind::BadRequest,
-                        format!("host service {op:?}: expected call:PLUGIN/METHOD"),
-                    ));
-                };
-                self.allow(&HostGrant::Call(target.to_owned()), op)?;
-                self.call(origin, target, method, input).await
-            }
-            _ => Err(RemoteError::new(
+        let storage = KV_OPS
+            .into_iter()
+            .find_map(|(prefix, kind)| Some((kind, op.strip_prefix(prefix)?)));
+        if let Some((kind, key)) = storage {
+            self.allow(&HostGrant::Kv, op)?;
+            self.kv(kind, key.to_owned(), input).await
+        } else if let Some(topic) = op.strip_prefix(OP_PUBLISH) {
+            self.allow(&HostGrant::Publish, op)?;
+            check_topic(topic, false).map_err(|problem| {
+                RemoteError::new(
+                    ErrorKind::BadRequest,
+                    format!("publish {topic:?}: {problem}"),
+                )
+            })?;
+            self.services.bus.publish(self.name(), topic, input);
+            Ok(Vec::new())
+        } else if let Some(call) = op.strip_prefix(OP_CALL) {
+            let Some((target, method)) = call.split_once('/') else {
+                return Err(RemoteError::new(
+                    ErrorKind::BadRequest,
+                    format!("host service {op:?}: expected call:PLUGIN/METHOD"),
+                ));
+            };
+            self.allow(&HostGrant::Call(target.to_owned()), op)?;
+            self.call(origin, target, method, input).await
+        } else {
+            Err(RemoteError::new(
                 ErrorKind::BadRequest,
                 format!(
                     "unknown host service {op:?}: expected kv_get, kv_put, kv_delete, kv_list, publish or call"
                 ),
-            )),
+            ))
         }
     }
 
@@ -116,26 +136,22 @@ impl HostContext {
         Err(RemoteError::new(ErrorKind::PermissionDenied, why))
     }
 
-    async fn kv(&self, service: &str, key: String, value: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
-        if self.services.kv.is_none() {
+    async fn kv(&self, op: KvOp, key: String, value: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+        let Some(kv) = self.services.kv.clone() else {
             return Err(RemoteError::new(
                 ErrorKind::Unavailable,
                 "storage is off: this supervisor has no state folder (--state-dir)",
             ));
-        }
-        let (services, plugin) = (self.services.clone(), self.name().to_owned());
+        };
+        let plugin = self.name().to_owned();
         let quota = self.spec.limits.storage_bytes;
-        let service = service.to_owned();
-        let result = tokio::task::spawn_blocking(move || {
-            let kv = services.kv.as_ref().expect("checked above");
-            match service.as_str() {
-                "kv_get" => kv.get(&plugin, &key),
-                "kv_put" => kv.put(&plugin, &key, &value, quota).map(|()| Vec::new()),
-                "kv_delete" => kv.delete(&plugin, &key).map(|()| Vec::new()),
-                _ => kv
-                    .list(&plugin, &key)
-                    .map(|keys| keys.join("\n").into_bytes()),
-            }
+        let result = tokio::task::spawn_blocking(move || match op {
+            KvOp::Get => kv.get(&plugin, &key),
+            KvOp::Put => kv.put(&plugin, &key, &value, quota).map(|()| Vec::new()),
+            KvOp::Delete => kv.delete(&plugin, &key).map(|()| Vec::new()),
+            KvOp::List => kv
+                .list(&plugin, &key)
+                .map(|keys| keys.join("\n").into_bytes()),
         })
         .await
         .map_err(|error| RemoteError::new(ErrorKind::Unavailable, format!("storage: {error}")))?;
