@@ -44,6 +44,7 @@
 //! give_up_after = 10      # failures in a row before state failed, 1 to 1000 (default: never)
 //! backoff_ms = 1000       # delay after the 2nd failure, doubling; 1 to 3600000
 //! backoff_max_ms = 60000  # cap of the delay; backoff_ms to 3600000
+//! spare = false           # keep a sandboxed spare worker for a fast restart
 //!
 //! [health]
 //! interval_ms = 10000     # period of the health call; 0 = none, else 100 to 3600000
@@ -171,6 +172,9 @@ pub struct RestartSettings {
     pub backoff_ms: u64,
     /// Cap of the delay. Default 60 000, `backoff_ms` to 3 600 000.
     pub backoff_max_ms: u64,
+    /// Keep a spare worker, spawned and sandboxed but with no plugin code
+    /// loaded, so that a restart only loads the plugin. Default false.
+    pub spare: bool,
 }
 
 impl Default for RestartSettings {
@@ -180,6 +184,7 @@ impl Default for RestartSettings {
             give_up_after: None,
             backoff_ms: 1_000,
             backoff_max_ms: 60_000,
+            spare: false,
         }
     }
 }
@@ -520,6 +525,7 @@ struct RawRestart {
     give_up_after: Option<Spanned<u64>>,
     backoff_ms: Option<Spanned<u64>>,
     backoff_max_ms: Option<Spanned<u64>>,
+    spare: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -779,6 +785,7 @@ fn restart_settings(raw: RawRestart) -> Result<RestartSettings, (Range<usize>, S
         give_up_after,
         backoff_ms,
         backoff_max_ms,
+        spare: raw.spare.unwrap_or(defaults.spare),
     })
 }
 
@@ -1019,6 +1026,7 @@ api = 1
                 give_up_after: Some(10),
                 backoff_ms: 1_000,
                 backoff_max_ms: 60_000,
+                spare: false,
             }
         );
         assert_eq!(manifest.health, HealthSettings::default());
@@ -1326,7 +1334,7 @@ api = 1
     #[test]
     fn restart_settings() {
         let text = format!(
-            "{GOOD}\n[restart]\npolicy = \"on-failure\"\ngive_up_after = 5\nbackoff_ms = 200\nbackoff_max_ms = 800\n"
+            "{GOOD}\n[restart]\npolicy = \"on-failure\"\ngive_up_after = 5\nbackoff_ms = 200\nbackoff_max_ms = 800\nspare = true\n"
         );
         assert_eq!(
             parse(&text).unwrap().restart,
@@ -1335,6 +1343,7 @@ api = 1
                 give_up_after: Some(5),
                 backoff_ms: 200,
                 backoff_max_ms: 800,
+                spare: true,
             }
         );
         let never = format!("{GOOD}\n[restart]\npolicy = \"never\"\n");
@@ -1663,16 +1672,21 @@ api = 1
                 Just(RestartPolicy::OnFailure),
                 Just(RestartPolicy::Never)
             ];
-            (policy, option::of(1..=1000u32), 1..=MAX_DELAY_MS).prop_flat_map(
-                |(policy, give_up_after, backoff_ms)| {
+            (
+                policy,
+                option::of(1..=1000u32),
+                1..=MAX_DELAY_MS,
+                any::<bool>(),
+            )
+                .prop_flat_map(|(policy, give_up_after, backoff_ms, spare)| {
                     (backoff_ms..=MAX_DELAY_MS).prop_map(move |backoff_max_ms| RestartSettings {
                         policy,
                         give_up_after,
                         backoff_ms,
                         backoff_max_ms,
+                        spare,
                     })
-                },
-            )
+                })
         }
 
         fn health() -> impl Strategy<Value = HealthSettings> {
@@ -1902,6 +1916,12 @@ api = 1
                 restart.backoff_max_ms.to_string(),
                 restart.backoff_max_ms == defaults.backoff_max_ms,
             );
+            key(
+                &mut out,
+                "spare",
+                restart.spare.to_string(),
+                restart.spare == defaults.spare,
+            );
 
             let health = &manifest.health;
             let defaults = HealthSettings::default();
@@ -1958,7 +1978,13 @@ api = 1
                     "wasm_fuel",
                     "storage_mb",
                 ],
-                "restart" => &["policy", "give_up_after", "backoff_ms", "backoff_max_ms"],
+                "restart" => &[
+                    "policy",
+                    "give_up_after",
+                    "backoff_ms",
+                    "backoff_max_ms",
+                    "spare",
+                ],
                 "health" => &["interval_ms", "timeout_ms", "failures"],
                 other => panic!("no table {other}"),
             }

@@ -9,25 +9,24 @@
 
 use crate::client::{
     ClientError, DEFAULT_CALL_TIMEOUT, TIMEOUT_SLACK, check_server_hello, client_hello, controlled,
-    timeout_ms, unexpected,
+    share_input, timeout_ms, unexpected, with_shared_reply,
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, Event, Message, PluginDetails, PluginInfo, Reply, Request,
-    RequestBody, Response, WireError,
+    self, Action, DEFAULT_MAX_FRAME, Event, FrameBuffer, Message, PluginDetails, PluginInfo, Reply,
+    Request, RequestBody, Response, WireError,
 };
-use interprocess::TryClone;
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
-use std::io::{BufReader, ErrorKind};
+use std::io::ErrorKind;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
 /// A blocking connection to a corral supervisor.
 pub struct Client {
-    reader: BufReader<Stream>,
-    writer: Stream,
-    read_buf: Vec<u8>,
+    stream: Stream,
+    frames: FrameBuffer,
     write_buf: Vec<u8>,
     next_id: u64,
     server: String,
@@ -48,28 +47,27 @@ impl Client {
         let name = path
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_error)?;
-        let writer = Stream::connect(name).map_err(connect_error)?;
-        let (recv, send) = (writer.try_clone().map_err(connect_error)?, writer);
+        let stream = Stream::connect(name).map_err(connect_error)?;
         let mut client = Self {
-            reader: BufReader::with_capacity(64 * 1024, recv),
-            writer: send,
-            read_buf: Vec::new(),
+            stream,
+            frames: FrameBuffer::new(DEFAULT_MAX_FRAME),
             write_buf: Vec::new(),
             next_id: 1,
             server: String::new(),
             recv_timeout: None,
             broken: false,
         };
-        wire::write_frame(
-            &mut client.writer,
+        wire::write_message(
+            unix_fd(&client.stream),
             &client_hello(),
+            None,
             &mut client.write_buf,
             DEFAULT_MAX_FRAME,
         )?;
-        if !wire::read_frame(&mut client.reader, &mut client.read_buf, DEFAULT_MAX_FRAME)? {
+        let Some(frame) = client.frames.read_frame(unix_fd(&client.stream))? else {
             return Err(ClientError::Disconnected);
-        }
-        client.server = check_server_hello(&client.read_buf)?;
+        };
+        client.server = check_server_hello(client.frames.body(&frame))?;
         Ok(client)
     }
 
@@ -269,7 +267,7 @@ impl Client {
         if self.broken {
             return Err(ClientError::Disconnected);
         }
-        self.writer.set_recv_timeout(None).map_err(WireError::Io)?;
+        self.stream.set_recv_timeout(None).map_err(WireError::Io)?;
         let id = self.send(body)?;
         let mut ended = false;
         Ok(std::iter::from_fn(move || {
@@ -310,7 +308,7 @@ impl Client {
 
     fn exchange(&mut self, body: RequestBody, wait: Duration) -> Result<Reply, ClientError> {
         if self.recv_timeout != Some(wait) {
-            self.writer
+            self.stream
                 .set_recv_timeout(Some(wait))
                 .map_err(WireError::Io)?;
             self.recv_timeout = Some(wait);
@@ -323,9 +321,11 @@ impl Client {
     fn send(&mut self, body: RequestBody) -> Result<u64, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        wire::write_frame(
-            &mut self.writer,
+        let (body, shared) = share_input(body);
+        wire::write_message(
+            unix_fd(&self.stream),
             &Request { id, body },
+            shared.as_ref(),
             &mut self.write_buf,
             DEFAULT_MAX_FRAME,
         )?;
@@ -335,10 +335,11 @@ impl Client {
     /// Reads responses until the one for request `id`.
     fn read_reply(&mut self, id: u64) -> Result<Reply, ClientError> {
         loop {
-            if !wire::read_frame(&mut self.reader, &mut self.read_buf, DEFAULT_MAX_FRAME)? {
+            let Some(frame) = self.frames.read_frame(unix_fd(&self.stream))? else {
                 return Err(ClientError::Disconnected);
-            }
-            let response: Response = wire::decode_body(&self.read_buf)?;
+            };
+            let response: Response = wire::decode_body(self.frames.body(&frame))?;
+            let response = with_shared_reply(response, frame.shared)?;
             match response {
                 Response { id: got, reply } if got == id => {
                     return match reply {
@@ -355,4 +356,10 @@ impl Client {
             }
         }
     }
+}
+
+/// The Unix socket under an interprocess stream.
+fn unix_fd(stream: &Stream) -> BorrowedFd<'_> {
+    let Stream::UdSocket(stream) = stream;
+    stream.as_fd()
 }

@@ -125,7 +125,7 @@ async fn deliver(registry: Arc<Registry>, name: String, mut queue: mpsc::Receive
         };
         let method = format!("{EVENT_METHOD_PREFIX}{}", message.topic);
         if let Err(error) = handle
-            .call(method, message.payload, None, Arc::default())
+            .call(method, message.payload.into(), None, Arc::default())
             .await
         {
             match error.kind {

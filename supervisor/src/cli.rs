@@ -950,6 +950,13 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
     }
     out += &format!("  restarts {}\n", info.restarts);
     let row = |out: &mut String, key: &str, value: &str| *out += &format!("  {key:<12} {value}\n");
+    if let Some(spare) = info.spare_pid {
+        row(
+            &mut out,
+            "spare",
+            &format!("pid {spare}, sandboxed, waiting to take over"),
+        );
+    }
     row(&mut out, "manifest", &details.manifest);
     row(&mut out, "entry", &details.entry);
     if let Some(error) = &info.error {

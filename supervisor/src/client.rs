@@ -6,7 +6,8 @@
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
     self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, Message, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, Reply, Request, RequestBody, Response, ServerHello, WireError,
+    PluginInfo, Reply, Request, RequestBody, Response, SHARED_MIN, ServerHello, SharedBytes,
+    WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -79,7 +79,7 @@ type Slots = HashMap<u64, Slot>;
 const STREAM_BUFFER: usize = 256;
 
 struct Shared {
-    writer: tokio::sync::Mutex<FrameWriter<OwnedWriteHalf>>,
+    writer: tokio::sync::Mutex<FrameWriter>,
     /// `None` once the connection is gone.
     slots: Mutex<Option<Slots>>,
     next_id: AtomicU64,
@@ -273,6 +273,7 @@ impl Client {
     /// Registers `slot` under a fresh id and sends the request.
     async fn send(&self, body: RequestBody, slot: Slot) -> Result<u64, ClientError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (body, shared) = share_input(body);
         match lock(&self.shared.slots).as_mut() {
             Some(slots) => slots.insert(id, slot),
             None => return Err(ClientError::Disconnected),
@@ -282,7 +283,7 @@ impl Client {
             .writer
             .lock()
             .await
-            .send(&Request { id, body })
+            .send_shared(&Request { id, body }, shared.as_ref())
             .await;
         if let Err(error) = sent {
             if let Some(slots) = lock(&self.shared.slots).as_mut() {
@@ -320,10 +321,11 @@ impl Drop for Client {
     }
 }
 
-async fn read_responses(mut reader: FrameReader<OwnedReadHalf>, shared: Arc<Shared>) {
+async fn read_responses(mut reader: FrameReader, shared: Arc<Shared>) {
     let failure = loop {
-        let response = match reader.next_body().await {
-            Ok(Some(body)) => wire::decode_body::<Response>(body),
+        let response = match reader.next().await {
+            Ok(Some((body, payload))) => wire::decode_body::<Response>(body)
+                .and_then(|response| with_shared_reply(response, payload)),
             Ok(None) => break ClientError::Disconnected,
             Err(error) => Err(error),
         };
@@ -451,6 +453,61 @@ pub(crate) fn client_hello() -> ClientHello {
     ClientHello {
         protocol: PROTOCOL_VERSION,
         client: format!("corral-client {}", env!("CARGO_PKG_VERSION")),
+        shared_payloads: true,
+    }
+}
+
+/// Moves a large call input into a sealed memfd sent beside the request
+/// (one copy here, none in the supervisor, none into the plugin).
+pub(crate) fn share_input(body: RequestBody) -> (RequestBody, Option<SharedBytes>) {
+    match body {
+        RequestBody::Call {
+            plugin,
+            method,
+            input,
+            timeout_ms,
+        } if input.len() >= SHARED_MIN => match SharedBytes::copy_from(&input) {
+            Ok(shared) => (
+                RequestBody::Call {
+                    plugin,
+                    method,
+                    input: Vec::new(),
+                    timeout_ms,
+                },
+                Some(shared),
+            ),
+            // Out of fds or memory: the bytes still fit in the frame.
+            Err(_) => (
+                RequestBody::Call {
+                    plugin,
+                    method,
+                    input,
+                    timeout_ms,
+                },
+                None,
+            ),
+        },
+        body => (body, None),
+    }
+}
+
+/// Puts a reply's shared payload back in the reply: only a call's reply
+/// comes that way.
+pub(crate) fn with_shared_reply(
+    response: Response,
+    shared: Option<SharedBytes>,
+) -> Result<Response, WireError> {
+    let Some(shared) = shared else {
+        return Ok(response);
+    };
+    match response.reply {
+        Reply::Called(bytes) if bytes.is_empty() => Ok(Response {
+            id: response.id,
+            reply: Reply::Called(shared.to_vec()?),
+        }),
+        _ => Err(WireError::Attachment(
+            "a shared payload with a reply that is not a call's".into(),
+        )),
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The receiving end of a plugin's orders.
 pub(crate) type Orders = mpsc::UnboundedReceiver<Order>;
@@ -71,6 +71,13 @@ struct Running {
     ready_at: Instant,
 }
 
+/// A spare worker (`[restart] spare`): spawned and sandboxed for `spec`,
+/// waiting to load the plugin when the serving worker dies.
+struct Spare {
+    standby: worker::Standby,
+    spec: Arc<Spec>,
+}
+
 /// Why a start failed.
 enum LaunchError {
     /// Worth retrying (the restart policy decides).
@@ -110,6 +117,8 @@ pub(crate) async fn run(
         dependencies,
         health: None,
         health_failures: 0,
+        spare: None,
+        making_spare: None,
     };
     controller.run(orders, shutdown).await;
 }
@@ -129,6 +138,9 @@ struct Controller {
     dependencies: Vec<Arc<PluginHandle>>,
     health: Option<Interval>,
     health_failures: u32,
+    spare: Option<Spare>,
+    /// A spare being made.
+    making_spare: Option<JoinHandle<Result<Spare, StartError>>>,
 }
 
 impl Controller {
@@ -180,6 +192,7 @@ impl Controller {
                     self.slot = permit;
                 }
                 _ = tick(&mut self.health) => self.check_health(&health_tx),
+                made = made_spare(&mut self.making_spare) => self.on_spare(made),
                 Some((pid, result)) = health_rx.recv() => self.on_health(pid, result),
                 _ = shutdown.changed() => {}
             }
@@ -310,26 +323,81 @@ impl Controller {
         self.running = Some(running);
         self.health_failures = 0;
         self.health = health_timer(spec);
+        if spec.plugin.manifest.restart.spare && self.spare.is_none() && self.making_spare.is_none()
+        {
+            let (plugin, supervision) = (self.plugin.clone(), self.supervision.clone());
+            let spec = self.plugin.spec();
+            self.making_spare = Some(tokio::spawn(async move {
+                let standby = start_spare(&plugin, &spec, &supervision).await?;
+                Ok(Spare { standby, spec })
+            }));
+        }
+    }
+
+    /// Keeps a spare that is ready, if it is still of the plugin's spec
+    /// and a worker is wanted.
+    fn on_spare(&mut self, made: Result<Result<Spare, StartError>, tokio::task::JoinError>) {
+        self.making_spare = None;
+        let name = self.plugin.name();
+        match made {
+            Ok(Ok(spare))
+                if self.want == Want::Run && Arc::ptr_eq(&spare.spec, &self.plugin.spec()) =>
+            {
+                debug!(plugin = %name, pid = spare.standby.pid(), "spare worker standing by");
+                self.plugin.status().spare_pid = Some(spare.standby.pid());
+                self.spare = Some(spare);
+            }
+            Ok(Ok(stale)) => drop(tokio::spawn(stale.standby.discard())),
+            Ok(Err(error)) => warn!(plugin = %name, "cannot make a spare worker: {error}"),
+            Err(error) => warn!(plugin = %name, "cannot make a spare worker: {error}"),
+        }
+    }
+
+    /// Ends the spare, and the one being made, if any.
+    fn drop_spare(&mut self) {
+        self.plugin.status().spare_pid = None;
+        if let Some(spare) = self.spare.take() {
+            tokio::spawn(spare.standby.discard());
+        }
+        if let Some(making) = self.making_spare.take() {
+            tokio::spawn(async move {
+                if let Ok(Ok(spare)) = making.await {
+                    spare.standby.discard().await;
+                }
+            });
+        }
     }
 
     /// Spawns a worker from `spec` and waits for it to be ready and
     /// sandboxed.
-    async fn launch(&self, spec: &Arc<Spec>) -> Result<Running, LaunchError> {
-        let name = self.plugin.name();
+    async fn launch(&mut self, spec: &Arc<Spec>) -> Result<Running, LaunchError> {
+        let name = self.plugin.name().to_owned();
         let spawned_at = Instant::now();
-        let started = start_worker(&self.plugin, spec, &self.supervision)
-            .await
-            .map_err(|failure| match failure {
-                StartError::Spawn(SpawnError::Integrity(
-                    mismatch @ IntegrityError::Mismatch { .. },
-                )) => LaunchError::Permanent(mismatch.to_string()),
-                StartError::Exited(exit) => {
-                    let why = StartError::Exited(exit.clone()).to_string();
-                    self.plugin.status().record_exit(exit);
-                    LaunchError::Failed(why)
+        let started = match self.spare.take() {
+            Some(spare) if Arc::ptr_eq(&spare.spec, spec) => {
+                self.plugin.status().spare_pid = None;
+                debug!(plugin = %name, pid = spare.standby.pid(), "activating the spare worker");
+                worker::activate(spare.standby, self.supervision.start_timeout).await
+            }
+            stale => {
+                if let Some(stale) = stale {
+                    self.spare = Some(stale);
+                    self.drop_spare();
                 }
-                other => LaunchError::Failed(other.to_string()),
-            })?;
+                start_worker(&self.plugin, spec, &self.supervision).await
+            }
+        };
+        let started = started.map_err(|failure| match failure {
+            StartError::Spawn(SpawnError::Integrity(
+                mismatch @ IntegrityError::Mismatch { .. },
+            )) => LaunchError::Permanent(mismatch.to_string()),
+            StartError::Exited(exit) => {
+                let why = StartError::Exited(exit.clone()).to_string();
+                self.plugin.status().record_exit(exit);
+                LaunchError::Failed(why)
+            }
+            other => LaunchError::Failed(other.to_string()),
+        })?;
         let pid = started.worker.pid();
         let ready_at = Instant::now();
         let layers = self.plugin.layers(spec, pid, &started.layers);
@@ -452,11 +520,13 @@ impl Controller {
                 );
             }
             Next::Stay => {
+                self.drop_spare();
                 info!(plugin = %name, "not restarted ([restart] policy)");
                 self.want = Want::Stopped;
                 self.show_idle();
             }
             Next::GiveUp(why) => {
+                self.drop_spare();
                 error!(plugin = %name, "failed: {why}");
                 self.want = Want::Failed;
                 self.plugin.status().error = Some(why);
@@ -544,14 +614,15 @@ impl Controller {
         let name = self.plugin.name().to_owned();
         let dir = self.plugin.spec().plugin.dir.clone();
         let generation = self.plugin.status().generation;
+        let plugin = self.plugin.clone();
         let failed = |why: String| {
             let message = if generation > 0 {
                 format!("reload failed, generation {generation} still serving: {why}")
             } else {
                 format!("reload failed: {why}")
             };
-            self.plugin.status().error = Some(message.clone());
-            self.plugin.event(EventKind::ReloadFailed, message.clone());
+            plugin.status().error = Some(message.clone());
+            plugin.event(EventKind::ReloadFailed, message.clone());
             RemoteError::new(ErrorKind::BadRequest, message)
         };
         let discovered = tokio::task::spawn_blocking(move || registry::load(&dir))
@@ -565,6 +636,7 @@ impl Controller {
             )));
         }
         let spec = Spec::new(discovered, &self.supervision.defaults);
+        self.drop_spare(); // made for the old files
         self.restarts
             .set_settings(spec.plugin.manifest.restart.clone());
         if self.running.is_none() {
@@ -617,8 +689,10 @@ impl Controller {
         }
     }
 
-    /// Stops the serving worker, if any, and waits for it to exit.
+    /// Stops the serving worker, if any, and waits for it to exit; ends
+    /// the spare.
     async fn stop_worker(&mut self) {
+        self.drop_spare();
         let Some(running) = self.running.take() else {
             return;
         };
@@ -662,7 +736,7 @@ impl Controller {
             let called = worker
                 .call(
                     HEALTH_METHOD.into(),
-                    Vec::new(),
+                    Vec::new().into(),
                     Instant::now(),
                     timeout,
                     false,
@@ -782,27 +856,68 @@ async fn start_worker(
         .spawner
         .spawn(plugin.command(spec, supervision))
         .await?;
-    let into_cgroup = |pid| match &plugin.cgroup {
+    worker::handshake(
+        spawned,
+        plugin.hello(spec, supervision),
+        host_context(plugin, spec, supervision),
+        supervision.max_frame,
+        supervision.start_timeout,
+        |pid| into_cgroup(plugin, spec, pid),
+    )
+    .await
+}
+
+/// Spawns a spare worker for `spec`: sandboxed, plugin not loaded.
+async fn start_spare(
+    plugin: &Arc<PluginHandle>,
+    spec: &Arc<Spec>,
+    supervision: &Supervision,
+) -> Result<worker::Standby, StartError> {
+    let spawned = supervision
+        .spawner
+        .spawn(plugin.command(spec, supervision))
+        .await?;
+    worker::stand_by(
+        spawned,
+        plugin.hello(spec, supervision),
+        host_context(plugin, spec, supervision),
+        supervision.max_frame,
+        supervision.start_timeout,
+        |pid| into_cgroup(plugin, spec, pid),
+    )
+    .await
+}
+
+fn host_context(
+    plugin: &Arc<PluginHandle>,
+    spec: &Arc<Spec>,
+    supervision: &Supervision,
+) -> HostContext {
+    HostContext {
+        plugin: plugin.clone(),
+        spec: spec.clone(),
+        services: supervision.services.clone(),
+    }
+}
+
+/// Moves a new worker into the plugin's cgroup, when one is delegated.
+fn into_cgroup(plugin: &PluginHandle, spec: &Spec, pid: u32) -> Result<(), String> {
+    match &plugin.cgroup {
         Some(cgroup) => cgroup
             .prepare(&spec.limits)
             .and_then(|()| cgroup.add(pid))
             .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
         None => Ok(()),
-    };
-    let host = HostContext {
-        plugin: plugin.clone(),
-        spec: spec.clone(),
-        services: supervision.services.clone(),
-    };
-    worker::handshake(
-        spawned,
-        plugin.hello(spec, supervision),
-        host,
-        supervision.max_frame,
-        supervision.start_timeout,
-        into_cgroup,
-    )
-    .await
+    }
+}
+
+async fn made_spare(
+    making: &mut Option<JoinHandle<Result<Spare, StartError>>>,
+) -> Result<Result<Spare, StartError>, tokio::task::JoinError> {
+    match making {
+        Some(making) => making.await,
+        None => std::future::pending().await,
+    }
 }
 
 fn health_timer(spec: &Spec) -> Option<Interval> {

@@ -1,76 +1,70 @@
-//! Async frame I/O over tokio streams: the adapters around the pure codec
-//! in `corral_plugin_api::wire`.
+//! Async frame I/O over tokio Unix streams: the adapters around the pure
+//! codec and the fd-carrying [`FrameBuffer`] in `corral_plugin_api::wire`.
 
-use corral_plugin_api::wire::{FrameHeader, HEADER_LEN, WireError, encode_frame};
+use corral_plugin_api::wire::{
+    FrameBuffer, SharedBytes, WireError, check_len, encode_frame, mark_shared, send_with_fd,
+};
 use serde::Serialize;
 use std::io;
-use std::os::fd::OwnedFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
+use tokio::io::Interest;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Reads frames from a stream.
-pub(crate) struct FrameReader<R> {
-    inner: BufReader<R>,
-    buf: Vec<u8>,
-    max: u32,
+/// Reads frames, and the shared payloads that come with them, from a
+/// stream.
+pub(crate) struct FrameReader {
+    inner: OwnedReadHalf,
+    frames: FrameBuffer,
 }
 
-impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub(crate) fn new(inner: R, max: u32) -> Self {
+impl FrameReader {
+    pub(crate) fn new(inner: OwnedReadHalf, max: u32) -> Self {
         Self {
-            inner: BufReader::with_capacity(64 * 1024, inner),
-            buf: Vec::new(),
-            max,
+            inner,
+            frames: FrameBuffer::new(max),
         }
     }
 
-    /// The next frame's body; `None` on a clean end of stream between
-    /// frames. Not cancel-safe: do not race it in `select!`.
+    /// The next frame's body and shared payload; `None` on a clean end of
+    /// stream between frames. Cancel-safe: bytes read stay buffered.
+    pub(crate) async fn next(&mut self) -> Result<Option<(&[u8], Option<SharedBytes>)>, WireError> {
+        loop {
+            if let Some(frame) = self.frames.next_frame()? {
+                return Ok(Some((self.frames.body(&frame), frame.shared)));
+            }
+            let stream = self.inner.as_ref();
+            stream.readable().await?;
+            match stream.try_io(Interest::READABLE, || self.frames.recv(stream.as_fd())) {
+                Ok(0) if self.frames.is_mid_frame() => return Err(self.frames.truncated()),
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The next frame's body, for channels that take no shared payloads.
     pub(crate) async fn next_body(&mut self) -> Result<Option<&[u8]>, WireError> {
-        let mut header = [0; HEADER_LEN];
-        let mut got = 0;
-        while got < HEADER_LEN {
-            match self.inner.read(&mut header[got..]).await? {
-                0 if got == 0 => return Ok(None),
-                0 => {
-                    return Err(WireError::Truncated {
-                        got,
-                        want: HEADER_LEN,
-                    });
-                }
-                n => got += n,
-            }
+        match self.next().await? {
+            Some((_, Some(_))) => Err(WireError::Attachment(
+                "a shared payload where none is allowed".into(),
+            )),
+            Some((body, None)) => Ok(Some(body)),
+            None => Ok(None),
         }
-        let header = FrameHeader::parse(header, self.max)?;
-        if self.buf.capacity() > 1024 * 1024 {
-            self.buf = Vec::new(); // do not keep a large payload's buffer around
-        }
-        self.buf.clear();
-        self.buf.resize(header.body_len, 0);
-        let mut got = 0;
-        while got < header.body_len {
-            match self.inner.read(&mut self.buf[got..]).await? {
-                0 => {
-                    return Err(WireError::Truncated {
-                        got,
-                        want: header.body_len,
-                    });
-                }
-                n => got += n,
-            }
-        }
-        Ok(Some(&self.buf))
     }
 }
 
 /// Writes frames to a stream.
-pub(crate) struct FrameWriter<W> {
-    inner: W,
+pub(crate) struct FrameWriter {
+    inner: OwnedWriteHalf,
     buf: Vec<u8>,
     max: u32,
 }
 
-impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    pub(crate) fn new(inner: W, max: u32) -> Self {
+impl FrameWriter {
+    pub(crate) fn new(inner: OwnedWriteHalf, max: u32) -> Self {
         Self {
             inner,
             buf: Vec::new(),
@@ -79,26 +73,64 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// The stream, for writing on without this buffer.
-    pub(crate) fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> OwnedWriteHalf {
         self.inner
     }
 
     /// Encodes `message` and writes it as one frame.
     pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Result<(), WireError> {
+        self.send_shared(message, None).await
+    }
+
+    /// Encodes `message` and writes it as one frame, with `shared` as its
+    /// payload when given (the message's own payload bytes left empty).
+    pub(crate) async fn send_shared<T: Serialize>(
+        &mut self,
+        message: &T,
+        shared: Option<&SharedBytes>,
+    ) -> Result<(), WireError> {
+        check_len(shared, self.max)?;
         self.buf.clear();
         encode_frame(message, &mut self.buf, self.max)?;
-        self.inner.write_all(&self.buf).await?;
+        if shared.is_some() {
+            mark_shared(&mut self.buf);
+        }
+        write_frame(&self.inner, &self.buf, shared.map(|shared| shared.as_fd())).await?;
         if self.buf.capacity() > 1024 * 1024 {
-            self.buf = Vec::new(); // do not keep a large payload's buffer around
+            self.buf = Vec::new(); // do not keep a large frame's buffer around
         }
         Ok(())
     }
 }
 
+/// Writes one encoded frame, `fd` attached to its first byte.
+pub(crate) async fn write_frame(
+    stream: &OwnedWriteHalf,
+    frame: &[u8],
+    mut fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let stream = stream.as_ref();
+    let mut sent = 0;
+    while sent < frame.len() {
+        stream.writable().await?;
+        match stream.try_io(Interest::WRITABLE, || {
+            send_with_fd(stream.as_fd(), &frame[sent..], fd)
+        }) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                sent += n;
+                fd = None; // it went with the first bytes
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// Turns an accepted or connected interprocess local socket into tokio's
 /// own `UnixStream`. interprocess names, binds and connects the socket;
-/// tokio's stream does the per-frame I/O, and unlike interprocess's reader
-/// it skips the extra `EAGAIN` read after a short read.
+/// tokio's stream does the per-frame I/O.
 pub(crate) fn unix_stream(
     stream: interprocess::local_socket::tokio::Stream,
 ) -> io::Result<tokio::net::UnixStream> {

@@ -19,11 +19,14 @@
 #![warn(missing_docs)]
 #![warn(clippy::print_stdout)]
 
+#[cfg(target_os = "linux")]
 pub mod blocking;
+#[cfg(target_os = "linux")]
 mod client;
 pub mod clock;
 mod config;
 mod deps;
+#[cfg(target_os = "linux")]
 mod framed;
 mod paths;
 pub mod settings;
@@ -57,6 +60,8 @@ mod metrics;
 #[cfg(target_os = "linux")]
 mod output;
 #[cfg(target_os = "linux")]
+mod payload;
+#[cfg(target_os = "linux")]
 mod plugin;
 #[cfg(target_os = "linux")]
 mod prometheus;
@@ -79,6 +84,7 @@ mod watcher;
 #[cfg(target_os = "linux")]
 mod worker;
 
+#[cfg(target_os = "linux")]
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription};
 pub use config::ServeConfig;
 pub use corral_plugin_api::wire::{

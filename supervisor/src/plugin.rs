@@ -8,6 +8,7 @@ use crate::events::Events;
 use crate::limits::Defaults;
 use crate::logfile::LogFile;
 use crate::metrics::CallMetrics;
+use crate::payload::Payload;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
 use crate::services::{Chain, Services};
@@ -57,6 +58,8 @@ pub(crate) struct Status {
     pub(crate) error: Option<String>,
     /// The sandbox layers of the current or last worker.
     pub(crate) layers: Vec<Layer>,
+    /// The spare worker standing by.
+    pub(crate) spare_pid: Option<u32>,
 }
 
 impl Status {
@@ -174,6 +177,7 @@ impl PluginHandle {
                 exits: VecDeque::new(),
                 error: None,
                 layers: Vec::new(),
+                spare_pid: None,
             }),
             route: watch::Sender::new(Route::Starting),
             orders,
@@ -248,6 +252,7 @@ impl PluginHandle {
             in_flight: calls.in_flight,
             latency_p50_us: calls.p50_us,
             latency_p99_us: calls.p99_us,
+            spare_pid: status.spare_pid,
         }
     }
 
@@ -302,10 +307,10 @@ impl PluginHandle {
     pub(crate) async fn call(
         &self,
         method: String,
-        input: Vec<u8>,
+        input: Payload,
         caller_timeout: Option<Duration>,
         chain: Chain,
-    ) -> Result<Vec<u8>, RemoteError> {
+    ) -> Result<Payload, RemoteError> {
         let in_flight = self.metrics.begin();
         let result = self.route_call(method, input, caller_timeout, chain).await;
         in_flight.finish(result.as_ref().err().map(|error| error.kind));
@@ -315,10 +320,10 @@ impl PluginHandle {
     async fn route_call(
         &self,
         method: String,
-        input: Vec<u8>,
+        input: Payload,
         caller_timeout: Option<Duration>,
         chain: Chain,
-    ) -> Result<Vec<u8>, RemoteError> {
+    ) -> Result<Payload, RemoteError> {
         let started = tokio::time::Instant::now();
         let plugin_deadline = Duration::from_millis(self.spec().limits.call_timeout_ms);
         let (budget, kill_on_timeout) = match caller_timeout {
@@ -450,6 +455,7 @@ impl PluginHandle {
             memory_bytes: spec.limits.memory_bytes,
             cache_dir: self.cache_dir.as_ref().map(|dir| dir.display().to_string()),
             wasm_fuel: spec.limits.wasm_fuel,
+            standby: false,
         }
     }
 

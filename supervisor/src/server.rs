@@ -10,20 +10,20 @@ use crate::controller::Order;
 use crate::events::Events;
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use crate::logfile::LogFile;
+use crate::payload::Payload;
 use crate::plugin::PluginHandle;
 use crate::registry::Registry;
 use crate::services::{Chain, Services};
 use corral_plugin_api::manifest::check_topic;
 use corral_plugin_api::wire::{
     self, Action, ClientHello, EventKind, Message, PROTOCOL_VERSION, Reply, Request, RequestBody,
-    Response, ServerHello,
+    Response, ServerHello, SharedBytes,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::{Listener, Stream as Connection};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
@@ -72,7 +72,22 @@ impl Access {
     }
 }
 
-type Writer = Arc<Mutex<FrameWriter<OwnedWriteHalf>>>;
+type Writer = Arc<Mutex<FrameWriter>>;
+
+/// A reply, with the shared payload that goes with it.
+struct Answer {
+    reply: Reply,
+    shared: Option<SharedBytes>,
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Self {
+        Self {
+            reply,
+            shared: None,
+        }
+    }
+}
 
 impl Server {
     /// Accepts connections until the task is dropped.
@@ -104,14 +119,15 @@ impl Server {
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(read, self.max_frame);
         let writer: Writer = Arc::new(Mutex::new(FrameWriter::new(write, self.max_frame)));
-        match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return refuse(&writer, error).await,
-            Err(_) => {
-                let error = RemoteError::new(ErrorKind::Protocol, "no hello within 5 s");
-                return refuse(&writer, error).await;
-            }
-        }
+        let shared_replies =
+            match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
+                Ok(Ok(shared_replies)) => shared_replies,
+                Ok(Err(error)) => return refuse(&writer, error).await,
+                Err(_) => {
+                    let error = RemoteError::new(ErrorKind::Protocol, "no hello within 5 s");
+                    return refuse(&writer, error).await;
+                }
+            };
         let Some(role) = role else {
             warn!(uid = peer, "refused a client: uid {peer} is not allowed");
             self.events.record(
@@ -134,14 +150,14 @@ impl Server {
         // Dropped when this connection ends: its streams stop.
         let (_open, open) = watch::channel(());
         loop {
-            let request = match reader.next_body().await {
-                Ok(Some(body)) => wire::decode_body::<Request>(body),
+            let (request, shared) = match reader.next().await {
+                Ok(Some((body, shared))) => (wire::decode_body::<Request>(body), shared),
                 Ok(None) => return,
                 Err(wire::WireError::Io(error)) => {
                     debug!("client read failed: {error}");
                     return;
                 }
-                Err(error) => Err(error),
+                Err(error) => (Err(error), None),
             };
             let request = match request {
                 Ok(request) => request,
@@ -166,8 +182,9 @@ impl Server {
                     id: request.id,
                     writer,
                     open,
+                    shared_replies,
                 };
-                let reply = match admin_only.filter(|_| role == Role::App) {
+                let answer = match admin_only.filter(|_| role == Role::App) {
                     Some(what) => {
                         warn!(uid = peer, "refused `{what}`: not an admin uid");
                         server.events.record(
@@ -182,35 +199,34 @@ impl Server {
                                 "uid {peer} may not {what} plugins (admin_uids in corral.toml)"
                             ),
                         ))
+                        .into()
                     }
-                    None => match server.reply(request.body, &stream).await {
-                        Ok(Some(reply)) => reply,
+                    None => match server.reply(request.body, shared, &stream).await {
+                        Ok(Some(answer)) => answer,
                         Ok(None) => return drop(permit), // a stream, ended
-                        Err(error) => Reply::Error(error),
+                        Err(error) => Reply::Error(error).into(),
                     },
                 };
-                stream.send(reply).await;
+                stream.answer(answer).await;
                 drop(permit);
             });
         }
     }
 
-    /// Reads the client's hello and answers with ours.
-    async fn greet(
-        &self,
-        reader: &mut FrameReader<OwnedReadHalf>,
-        writer: &Writer,
-    ) -> Result<(), RemoteError> {
+    /// Reads the client's hello and answers with ours; returns whether
+    /// the client takes shared payloads.
+    async fn greet(&self, reader: &mut FrameReader, writer: &Writer) -> Result<bool, RemoteError> {
         let protocol_error = |message: String| RemoteError::new(ErrorKind::Protocol, message);
         let body = reader
             .next_body()
             .await
             .map_err(|e| protocol_error(format!("bad hello: {e}")))?
             .ok_or_else(|| protocol_error("closed before hello".into()))?;
-        let theirs = match wire::decode_body::<ClientHello>(body) {
-            Ok(hello) => hello.protocol,
+        let (theirs, shared_replies) = match wire::decode_body::<ClientHello>(body) {
+            Ok(hello) => (hello.protocol, hello.shared_payloads),
             Err(error) => wire::decode_prefix::<u32>(body)
                 .filter(|&p| p != PROTOCOL_VERSION)
+                .map(|protocol| (protocol, false))
                 .ok_or_else(|| protocol_error(format!("bad hello: {error}")))?,
         };
         let hello = ServerHello {
@@ -229,7 +245,7 @@ impl Server {
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        Ok(())
+        Ok(shared_replies)
     }
 
     /// The answer to `request`; `None` when it was a stream, whose
@@ -237,9 +253,16 @@ impl Server {
     async fn reply(
         &self,
         request: RequestBody,
+        shared: Option<SharedBytes>,
         stream: &Stream,
-    ) -> Result<Option<Reply>, RemoteError> {
-        Ok(Some(match request {
+    ) -> Result<Option<Answer>, RemoteError> {
+        if shared.is_some() && !matches!(request, RequestBody::Call { .. }) {
+            return Err(RemoteError::new(
+                ErrorKind::BadRequest,
+                "only a call's input may be a shared payload",
+            ));
+        }
+        Ok(Some(Answer::from(match request {
             RequestBody::Call {
                 plugin,
                 method,
@@ -252,11 +275,16 @@ impl Server {
                 let timeout =
                     (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
                 let handle = self.plugin(&plugin)?;
-                Reply::Called(
-                    handle
-                        .call(method, input, timeout, Chain::default())
-                        .await?,
-                )
+                let input = Payload::received(input, shared)
+                    .map_err(|error| RemoteError::new(ErrorKind::BadRequest, error.to_string()))?;
+                let reply = handle
+                    .call(method, input, timeout, Chain::default())
+                    .await?;
+                let (bytes, shared) = reply.for_frame(stream.shared_replies)?;
+                return Ok(Some(Answer {
+                    reply: Reply::Called(bytes),
+                    shared,
+                }));
             }
             RequestBody::Publish { topic, payload } => {
                 check_topic(&topic, false).map_err(|problem| {
@@ -303,7 +331,7 @@ impl Server {
             RequestBody::Inspect { plugin } => {
                 Reply::Inspected(Box::new(self.plugin(&plugin)?.details()))
             }
-        }))
+        })))
     }
 
     fn plugin(&self, name: &str) -> Result<Arc<PluginHandle>, RemoteError> {
@@ -361,6 +389,8 @@ struct Stream {
     id: u64,
     writer: Writer,
     open: watch::Receiver<()>,
+    /// The client takes shared payloads (sealed memfds) in replies.
+    shared_replies: bool,
 }
 
 /// Log lines per [`Reply::Logs`] chunk.
@@ -369,8 +399,23 @@ const LOG_CHUNK: usize = 512;
 impl Stream {
     /// Sends one reply; false when the client is gone.
     async fn send(&self, reply: Reply) -> bool {
-        let response = Response { id: self.id, reply };
-        match self.writer.lock().await.send(&response).await {
+        self.answer(reply.into()).await
+    }
+
+    /// Sends one reply with its shared payload; false when the client is
+    /// gone.
+    async fn answer(&self, answer: Answer) -> bool {
+        let response = Response {
+            id: self.id,
+            reply: answer.reply,
+        };
+        let sent = self
+            .writer
+            .lock()
+            .await
+            .send_shared(&response, answer.shared.as_ref())
+            .await;
+        match sent {
             Ok(()) => true,
             Err(error) => {
                 debug!("cannot answer client: {error}");

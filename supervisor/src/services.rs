@@ -207,8 +207,14 @@ impl HostContext {
         let left = origin.deadline.saturating_duration_since(Instant::now());
         let budget = (left * 9 / 10).max(Duration::from_millis(1));
         handle
-            .call(method.to_owned(), input, Some(budget), Arc::new(chain))
-            .await
+            .call(
+                method.to_owned(),
+                input.into(),
+                Some(budget),
+                Arc::new(chain),
+            )
+            .await?
+            .into_bytes()
     }
 }
 

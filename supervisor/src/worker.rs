@@ -8,11 +8,12 @@
 
 use crate::exit::{exit_info, with_output};
 use crate::framed::{FrameReader, FrameWriter};
+use crate::payload::Payload;
 use crate::services::{Chain, HostContext, Origin};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
     self, Call, ExitCause, ExitInfo, FromWorker, Hello, HostCall, Layer, Outcome, PROTOCOL_VERSION,
-    ToWorker, WireError, encode_frame,
+    SharedBytes, ToWorker, WireError, encode_frame, mark_shared,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -23,16 +24,22 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
-type ReplySlot = oneshot::Sender<Result<Vec<u8>, RemoteError>>;
+type ReplySlot = oneshot::Sender<Result<Payload, RemoteError>>;
+
+/// An encoded frame for the writer task, with the shared payload that goes
+/// with it.
+struct Outgoing {
+    frame: Vec<u8>,
+    shared: Option<SharedBytes>,
+}
 
 /// A worker's process, watched through its pidfd.
 pub(crate) struct Process {
@@ -132,10 +139,10 @@ struct Pending {
 /// What became of a call handed to a worker.
 pub(crate) enum Called {
     /// The worker answered, failed or timed out.
-    Done(Result<Vec<u8>, RemoteError>),
+    Done(Result<Payload, RemoteError>),
     /// The worker was retired before the call was queued: send it to the
     /// worker that replaced it.
-    Retired { method: String, input: Vec<u8> },
+    Retired { method: String, input: Payload },
 }
 
 /// The call side of a running worker, shared by every caller.
@@ -146,7 +153,7 @@ pub(crate) struct Worker {
     plugin: Arc<str>,
     pid: u32,
     max_frame: u32,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
     /// Notified when the worker is condemned (a missed call deadline, the
@@ -189,7 +196,7 @@ impl Worker {
     pub(crate) async fn call(
         &self,
         method: String,
-        input: Vec<u8>,
+        input: Payload,
         started: Instant,
         budget: Duration,
         kill_on_timeout: bool,
@@ -199,6 +206,10 @@ impl Worker {
         let deadline = started + budget;
         let left = deadline.saturating_duration_since(Instant::now());
         let deadline_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
+        let (input, shared) = match input.for_frame(true) {
+            Ok(parts) => parts,
+            Err(error) => return Called::Done(Err(error)),
+        };
         let call = Call {
             id,
             method,
@@ -207,9 +218,14 @@ impl Worker {
         };
         let mut frame = Vec::new();
         let message = ToWorker::Call(call);
-        if let Err(error) = encode_frame(&message, &mut frame, self.max_frame) {
+        let encoded = wire::check_len(shared.as_ref(), self.max_frame)
+            .and_then(|()| encode_frame(&message, &mut frame, self.max_frame));
+        if let Err(error) = encoded {
             let message = format!("plugin `{}`: {error}", self.plugin);
             return Called::Done(Err(RemoteError::new(ErrorKind::BadRequest, message)));
+        }
+        if shared.is_some() {
+            mark_shared(&mut frame);
         }
         let (slot, reply) = oneshot::channel();
         {
@@ -220,9 +236,13 @@ impl Worker {
                 let ToWorker::Call(call) = message else {
                     unreachable!("built as a call above")
                 };
+                let input = match shared {
+                    Some(shared) => Payload::Shared(shared),
+                    None => Payload::Bytes(call.input),
+                };
                 return Called::Retired {
                     method: call.method,
-                    input: call.input,
+                    input,
                 };
             }
             if let Some(error) = &pending.closed {
@@ -236,7 +256,7 @@ impl Worker {
                     deadline,
                 },
             );
-            let _ = self.outgoing.send(frame);
+            let _ = self.outgoing.send(Outgoing { frame, shared });
         }
         let _guard = SlotGuard { worker: self, id };
         Called::Done(match timeout_at(deadline, reply).await {
@@ -324,11 +344,14 @@ impl Worker {
     fn send(&self, message: &ToWorker) -> Result<(), WireError> {
         let mut frame = Vec::new();
         encode_frame(message, &mut frame, self.max_frame)?;
-        let _ = self.outgoing.send(frame);
+        let _ = self.outgoing.send(Outgoing {
+            frame,
+            shared: None,
+        });
         Ok(())
     }
 
-    fn complete(&self, id: u64, result: Result<Vec<u8>, RemoteError>) {
+    fn complete(&self, id: u64, result: Result<Payload, RemoteError>) {
         if let Some(slot) = self.pending().calls.remove(&id) {
             let _ = slot.reply.send(result); // the caller may have given up
         }
@@ -400,13 +423,43 @@ pub(crate) enum StartError {
 pub(crate) struct Started {
     pub(crate) worker: Arc<Worker>,
     pub(crate) process: Process,
-    reader: FrameReader<OwnedReadHalf>,
+    reader: FrameReader,
     /// The task logging the worker's output; ends with its last lines.
     output: JoinHandle<Vec<String>>,
     /// The sandbox layers the worker reported (checked from outside too).
     pub(crate) layers: Vec<Layer>,
     /// What its host calls are served with.
     host: HostContext,
+}
+
+/// A spawned worker that has been sent its `Hello`, between the steps of
+/// the handshake.
+struct Greeted {
+    process: Process,
+    reader: FrameReader,
+    writer: FrameWriter,
+    output: JoinHandle<Vec<String>>,
+    plugin: Arc<str>,
+    host: HostContext,
+    max_frame: u32,
+}
+
+/// A spare worker: spawned, sandboxed and waiting, with no plugin code
+/// loaded yet, until [`activate`] has it load the plugin.
+pub(crate) struct Standby(Greeted);
+
+impl Standby {
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.process.pid()
+    }
+
+    /// Ends the spare: kills its process group and reaps it.
+    pub(crate) async fn discard(self) {
+        let Greeted {
+            process, output, ..
+        } = self.0;
+        let _ = refuse(process, output, Some(ExitCause::Stopped), String::new()).await;
+    }
 }
 
 /// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
@@ -421,6 +474,65 @@ pub(crate) async fn handshake(
     start_timeout: Duration,
     before_hello: impl FnOnce(u32) -> Result<(), String>,
 ) -> Result<Started, StartError> {
+    let deadline = Instant::now() + start_timeout;
+    let greeted = greet(spawned, hello, host, max_frame, before_hello).await?;
+    until_ready(greeted, deadline, start_timeout).await
+}
+
+/// Like [`handshake`], for a spare: the worker applies its sandbox and
+/// then waits, without loading the plugin, until it is activated.
+pub(crate) async fn stand_by(
+    spawned: SpawnedWorker,
+    mut hello: Hello,
+    host: HostContext,
+    max_frame: u32,
+    start_timeout: Duration,
+    before_hello: impl FnOnce(u32) -> Result<(), String>,
+) -> Result<Standby, StartError> {
+    hello.standby = true;
+    let mut greeted = greet(spawned, hello, host, max_frame, before_hello).await?;
+    let waited = timeout(start_timeout, async {
+        let body = greeted
+            .reader
+            .next_body()
+            .await?
+            .ok_or(WireError::Truncated { got: 0, want: 1 })?;
+        wire::decode_body::<FromWorker>(body)
+    })
+    .await;
+    let (verdict, why) = match waited {
+        Ok(Ok(FromWorker::Standby)) => return Ok(Standby(greeted)),
+        Ok(other) => failure(other, "Standby"),
+        Err(_) => (
+            Some(ExitCause::StartDeadline),
+            format!("no Standby within {} ms", start_timeout.as_millis()),
+        ),
+    };
+    Err(refuse(greeted.process, greeted.output, verdict, why).await)
+}
+
+/// Has a spare load its plugin and waits for `Ready`.
+pub(crate) async fn activate(
+    standby: Standby,
+    start_timeout: Duration,
+) -> Result<Started, StartError> {
+    let deadline = Instant::now() + start_timeout;
+    let mut greeted = standby.0;
+    if let Err(error) = greeted.writer.send(&ToWorker::Activate).await {
+        let why = format!("cannot activate the spare: {error}");
+        return Err(refuse(greeted.process, greeted.output, None, why).await);
+    }
+    until_ready(greeted, deadline, start_timeout).await
+}
+
+/// Starts watching a spawned worker and sends it `hello`.
+async fn greet(
+    spawned: SpawnedWorker,
+    hello: Hello,
+    host: HostContext,
+    max_frame: u32,
+    before_hello: impl FnOnce(u32) -> Result<(), String>,
+) -> Result<Greeted, StartError> {
     let process = Process::new(spawned.pid, spawned.pidfd).map_err(StartError::Setup)?;
     let plugin: Arc<str> = hello.plugin.as_str().into();
     let output = tokio::spawn(crate::output::forward(
@@ -432,18 +544,51 @@ pub(crate) async fn handshake(
     if let Err(problem) = before_hello(process.pid()) {
         return Err(refuse(process, output, Some(ExitCause::Sandbox), problem).await);
     }
-    spawned
-        .channel
-        .set_nonblocking(true)
-        .map_err(StartError::Setup)?;
-    let channel = tokio::net::UnixStream::from_std(spawned.channel).map_err(StartError::Setup)?;
-    let (read_half, write_half) = channel.into_split();
-    let mut reader = FrameReader::new(read_half, max_frame);
+    let setup = || -> io::Result<_> {
+        spawned.channel.set_nonblocking(true)?;
+        Ok(tokio::net::UnixStream::from_std(spawned.channel)?.into_split())
+    };
+    let (read_half, write_half) = match setup() {
+        Ok(halves) => halves,
+        Err(error) => {
+            let why = format!("worker setup failed: {error}");
+            return Err(refuse(process, output, Some(ExitCause::Sandbox), why).await);
+        }
+    };
     let mut writer = FrameWriter::new(write_half, max_frame);
+    if let Err(error) = writer.send(&hello).await {
+        // The worker died at once: its exit status says why.
+        debug!(pid = process.pid(), "cannot send hello: {error}");
+        return Err(refuse(process, output, None, String::new()).await);
+    }
+    Ok(Greeted {
+        process,
+        reader: FrameReader::new(read_half, max_frame),
+        writer,
+        output,
+        plugin,
+        host,
+        max_frame,
+    })
+}
 
-    let deadline = Instant::now() + start_timeout;
+/// Waits for `Ready`, serving the host calls the plugin's `init` makes,
+/// and checks the sandbox from outside.
+async fn until_ready(
+    greeted: Greeted,
+    deadline: Instant,
+    start_timeout: Duration,
+) -> Result<Started, StartError> {
+    let Greeted {
+        process,
+        mut reader,
+        mut writer,
+        output,
+        plugin,
+        host,
+        max_frame,
+    } = greeted;
     let first = async {
-        writer.send(&hello).await?;
         loop {
             let body = reader
                 .next_body()
@@ -481,7 +626,8 @@ pub(crate) async fn handshake(
             }
         }
     };
-    let failure = match timeout_at(deadline, first).await {
+    let answer = timeout_at(deadline, first).await;
+    let (verdict, why) = match answer {
         Ok(Ok(FromWorker::Ready(ready))) if ready.protocol == PROTOCOL_VERSION => 'ready: {
             if let Err(problem) = crate::sandbox::verify(process.pid()) {
                 break 'ready (Some(ExitCause::Sandbox), problem);
@@ -515,30 +661,40 @@ pub(crate) async fn handshake(
                 ready.protocol
             ),
         ),
-        Ok(Ok(FromWorker::Failed { message })) => (None, message),
-        // Plugin code (a library constructor) broke the sandbox at load time;
-        // the worker dies by SIGSYS on its own.
-        Ok(Ok(FromWorker::Violation { syscall })) => (
-            Some(ExitCause::Seccomp),
-            format!("forbidden syscall {}", crate::syscalls::describe(syscall)),
-        ),
-        Ok(Ok(other)) => (
-            Some(ExitCause::ProtocolViolation),
-            format!("protocol violation: expected Ready, got {}", other.name()),
-        ),
-        // The worker died before answering: its exit status says why.
-        Ok(Err(WireError::Truncated { .. } | WireError::Io(_))) => (None, String::new()),
-        Ok(Err(error)) => (
-            Some(ExitCause::ProtocolViolation),
-            format!("protocol violation: {error}"),
-        ),
+        Ok(other) => failure(other, "Ready"),
         Err(_) => (
             Some(ExitCause::StartDeadline),
             format!("no Ready within {} ms", start_timeout.as_millis()),
         ),
     };
-    let (verdict, why) = failure;
     Err(refuse(process, output, verdict, why).await)
+}
+
+/// Why a worker answered a handshake step with something other than
+/// `expected`, and the supervisor's verdict if it has one.
+fn failure(answer: Result<FromWorker, WireError>, expected: &str) -> (Option<ExitCause>, String) {
+    match answer {
+        Ok(FromWorker::Failed { message }) => (None, message),
+        // Plugin code (a library constructor) broke the sandbox at load
+        // time; the worker dies by SIGSYS on its own.
+        Ok(FromWorker::Violation { syscall }) => (
+            Some(ExitCause::Seccomp),
+            format!("forbidden syscall {}", crate::syscalls::describe(syscall)),
+        ),
+        Ok(other) => (
+            Some(ExitCause::ProtocolViolation),
+            format!(
+                "protocol violation: expected {expected}, got {}",
+                other.name()
+            ),
+        ),
+        // The worker died before answering: its exit status says why.
+        Err(WireError::Truncated { .. } | WireError::Io(_)) => (None, String::new()),
+        Err(error) => (
+            Some(ExitCause::ProtocolViolation),
+            format!("protocol violation: {error}"),
+        ),
+    }
 }
 
 /// Ends a worker that did not start: kills it when the supervisor has a
@@ -716,12 +872,13 @@ fn too_large(error: &WireError) -> RemoteError {
 /// Writes queued frames to the worker, in order, until the queue closes
 /// (the worker handle is gone) or the channel breaks (the worker is dying).
 async fn write_frames(
-    mut channel: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    channel: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
     plugin: Arc<str>,
 ) {
-    while let Some(frame) = queue.recv().await {
-        if let Err(error) = channel.write_all(&frame).await {
+    while let Some(Outgoing { frame, shared }) = queue.recv().await {
+        let fd = shared.as_ref().map(AsFd::as_fd);
+        if let Err(error) = crate::framed::write_frame(&channel, &frame, fd).await {
             debug!(plugin = %plugin, "channel write failed: {error}");
             return;
         }
@@ -731,13 +888,13 @@ async fn write_frames(
 /// Delivers replies until end of stream (`None`) or a protocol violation
 /// (`Some(reason)`).
 async fn read_replies(
-    mut reader: FrameReader<OwnedReadHalf>,
+    mut reader: FrameReader,
     worker: Arc<Worker>,
     host: HostContext,
 ) -> Option<String> {
     loop {
-        let body = match reader.next_body().await {
-            Ok(Some(body)) => body,
+        let (body, shared) = match reader.next().await {
+            Ok(Some(frame)) => frame,
             Ok(None) => return None,
             Err(WireError::Io(error)) => {
                 debug!(plugin = %worker.plugin, "channel read failed: {error}");
@@ -745,24 +902,35 @@ async fn read_replies(
             }
             Err(error) => return Some(error.to_string()),
         };
-        match wire::decode_body::<FromWorker>(body) {
-            Ok(FromWorker::Reply { id, outcome }) => worker.complete(
-                id,
-                match outcome {
-                    Outcome::Ok(bytes) => Ok(bytes),
+        match (wire::decode_body::<FromWorker>(body), shared) {
+            (Ok(FromWorker::Reply { id, outcome }), shared) => {
+                let result = match outcome {
+                    Outcome::Ok(bytes) => match Payload::received(bytes, shared) {
+                        Ok(payload) => Ok(payload),
+                        Err(error) => return Some(error.to_string()),
+                    },
+                    Outcome::Err(_) if shared.is_some() => {
+                        return Some("a shared payload with an error reply".into());
+                    }
                     Outcome::Err(error) => Err(error),
-                },
-            ),
-            Ok(FromWorker::Pong { .. }) => {}
-            Ok(FromWorker::HostCall(call)) => {
+                };
+                worker.complete(id, result);
+            }
+            (_, Some(_)) => return Some("a shared payload with a frame that has none".into()),
+            (Ok(FromWorker::Pong { .. }), None) => {}
+            (Ok(FromWorker::HostCall(call)), None) => {
                 if !worker.serve_host_call(&host, call) {
                     return Some(format!("more than {MAX_HOST_CALLS} host calls in flight"));
                 }
             }
             // The worker dies by SIGSYS right after this.
-            Ok(FromWorker::Violation { syscall }) => worker.pending().violation = Some(syscall),
-            Ok(other) => return Some(format!("unexpected {} frame after Ready", other.name())),
-            Err(error) => return Some(error.to_string()),
+            (Ok(FromWorker::Violation { syscall }), None) => {
+                worker.pending().violation = Some(syscall);
+            }
+            (Ok(other), None) => {
+                return Some(format!("unexpected {} frame after Ready", other.name()));
+            }
+            (Err(error), None) => return Some(error.to_string()),
         }
     }
 }

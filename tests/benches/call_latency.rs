@@ -4,6 +4,13 @@
 //! length prefix, through one hop (client ⇄ echo) and two (client ⇄ relay ⇄
 //! echo), every hop a real process.
 //!
+//! Beside them, for comparison, hashicorp go-plugin 1.0.1's own echo over
+//! net/rpc (on yamux, over a Unix socket), one hop: a Go client and plugin
+//! built offline from Debian's packages by `tests/goplugin/build.sh` (which
+//! apt-get installs them when missing and it may), timed by the Go client
+//! itself the same way and reported to this bench as one JSON line. When it
+//! cannot be built the row is skipped with a note on stderr.
+//!
 //! Runs pinned to CPU 0 (every child inherits it) unless
 //! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_CALLS` sets the number of timed
 //! calls. Prints a table and writes the figures to
@@ -20,7 +27,8 @@ use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 const MESSAGE_LEN: u8 = 64;
@@ -28,6 +36,7 @@ const WARMUP: usize = 2_000;
 const DEFAULT_CALLS: usize = 20_000;
 const ROLE_ENV: &str = "CORRAL_BENCH_ROLE";
 const FDS_ENV: &str = "CORRAL_BENCH_FDS";
+const GO_PLUGIN_ROW: &str = "go-plugin 1.0.1, 1 hop (net/rpc)";
 
 fn main() {
     match std::env::var(ROLE_ENV).as_deref() {
@@ -36,6 +45,8 @@ fn main() {
         Ok(other) => panic!("unknown {ROLE_ENV} `{other}`"),
         Err(_) => {}
     }
+    // Built before pinning, so that a first build is not held to one CPU.
+    let go_plugin_binary = build_go_plugin();
     let pinned = bench::pin_unless_unpinned();
     let calls = bench::count_from_env("CORRAL_BENCH_CALLS", DEFAULT_CALLS);
     let message: Vec<u8> = (0..MESSAGE_LEN).collect();
@@ -48,6 +59,10 @@ fn main() {
             corral(&message, calls, Plugin::Native),
         ),
     ];
+    match go_plugin_binary.and_then(|binary| go_plugin(&binary, calls)) {
+        Ok(stats) => rows.push((GO_PLUGIN_ROW, stats)),
+        Err(reason) => eprintln!("go-plugin row skipped: {reason}"),
+    }
     if corral_tests::wasm_module("hello").is_file() {
         rows.push(("corral, wasm worker", corral(&message, calls, Plugin::Wasm)));
     } else {
@@ -122,6 +137,76 @@ fn corral(message: &[u8], calls: usize, plugin: Plugin) -> Stats {
     time_calls(calls, || {
         let reply = client.call(plugin, method, &input).expect("echo call");
         assert_eq!(reply, message, "corral echoed something else");
+    })
+}
+
+/// Builds the go-plugin echo, or brings it up to date (a second or less
+/// when it is), with `tests/goplugin/build.sh`; says why when it cannot.
+fn build_go_plugin() -> Result<PathBuf, String> {
+    let binary = corral_tests::target_dir()
+        .parent()
+        .expect("target dir has a parent")
+        .join("goplugin")
+        .join("goplugin-echo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("goplugin/build.sh");
+    let status = Command::new(&script)
+        .arg(&binary)
+        .status()
+        .map_err(|error| format!("cannot run {}: {error}", script.display()))?;
+    if !status.success() {
+        return Err(format!("{} failed ({status})", script.display()));
+    }
+    Ok(binary)
+}
+
+/// What the go-plugin echo prints: its own timing of `calls` calls after
+/// the same warmup, summarised the way [`Summary`] does.
+#[derive(serde::Deserialize)]
+struct GoPluginFigures {
+    p50_us: f64,
+    p99_us: f64,
+    min_us: f64,
+    mean_us: f64,
+    calls_per_s: f64,
+    calls: usize,
+}
+
+/// hashicorp go-plugin's round trip: a Go client calling a 64-byte echo in
+/// the plugin process it started. The Go client times the calls itself,
+/// since that is how go-plugin is used; driving it from Rust would add a
+/// hop of our own.
+fn go_plugin(binary: &Path, calls: usize) -> Result<Stats, String> {
+    let output = Command::new(binary)
+        .arg(calls.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed ({})", binary.display(), output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rfind(|line| !line.trim().is_empty())
+        .ok_or_else(|| format!("{} printed no figures", binary.display()))?;
+    let figures: GoPluginFigures = serde_json::from_str(line)
+        .map_err(|error| format!("bad figures `{line}` from {}: {error}", binary.display()))?;
+    if figures.calls != calls {
+        return Err(format!(
+            "{} timed {} calls, not {calls}",
+            binary.display(),
+            figures.calls
+        ));
+    }
+    Ok(Stats {
+        latency: Summary {
+            count: figures.calls,
+            min_us: figures.min_us,
+            p50_us: figures.p50_us,
+            p99_us: figures.p99_us,
+            mean_us: figures.mean_us,
+        },
+        calls_per_s: figures.calls_per_s,
     })
 }
 
@@ -269,9 +354,14 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
         .map(|(_, stats)| &stats.latency)
         .expect("a 2-hop floor row");
     let mode = bench::mode(pinned);
+    let width = rows
+        .iter()
+        .map(|(what, _)| what.chars().count())
+        .max()
+        .unwrap_or(0);
     println!("corral call latency ({MESSAGE_LEN} B echo, {mode}, N={calls})");
     println!(
-        "{:<28} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor",
+        "{:<width$} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor",
         "what", "p50 µs", "p99 µs", "mean µs", "calls/s"
     );
     let mut results = Vec::new();
@@ -279,7 +369,7 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
         let latency = &stats.latency;
         let (p50_ratio, p99_ratio) = (latency.p50_us / floor.p50_us, latency.p99_us / floor.p99_us);
         println!(
-            "{what:<28} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x",
+            "{what:<width$} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x",
             latency.p50_us, latency.p99_us, latency.mean_us, stats.calls_per_s
         );
         results.push(serde_json::json!({

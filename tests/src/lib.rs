@@ -327,7 +327,11 @@ impl Corral {
     /// Every plugin's status; remembers the worker pids for cleanup.
     pub fn list(&self) -> Vec<PluginInfo> {
         let plugins = self.client().list().expect("list plugins");
-        self.remember(plugins.iter().filter_map(|p| p.pid));
+        self.remember(
+            plugins
+                .iter()
+                .flat_map(|p| p.pid.into_iter().chain(p.spare_pid)),
+        );
         plugins
     }
 

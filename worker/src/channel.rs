@@ -1,10 +1,9 @@
 //! The worker's end of the supervisor channel: fd 3, framed.
 
-use corral_plugin_api::wire::{self, WireError};
+use corral_plugin_api::wire::{self, Frame, FrameBuffer, SharedBytes, WireError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::io::BufReader;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// The fd the supervisor hands the channel over on.
@@ -21,11 +20,11 @@ pub(crate) enum ChannelError {
     Wire(#[from] WireError),
 }
 
-/// Framed, blocking I/O on fd 3.
+/// Framed, blocking I/O on fd 3, with the shared payloads (sealed memfds)
+/// that travel beside large frames.
 pub(crate) struct Channel {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    read_buf: Vec<u8>,
+    socket: UnixStream,
+    frames: FrameBuffer,
     write_buf: Vec<u8>,
     max_frame: u32,
 }
@@ -42,16 +41,14 @@ impl Channel {
         // SAFETY: fd 3 is open (checked above) and nothing else in this
         // process uses it: the supervisor passes it for the worker alone.
         let fd = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
-        let writer = UnixStream::from(fd);
-        writer.local_addr().map_err(ChannelError::NoChannel)?;
+        let socket = UnixStream::from(fd);
+        socket.local_addr().map_err(ChannelError::NoChannel)?;
         // SAFETY: as above; FD_CLOEXEC keeps the channel from leaking into
         // anything the plugin might exec.
         unsafe { libc::fcntl(CHANNEL_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
-        let reader = writer.try_clone().map_err(ChannelError::NoChannel)?;
         Ok(Self {
-            reader: BufReader::with_capacity(64 * 1024, reader),
-            writer,
-            read_buf: Vec::new(),
+            socket,
+            frames: FrameBuffer::new(wire::DEFAULT_MAX_FRAME),
             write_buf: Vec::new(),
             max_frame: wire::DEFAULT_MAX_FRAME,
         })
@@ -60,31 +57,49 @@ impl Channel {
     /// Adopts the frame limit the supervisor announced.
     pub(crate) fn set_max_frame(&mut self, max_frame: u32) {
         self.max_frame = max_frame;
+        self.frames.set_max(max_frame);
     }
 
-    /// Reads the next frame body; `None` when the supervisor closed the
-    /// channel between frames.
-    pub(crate) fn recv_body(&mut self) -> Result<Option<&[u8]>, ChannelError> {
-        if wire::read_frame(&mut self.reader, &mut self.read_buf, self.max_frame)? {
-            Ok(Some(&self.read_buf))
-        } else {
-            Ok(None)
-        }
+    /// Reads the next frame; `None` when the supervisor closed the channel
+    /// between frames. Its body is [`body`](Self::body).
+    pub(crate) fn recv_frame(&mut self) -> Result<Option<Frame>, ChannelError> {
+        Ok(self.frames.read_frame(self.socket.as_fd())?)
     }
 
-    /// Reads and decodes the next frame; `None` at end of stream.
-    pub(crate) fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ChannelError> {
-        match self.recv_body()? {
-            Some(body) => Ok(Some(wire::decode_body(body)?)),
+    /// The body of `frame`, the last one read.
+    pub(crate) fn body(&self, frame: &Frame) -> &[u8] {
+        self.frames.body(frame)
+    }
+
+    /// Reads and decodes the next frame, with its shared payload; `None`
+    /// at end of stream.
+    pub(crate) fn recv<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<Option<(T, Option<SharedBytes>)>, ChannelError> {
+        match self.recv_frame()? {
+            Some(frame) => {
+                let message = wire::decode_body(self.body(&frame))?;
+                Ok(Some((message, frame.shared)))
+            }
             None => Ok(None),
         }
     }
 
     /// Encodes and sends one frame.
     pub(crate) fn send<T: Serialize>(&mut self, message: &T) -> Result<(), ChannelError> {
-        wire::write_frame(
-            &mut self.writer,
+        self.send_shared(message, None)
+    }
+
+    /// Encodes and sends one frame with `shared` as its payload.
+    pub(crate) fn send_shared<T: Serialize>(
+        &mut self,
+        message: &T,
+        shared: Option<&SharedBytes>,
+    ) -> Result<(), ChannelError> {
+        wire::write_message(
+            self.socket.as_fd(),
             message,
+            shared,
             &mut self.write_buf,
             self.max_frame,
         )?;

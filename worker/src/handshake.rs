@@ -2,7 +2,7 @@
 
 use crate::channel::{Channel, ChannelError};
 use crate::link::Link;
-use corral_plugin_api::wire::{self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready};
+use corral_plugin_api::wire::{self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready, ToWorker};
 
 /// The handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +19,10 @@ pub(crate) enum HandshakeError {
 
 /// Reads `Hello`; `None` when the supervisor closed the channel first.
 pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, HandshakeError> {
-    let Some(body) = channel.recv_body()? else {
+    let Some(frame) = channel.recv_frame()? else {
         return Ok(None);
     };
+    let body = channel.body(&frame);
     let hello: Hello = match wire::decode_body(body) {
         Ok(hello) => hello,
         Err(error) => {
@@ -61,4 +62,18 @@ pub(crate) fn send_failed(link: &Link, message: &str) -> Result<(), ChannelError
     link.send(&FromWorker::Failed {
         message: message.to_owned(),
     })
+}
+
+/// A spare's wait: tells the supervisor the sandbox is in force, then
+/// waits for `Activate` (true) or the end of the channel (false: the spare
+/// was discarded).
+pub(crate) fn stand_by(link: &Link) -> Result<bool, ChannelError> {
+    link.send(&FromWorker::Standby)?;
+    match link.recv()? {
+        Some((ToWorker::Activate, _)) => Ok(true),
+        None => Ok(false),
+        Some((other, _)) => Err(ChannelError::Wire(wire::WireError::Decode(format!(
+            "a spare expects Activate, got {other:?}"
+        )))),
+    }
 }

@@ -10,11 +10,14 @@
 //! services concurrently; they take turns.
 
 use crate::channel::{Channel, ChannelError};
-use corral_plugin_api::wire::{FromWorker, HostCall, Outcome, ToWorker, WireError};
+use corral_plugin_api::wire::{FromWorker, HostCall, Outcome, SharedBytes, ToWorker, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tracing::debug;
+
+/// A frame from the supervisor and the shared payload that came with it.
+pub(crate) type Received = (ToWorker, Option<SharedBytes>);
 
 /// The worker's channel to the supervisor, after the handshake.
 pub(crate) struct Link {
@@ -24,7 +27,7 @@ pub(crate) struct Link {
 struct State {
     channel: Channel,
     /// Frames read while waiting for a host reply, for the serve loop.
-    queued: VecDeque<ToWorker>,
+    queued: VecDeque<Received>,
     /// The call being served (0 for `init`, health checks and recovery);
     /// `None` between calls, when host services are refused.
     serving: Option<u64>,
@@ -47,9 +50,9 @@ impl Link {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next frame for the serve loop: queued ones first. `None` when
-    /// the supervisor closed the channel.
-    pub(crate) fn recv(&self) -> Result<Option<ToWorker>, ChannelError> {
+    /// The next frame for the serve loop, with its shared payload: queued
+    /// ones first. `None` when the supervisor closed the channel.
+    pub(crate) fn recv(&self) -> Result<Option<Received>, ChannelError> {
         let mut state = self.state();
         match state.queued.pop_front() {
             Some(frame) => Ok(Some(frame)),
@@ -60,6 +63,15 @@ impl Link {
     /// Sends one frame.
     pub(crate) fn send(&self, message: &FromWorker) -> Result<(), ChannelError> {
         self.state().channel.send(message)
+    }
+
+    /// Sends one frame with `shared` as its payload.
+    pub(crate) fn send_shared(
+        &self,
+        message: &FromWorker,
+        shared: Option<&SharedBytes>,
+    ) -> Result<(), ChannelError> {
+        self.state().channel.send_shared(message, shared)
     }
 
     /// Runs plugin code serving call `call` (0: not a call): host services
@@ -104,20 +116,21 @@ impl Link {
             .map_err(|error| lost(op, &error))?;
         loop {
             match state.channel.recv().map_err(|error| lost(op, &error))? {
-                Some(ToWorker::HostReply { id: got, outcome }) if got == id => {
+                Some((ToWorker::HostReply { id: got, outcome }, _)) if got == id => {
                     return match outcome {
                         Outcome::Ok(bytes) => Ok(bytes),
                         Outcome::Err(error) => Err(error),
                     };
                 }
-                Some(ToWorker::HostReply { id: stray, .. }) => {
+                Some((ToWorker::Activate, _)) => debug!("Activate, but this worker is no spare"),
+                Some((ToWorker::HostReply { id: stray, .. }, _)) => {
                     debug!("stray host reply {stray} (waiting for {id})");
                 }
-                Some(ToWorker::Ping { nonce }) => state
+                Some((ToWorker::Ping { nonce }, _)) => state
                     .channel
                     .send(&FromWorker::Pong { nonce })
                     .map_err(|error| lost(op, &error))?,
-                Some(frame @ (ToWorker::Call(_) | ToWorker::Shutdown)) => {
+                Some(frame @ (ToWorker::Call(_) | ToWorker::Shutdown, _)) => {
                     state.queued.push_back(frame);
                 }
                 None => {

@@ -8,7 +8,7 @@
 //! 2. [`handshake`]: read `Hello`;
 //! 3. [`sandbox`]: Landlock and seccomp, before any plugin code runs;
 //! 4. [`runtime`]: load the plugin (its `init` may use host services over
-//!    the [`link`]);
+//!    the [`link`]); a spare first says `Standby` and waits for `Activate`;
 //! 5. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
@@ -83,6 +83,9 @@ fn run() -> Result<(), WorkerError> {
     #[cfg(not(target_os = "linux"))]
     let layers = Vec::new();
     let confined = started.elapsed();
+    if hello.standby && !handshake::stand_by(&link)? {
+        return Ok(()); // the spare was not needed
+    }
     // The plugin's `init` may already use host services.
     let mut plugin = match link.serving(0, || runtime::load(&hello, &link)) {
         Ok(plugin) => plugin,

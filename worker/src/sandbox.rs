@@ -173,6 +173,7 @@ fn allow_list(hello: &Hello) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxE
         libc::SYS_madvise,
         libc::SYS_mremap,
         libc::SYS_membarrier,
+        libc::SYS_memfd_create, // large payloads travel in sealed memfds
         // files (Landlock decides which)
         libc::SYS_read,
         libc::SYS_write,

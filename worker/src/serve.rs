@@ -5,7 +5,9 @@
 use crate::channel::ChannelError;
 use crate::link::Link;
 use crate::runtime::Runtime;
-use corral_plugin_api::wire::{FromWorker, HEALTH_METHOD, Outcome, ToWorker, WireError};
+use corral_plugin_api::wire::{
+    FromWorker, HEALTH_METHOD, Mapping, Outcome, SHARED_MIN, SharedBytes, ToWorker, WireError,
+};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::time::Duration;
 use tracing::debug;
@@ -14,7 +16,7 @@ use tracing::debug;
 pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), ChannelError> {
     loop {
         match link.recv()? {
-            Some(ToWorker::Call(call)) if call.method == HEALTH_METHOD => {
+            Some((ToWorker::Call(call), _)) if call.method == HEALTH_METHOD => {
                 let outcome = if link.serving(call.id, || plugin.health()) {
                     Outcome::Ok(b"healthy".to_vec())
                 } else {
@@ -26,10 +28,22 @@ pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), Channel
                 send_reply(link, call.id, outcome)?;
                 link.serving(0, || plugin.recover());
             }
-            Some(ToWorker::Call(call)) => {
+            Some((ToWorker::Call(call), shared)) => {
                 let deadline = Duration::from_millis(u64::from(call.deadline_ms));
-                let result =
-                    link.serving(call.id, || plugin.call(&call.method, &call.input, deadline));
+                let input = match shared.as_ref().map(SharedBytes::map).transpose() {
+                    Ok(mapped) => Input(mapped, call.input),
+                    Err(error) => {
+                        let message = format!("cannot map the call's shared input: {error}");
+                        let outcome =
+                            Outcome::Err(RemoteError::new(ErrorKind::Unavailable, message));
+                        send_reply(link, call.id, outcome)?;
+                        continue;
+                    }
+                };
+                let result = link.serving(call.id, || {
+                    plugin.call(&call.method, input.bytes(), deadline)
+                });
+                drop(input);
                 let outcome = match result {
                     Ok(reply) => Outcome::Ok(reply),
                     Err(error) => Outcome::Err(error),
@@ -37,11 +51,12 @@ pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), Channel
                 send_reply(link, call.id, outcome)?;
                 link.serving(0, || plugin.recover());
             }
-            Some(ToWorker::Ping { nonce }) => link.send(&FromWorker::Pong { nonce })?,
-            Some(ToWorker::HostReply { id, .. }) => {
+            Some((ToWorker::Ping { nonce }, _)) => link.send(&FromWorker::Pong { nonce })?,
+            Some((ToWorker::HostReply { id, .. }, _)) => {
                 debug!("host reply {id} arrived after its call ended");
             }
-            Some(ToWorker::Shutdown) => {
+            Some((ToWorker::Activate, _)) => debug!("Activate, but this worker is no spare"),
+            Some((ToWorker::Shutdown, _)) => {
                 debug!("shutdown requested");
                 return Ok(());
             }
@@ -53,8 +68,28 @@ pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), Channel
     }
 }
 
+/// A call's input: the mapped shared payload, or the frame's bytes.
+struct Input(Option<Mapping>, Vec<u8>);
+
+impl Input {
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Some(mapped) => mapped,
+            None => &self.1,
+        }
+    }
+}
+
+/// Sends a call's reply; a large reply goes in a sealed memfd.
 fn send_reply(link: &Link, id: u64, outcome: Outcome) -> Result<(), ChannelError> {
-    match link.send(&FromWorker::Reply { id, outcome }) {
+    let (outcome, shared) = match outcome {
+        Outcome::Ok(bytes) if bytes.len() >= SHARED_MIN => match SharedBytes::copy_from(&bytes) {
+            Ok(shared) => (Outcome::Ok(Vec::new()), Some(shared)),
+            Err(_) => (Outcome::Ok(bytes), None), // out of fds or memory: inline still works
+        },
+        outcome => (outcome, None),
+    };
+    match link.send_shared(&FromWorker::Reply { id, outcome }, shared.as_ref()) {
         Err(ChannelError::Wire(WireError::TooLarge { len, max })) => {
             let message = format!("reply of {len} bytes exceeds the frame limit of {max} bytes");
             let outcome = Outcome::Err(RemoteError::new(ErrorKind::Plugin, message));

@@ -7,6 +7,12 @@ use serde::de::DeserializeOwned;
 /// Bytes in a frame header (the `u32` little-endian body length).
 pub const HEADER_LEN: usize = 4;
 
+/// Set in a header's length when a sealed memfd travels with the frame
+/// (`SCM_RIGHTS`, attached to its first byte) and holds the message's
+/// payload, whose bytes in the body are then empty. The low 31 bits are
+/// the body length.
+pub const SHARED_FLAG: u32 = 1 << 31;
+
 /// A frame that cannot be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -35,6 +41,10 @@ pub enum WireError {
         /// Bytes the frame needs.
         want: usize,
     },
+    /// A shared payload is missing, not a sealed memfd, too large, or fds
+    /// came without a frame to claim them.
+    #[error("bad shared payload: {0}")]
+    Attachment(String),
     /// Reading or writing the stream failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -45,12 +55,16 @@ pub enum WireError {
 pub struct FrameHeader {
     /// Body length in bytes, already checked against the limit.
     pub body_len: usize,
+    /// A shared payload (a sealed memfd) travels with the frame.
+    pub shared: bool,
 }
 
 impl FrameHeader {
     /// Reads a header, refusing bodies over `max` bytes.
     pub fn parse(header: [u8; HEADER_LEN], max: u32) -> Result<Self, WireError> {
-        let len = u32::from_le_bytes(header);
+        let raw = u32::from_le_bytes(header);
+        let shared = raw & SHARED_FLAG != 0;
+        let len = raw & !SHARED_FLAG;
         if len > max {
             return Err(WireError::TooLarge {
                 len: u64::from(len),
@@ -61,7 +75,16 @@ impl FrameHeader {
             len: u64::from(len),
             max,
         })?;
-        Ok(Self { body_len })
+        Ok(Self { body_len, shared })
+    }
+}
+
+/// Marks an encoded frame (starting at `frame[0]`) as carrying a shared
+/// payload: see [`SHARED_FLAG`].
+pub fn mark_shared(frame: &mut [u8]) {
+    if let Some(header) = frame.first_chunk_mut::<HEADER_LEN>() {
+        let len = u32::from_le_bytes(*header) | SHARED_FLAG;
+        *header = len.to_le_bytes();
     }
 }
 
@@ -104,7 +127,7 @@ pub fn encode_frame<T: Serialize>(
     }
     let body_len = out.len() - start - HEADER_LEN;
     match u32::try_from(body_len) {
-        Ok(len) if len <= max => {
+        Ok(len) if len <= max && len < SHARED_FLAG => {
             out[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
             Ok(())
         }
@@ -138,7 +161,8 @@ pub fn decode_prefix<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
 }
 
 /// Decodes the first frame in `buf`: `Ok(None)` when `buf` holds less than
-/// a whole frame, otherwise the message and the bytes consumed.
+/// a whole frame, otherwise the message and the bytes consumed. A shared
+/// payload's fd is not in `buf`: the message comes with its payload empty.
 pub fn decode_frame<T: DeserializeOwned>(
     buf: &[u8],
     max: u32,
@@ -234,7 +258,7 @@ mod tests {
         let header = (u32::MAX).to_le_bytes();
         let err = decode_frame::<ToWorker>(&header, 1024).unwrap_err();
         assert!(
-            matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(u32::MAX))
+            matches!(err, WireError::TooLarge { len, max: 1024 } if len == u64::from(!SHARED_FLAG))
         );
     }
 
@@ -244,6 +268,18 @@ mod tests {
         let err = encode_frame(&call(vec![0; 2000]), &mut buf, 1024).unwrap_err();
         assert!(matches!(err, WireError::TooLarge { max: 1024, .. }));
         assert_eq!(buf, [9], "a failed encode leaves the buffer as it was");
+    }
+
+    #[test]
+    fn the_shared_flag_is_not_part_of_the_length() {
+        let mut buf = Vec::new();
+        encode_frame(&call(Vec::new()), &mut buf, 1024).unwrap();
+        mark_shared(&mut buf);
+        let header = FrameHeader::parse(*buf.first_chunk().unwrap(), 1024).unwrap();
+        assert!(header.shared);
+        assert_eq!(header.body_len, buf.len() - HEADER_LEN);
+        let (message, _) = decode_frame::<ToWorker>(&buf, 1024).unwrap().unwrap();
+        assert_eq!(message, call(Vec::new()));
     }
 
     #[test]

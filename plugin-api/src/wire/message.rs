@@ -55,6 +55,10 @@ pub struct Hello {
     pub cache_dir: Option<String>,
     /// wasm only: fuel per call; 0 = no fuel metering.
     pub wasm_fuel: u64,
+    /// Start as a spare: apply the sandbox, answer
+    /// [`FromWorker::Standby`], and load the plugin only on
+    /// [`ToWorker::Activate`].
+    pub standby: bool,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.
@@ -114,6 +118,9 @@ pub enum ToWorker {
         /// What the service returned.
         outcome: Outcome,
     },
+    /// A spare (see [`FromWorker::Standby`]) is to load its plugin now;
+    /// answered like a [`Hello`]: `Ready` or `Failed`.
+    Activate,
 }
 
 /// A plugin's request for a host service (`kv_get:KEY`, `publish:TOPIC`,
@@ -175,6 +182,9 @@ pub enum FromWorker {
     /// The plugin asks for a host service; answered by
     /// [`ToWorker::HostReply`].
     HostCall(HostCall),
+    /// A spare's answer to a [`Hello`] with `standby` set: the sandbox is
+    /// in force and no plugin code is loaded; [`ToWorker::Activate`] next.
+    Standby,
 }
 
 impl FromWorker {
@@ -187,6 +197,7 @@ impl FromWorker {
             Self::Pong { .. } => "Pong",
             Self::Violation { .. } => "Violation",
             Self::HostCall(_) => "HostCall",
+            Self::Standby => "Standby",
         }
     }
 }
@@ -201,6 +212,10 @@ pub struct ClientHello {
     pub protocol: u32,
     /// Free-form client name, for logs.
     pub client: String,
+    /// The client takes a call's reply as a sealed memfd passed with the
+    /// frame when it is large (see `SHARED_FLAG`); it may always send
+    /// large inputs that way.
+    pub shared_payloads: bool,
 }
 
 /// The supervisor's answer to [`ClientHello`]; it closes the connection
@@ -680,6 +695,8 @@ pub struct PluginInfo {
     pub latency_p50_us: Option<u64>,
     /// 99th percentile call latency in microseconds (within 10%).
     pub latency_p99_us: Option<u64>,
+    /// The spare worker standing by (`[restart] spare`), if one is.
+    pub spare_pid: Option<u32>,
 }
 
 impl PluginInfo {
@@ -706,6 +723,7 @@ impl PluginInfo {
             in_flight: 0,
             latency_p50_us: None,
             latency_p99_us: None,
+            spare_pid: None,
         }
     }
 }

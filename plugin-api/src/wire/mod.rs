@@ -8,21 +8,28 @@
 
 mod codec;
 mod message;
+#[cfg(target_os = "linux")]
+mod shared;
 mod stream;
 
 pub use codec::{
-    FrameHeader, HEADER_LEN, WireError, decode_body, decode_frame, decode_prefix, encode_frame,
-    violation_frame,
+    FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
+    encode_frame, mark_shared, violation_frame,
 };
 pub use message::{
     Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, FromWorker,
     HEALTH_METHOD, Hello, HostCall, Layer, Message, Outcome, PluginDetails, PluginInfo, PluginKind,
     PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
+#[cfg(target_os = "linux")]
+pub use shared::{
+    Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, check_len, send_frame, send_with_fd,
+    write_message,
+};
 pub use stream::{read_frame, write_frame};
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -123,7 +123,9 @@ fn pipelined_calls_on_one_connection_are_matched_by_id() {
 }
 
 /// A tiny join_all: polls every future until all are done.
-async fn futures_join_all<F: std::future::Future + Unpin>(futures: &mut [F]) -> Vec<F::Output> {
+pub(crate) async fn futures_join_all<F: std::future::Future + Unpin>(
+    futures: &mut [F],
+) -> Vec<F::Output> {
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut done = true;

@@ -124,7 +124,13 @@ fn worker_exit_code_is_recorded() {
 
 #[test]
 fn worker_sending_bad_frames_is_killed_and_restarted() {
-    for method in ["garbage", "oversize", "terabyte"] {
+    for method in [
+        "garbage",
+        "oversize",
+        "terabyte",
+        "unsealed-fd",
+        "stray-fds",
+    ] {
         let corral = Corral::builder()
             .native("hostile", "hostile")
             .hello("hello")

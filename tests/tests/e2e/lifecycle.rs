@@ -3,7 +3,7 @@
 //! health checks; dependencies; lazy start.
 
 use corral::{ErrorKind, ExitCause, PluginState};
-use corral_tests::Corral;
+use corral_tests::{Corral, is_alive, is_worker, send_signal};
 use std::process::Output;
 
 fn ok(output: &Output) -> String {
@@ -490,4 +490,67 @@ fn ps_shows_each_workers_memory_and_cpu() {
     let table = ok(&corral.cli(&["ps"]));
     let row = table.lines().find(|line| line.starts_with("busy")).unwrap();
     assert!(row.contains("M/128M"), "{table}");
+}
+
+/// `Seccomp:` and `NoNewPrivs:` of a live process, from `/proc`.
+fn confinement(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    (field("Seccomp:"), field("NoNewPrivs:"))
+}
+
+fn spare_of(corral: &Corral, name: &str, not: Option<u32>) -> u32 {
+    let mut spare = None;
+    corral.wait_until(&format!("{name} has a spare"), || {
+        spare = corral
+            .plugin(name)
+            .spare_pid
+            .filter(|&pid| Some(pid) != not);
+        spare.is_some()
+    });
+    spare.expect("checked")
+}
+
+#[test]
+fn a_spare_worker_stands_by_sandboxed_and_takes_over_a_crash() {
+    let corral = Corral::builder()
+        .native_with("hello", "hello", "[restart]\nspare = true\n")
+        .hello("plain")
+        .start();
+    let serving = corral.wait_ready("hello").pid.unwrap();
+    let spare = spare_of(&corral, "hello", None);
+    assert_ne!(spare, serving);
+    assert!(is_worker(spare), "the spare is a worker process");
+    // Confined before any plugin code could run in it.
+    assert_eq!(confinement(spare), ("2".to_owned(), "1".to_owned()));
+    assert_eq!(corral.plugin("plain").spare_pid, None, "spares are opt-in");
+
+    send_signal(serving, libc::SIGKILL);
+    let after = corral.wait_replaced("hello", Some(serving));
+    assert_eq!(after.pid, Some(spare), "the spare took over");
+    assert_eq!(
+        corral.client().call("hello", "echo", b"again").unwrap(),
+        b"again"
+    );
+    let next = spare_of(&corral, "hello", Some(spare));
+    assert!(is_worker(next));
+
+    // A reload makes a spare of the new files; a stop ends it.
+    let manifest = corral.dir().join("plugins/hello/plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("1.0.0", "1.0.1")).unwrap();
+    corral.wait_until("generation 2 serves", || {
+        corral.plugin("hello").generation == 2
+    });
+    let reloaded = spare_of(&corral, "hello", Some(next));
+    corral.wait_until("the old spare is gone", || !is_alive(next));
+    assert!(corral.cli(&["stop", "hello"]).status.success());
+    corral.wait_until("the spare is gone after a stop", || !is_alive(reloaded));
+    assert_eq!(corral.plugin("hello").spare_pid, None);
 }

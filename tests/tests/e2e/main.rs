@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod manifest;
+mod payloads;
 mod protocol;
 mod reload;
 mod sandbox;

@@ -40,6 +40,7 @@ fn greeted(corral: &Corral) -> UnixStream {
         &ClientHello {
             protocol: PROTOCOL_VERSION,
             client: "test".into(),
+            shared_payloads: false,
         },
     );
     let hello: ServerHello = recv(&mut stream).expect("server hello");
@@ -155,6 +156,7 @@ fn protocol_version_mismatch_names_both_versions() {
         &ClientHello {
             protocol: 99,
             client: "from the future".into(),
+            shared_payloads: false,
         },
     );
     let hello: ServerHello = recv(&mut stream).expect("server hello");

@@ -75,6 +75,7 @@ impl Worker {
             memory_bytes: 64 << 20,
             cache_dir: None,
             wasm_fuel: 0,
+            standby: false,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

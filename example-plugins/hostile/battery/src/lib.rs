@@ -8,6 +8,8 @@
 //! | `garbage`       | writes an undecodable frame on the worker's channel (fd 3) |
 //! | `oversize`      | writes a frame header announcing 4 GiB on fd 3             |
 //! | `terabyte`      | writes a small frame whose bytes claim a 1 TiB length      |
+//! | `unsealed-fd`   | sends a reply whose shared payload is an unsealed memfd    |
+//! | `stray-fds`     | sends fds with frames that claim none                      |
 //! | `exit`          | exits the worker with the code given as text               |
 //! | `close-channel` | shuts the channel down, then hangs for a minute            |
 //! | `panic`         | panics (caught at the ABI boundary)                        |
@@ -35,11 +37,11 @@
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
 
-use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
+use corral_plugin_api::{Host, Plugin, PluginError, export_plugin, wire};
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::net::Shutdown;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -114,6 +116,24 @@ impl Plugin for Hostile {
                 let mut frame = len.to_le_bytes().to_vec();
                 frame.extend_from_slice(&body);
                 channel().write_all(&frame).map_err(io)?;
+                hang()
+            }
+            "unsealed-fd" => {
+                // Reply { id: 1, Ok(empty) } marked as carrying a shared
+                // payload, with a memfd this worker could still truncate
+                // under the reader's mapping.
+                let frame = shared_frame(&[2, 1, 0, 0]);
+                let memfd = memfd()?;
+                wire::send_frame(fd3(), &frame, Some(memfd.as_fd())).map_err(io)?;
+                hang()
+            }
+            "stray-fds" => {
+                // Pong frames (variant 3), each with an fd no frame claims.
+                let memfd = memfd()?;
+                for nonce in 0..16u8 {
+                    let frame = [2, 0, 0, 0, 3, nonce];
+                    wire::send_frame(fd3(), &frame, Some(memfd.as_fd())).map_err(io)?;
+                }
                 hang()
             }
             "oversize" => {
@@ -210,6 +230,34 @@ fn channel() -> ManuallyDrop<UnixStream> {
     // SAFETY: fd 3 is the worker's open channel socket; ManuallyDrop keeps
     // this handle from closing it. Abusing it is this plugin's purpose.
     ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(CHANNEL_FD) })
+}
+
+fn fd3() -> BorrowedFd<'static> {
+    // SAFETY: fd 3 is the worker's channel and stays open for the
+    // process's life.
+    unsafe { BorrowedFd::borrow_raw(CHANNEL_FD) }
+}
+
+/// A frame of `body` marked as carrying a shared payload.
+fn shared_frame(body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).unwrap_or(0) | wire::SHARED_FLAG;
+    let mut frame = len.to_le_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// A memfd with a page of bytes and no seals.
+fn memfd() -> Result<OwnedFd, PluginError> {
+    // SAFETY: the name is NUL-terminated; the flags are valid.
+    let raw = unsafe { libc::memfd_create(c"hostile".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&[0x41; 4096]).map_err(io)?;
+    Ok(file.into())
 }
 
 fn hang() -> ! {
