@@ -71,6 +71,9 @@ struct Running {
     ready_at: Instant,
 }
 
+/// How long after a worker is ready its spare is spawned.
+const SPARE_DELAY: Duration = Duration::from_millis(100);
+
 /// A spare worker (`[restart] spare`): spawned and sandboxed for `spec`,
 /// waiting to load the plugin when the serving worker dies.
 struct Spare {
@@ -328,6 +331,9 @@ impl Controller {
             let (plugin, supervision) = (self.plugin.clone(), self.supervision.clone());
             let spec = self.plugin.spec();
             self.making_spare = Some(tokio::spawn(async move {
+                // A fork stalls the supervisor's other threads while it copies
+                // the page tables: not while the new worker takes its first calls.
+                tokio::time::sleep(SPARE_DELAY).await;
                 let standby = start_spare(&plugin, &spec, &supervision).await?;
                 Ok(Spare { standby, spec })
             }));

@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use tokio::io::Interest;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
 
 /// Reads frames, and the shared payloads that come with them, from a
 /// stream.
@@ -34,7 +35,18 @@ impl FrameReader {
             }
             let stream = self.inner.as_ref();
             stream.readable().await?;
-            match stream.try_io(Interest::READABLE, || self.frames.recv(stream.as_fd())) {
+            let read = stream.try_io(Interest::READABLE, || {
+                let read = self.frames.recv(stream.as_fd())?;
+                if self.frames.drained() {
+                    // Drained: report WouldBlock so that tokio waits for the
+                    // next event instead of a read that finds nothing (as
+                    // its own streams do); bytes that came meanwhile raised
+                    // an event of their own.
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(read)
+            });
+            match read {
                 Ok(0) if self.frames.is_mid_frame() => return Err(self.frames.truncated()),
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
@@ -126,6 +138,97 @@ pub(crate) async fn write_frame(
         }
     }
     Ok(())
+}
+
+/// An encoded frame for a writer task, with the shared payload that goes
+/// with it.
+pub(crate) struct Outgoing {
+    frame: Vec<u8>,
+    shared: Option<SharedBytes>,
+}
+
+impl Outgoing {
+    /// Encodes `message` as a frame, with `shared` as its payload.
+    pub(crate) fn encode<T: Serialize>(
+        message: &T,
+        shared: Option<SharedBytes>,
+        max: u32,
+    ) -> Result<Self, WireError> {
+        check_len(shared.as_ref(), max)?;
+        let mut frame = Vec::new();
+        encode_frame(message, &mut frame, max)?;
+        if shared.is_some() {
+            mark_shared(&mut frame);
+        }
+        Ok(Self { frame, shared })
+    }
+}
+
+/// The queue a writer task takes frames from.
+pub(crate) trait FrameQueue {
+    /// The next frame, waiting for one; `None` once every sender is gone.
+    fn recv(&mut self) -> impl Future<Output = Option<Outgoing>> + Send;
+    /// A frame that is queued already.
+    fn try_recv(&mut self) -> Option<Outgoing>;
+}
+
+impl FrameQueue for mpsc::UnboundedReceiver<Outgoing> {
+    fn recv(&mut self) -> impl Future<Output = Option<Outgoing>> + Send {
+        mpsc::UnboundedReceiver::recv(self)
+    }
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        mpsc::UnboundedReceiver::try_recv(self).ok()
+    }
+}
+
+impl FrameQueue for mpsc::Receiver<Outgoing> {
+    fn recv(&mut self) -> impl Future<Output = Option<Outgoing>> + Send {
+        mpsc::Receiver::recv(self)
+    }
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        mpsc::Receiver::try_recv(self).ok()
+    }
+}
+
+/// Writes the frames of `queue` to `channel` in order until the queue
+/// closes (`Ok`) or a write fails. Frames that are queued already go out
+/// together in one write; one with an fd goes in a write of its own, the
+/// fd on its first byte.
+pub(crate) async fn write_queued(
+    channel: OwnedWriteHalf,
+    mut queue: impl FrameQueue,
+) -> io::Result<()> {
+    /// Bytes gathered into one write at most.
+    const BATCH: usize = 64 * 1024;
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        while let Some(Outgoing { frame, shared }) = next.take() {
+            match shared {
+                None if frame.len() < BATCH => batch.extend_from_slice(&frame),
+                shared => {
+                    flush(&channel, &mut batch).await?;
+                    let fd = shared.as_ref().map(AsFd::as_fd);
+                    write_frame(&channel, &frame, fd).await?;
+                }
+            }
+            if batch.len() < BATCH {
+                next = queue.try_recv();
+            }
+        }
+        flush(&channel, &mut batch).await?;
+    }
+    Ok(())
+}
+
+/// Writes what `batch` gathered and empties it.
+async fn flush(channel: &OwnedWriteHalf, batch: &mut Vec<u8>) -> io::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let written = write_frame(channel, batch, None).await;
+    batch.clear();
+    written
 }
 
 /// Turns an accepted or connected interprocess local socket into tokio's

@@ -8,7 +8,7 @@
 
 use crate::controller::Order;
 use crate::events::Events;
-use crate::framed::{FrameReader, FrameWriter, unix_stream};
+use crate::framed::{FrameReader, Outgoing, unix_stream, write_queued};
 use crate::logfile::LogFile;
 use crate::payload::Payload;
 use crate::plugin::PluginHandle;
@@ -24,7 +24,7 @@ use interprocess::local_socket::tokio::{Listener, Stream as Connection};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 /// Requests one connection may have in flight.
@@ -72,7 +72,41 @@ impl Access {
     }
 }
 
-type Writer = Arc<Mutex<FrameWriter>>;
+/// Frames to one client, written in order by the connection's writer task,
+/// which gathers the answers that are ready into one write.
+#[derive(Clone)]
+struct Writer {
+    queue: mpsc::Sender<Outgoing>,
+    max_frame: u32,
+}
+
+/// Frames queued for one client at most; past that, answering waits for
+/// the client to read (a client that never reads holds up only itself).
+const WRITE_QUEUE: usize = 256;
+
+impl Writer {
+    fn start(channel: tokio::net::unix::OwnedWriteHalf, max_frame: u32) -> Self {
+        let (queue, frames) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(async move {
+            if let Err(error) = write_queued(channel, frames).await {
+                debug!("client write failed: {error}");
+            }
+        });
+        Self { queue, max_frame }
+    }
+
+    /// Queues `message` with `shared` as its payload; false when the frame
+    /// cannot be made or the client is gone.
+    async fn send<T: serde::Serialize>(&self, message: &T, shared: Option<SharedBytes>) -> bool {
+        match Outgoing::encode(message, shared, self.max_frame) {
+            Ok(frame) => self.queue.send(frame).await.is_ok(),
+            Err(error) => {
+                debug!("cannot answer client: {error}");
+                false
+            }
+        }
+    }
+}
 
 /// A reply, with the shared payload that goes with it.
 struct Answer {
@@ -118,7 +152,7 @@ impl Server {
         let role = self.access.role(peer);
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(read, self.max_frame);
-        let writer: Writer = Arc::new(Mutex::new(FrameWriter::new(write, self.max_frame)));
+        let writer = Writer::start(write, self.max_frame);
         let shared_replies =
             match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
                 Ok(Ok(shared_replies)) => shared_replies,
@@ -233,12 +267,9 @@ impl Server {
             protocol: PROTOCOL_VERSION,
             server: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        writer
-            .lock()
-            .await
-            .send(&hello)
-            .await
-            .map_err(|e| protocol_error(e.to_string()))?;
+        if !writer.send(&hello, None).await {
+            return Err(protocol_error("the client went away".into()));
+        }
         if theirs != PROTOCOL_VERSION {
             return Err(protocol_error(format!(
                 "client speaks protocol {theirs}, corral {} speaks {PROTOCOL_VERSION}",
@@ -409,19 +440,7 @@ impl Stream {
             id: self.id,
             reply: answer.reply,
         };
-        let sent = self
-            .writer
-            .lock()
-            .await
-            .send_shared(&response, answer.shared.as_ref())
-            .await;
-        match sent {
-            Ok(()) => true,
-            Err(error) => {
-                debug!("cannot answer client: {error}");
-                false
-            }
-        }
+        self.writer.send(&response, answer.shared).await
     }
 
     /// Resolves when the client's connection has ended.
@@ -530,5 +549,5 @@ async fn refuse(writer: &Writer, error: RemoteError) {
         id: 0,
         reply: Reply::Error(error),
     };
-    let _ = writer.lock().await.send(&response).await;
+    writer.send(&response, None).await;
 }

@@ -7,13 +7,13 @@
 //! callers never hang on a dead worker.
 
 use crate::exit::{exit_info, with_output};
-use crate::framed::{FrameReader, FrameWriter};
+use crate::framed::{FrameReader, FrameWriter, Outgoing, write_queued};
 use crate::payload::Payload;
 use crate::services::{Chain, HostContext, Origin};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
     self, Call, ExitCause, ExitInfo, FromWorker, Hello, HostCall, Layer, Outcome, PROTOCOL_VERSION,
-    SharedBytes, ToWorker, WireError, encode_frame, mark_shared,
+    ToWorker, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -33,13 +33,6 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{debug, warn};
 
 type ReplySlot = oneshot::Sender<Result<Payload, RemoteError>>;
-
-/// An encoded frame for the writer task, with the shared payload that goes
-/// with it.
-struct Outgoing {
-    frame: Vec<u8>,
-    shared: Option<SharedBytes>,
-}
 
 /// A worker's process, watched through its pidfd.
 pub(crate) struct Process {
@@ -216,17 +209,14 @@ impl Worker {
             input,
             deadline_ms,
         };
-        let mut frame = Vec::new();
         let message = ToWorker::Call(call);
-        let encoded = wire::check_len(shared.as_ref(), self.max_frame)
-            .and_then(|()| encode_frame(&message, &mut frame, self.max_frame));
-        if let Err(error) = encoded {
-            let message = format!("plugin `{}`: {error}", self.plugin);
-            return Called::Done(Err(RemoteError::new(ErrorKind::BadRequest, message)));
-        }
-        if shared.is_some() {
-            mark_shared(&mut frame);
-        }
+        let outgoing = match Outgoing::encode(&message, shared.clone(), self.max_frame) {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                let message = format!("plugin `{}`: {error}", self.plugin);
+                return Called::Done(Err(RemoteError::new(ErrorKind::BadRequest, message)));
+            }
+        };
         let (slot, reply) = oneshot::channel();
         {
             // Checked and queued under one lock: `retire` queues Shutdown
@@ -256,7 +246,7 @@ impl Worker {
                     deadline,
                 },
             );
-            let _ = self.outgoing.send(Outgoing { frame, shared });
+            let _ = self.outgoing.send(outgoing);
         }
         let _guard = SlotGuard { worker: self, id };
         Called::Done(match timeout_at(deadline, reply).await {
@@ -342,12 +332,9 @@ impl Worker {
     /// Queues one frame for the writer task. If the worker is gone, the
     /// frame is dropped and its exit fails the call with the reason.
     fn send(&self, message: &ToWorker) -> Result<(), WireError> {
-        let mut frame = Vec::new();
-        encode_frame(message, &mut frame, self.max_frame)?;
-        let _ = self.outgoing.send(Outgoing {
-            frame,
-            shared: None,
-        });
+        let _ = self
+            .outgoing
+            .send(Outgoing::encode(message, None, self.max_frame)?);
         Ok(())
     }
 
@@ -869,19 +856,15 @@ fn too_large(error: &WireError) -> RemoteError {
     )
 }
 
-/// Writes queued frames to the worker, in order, until the queue closes
-/// (the worker handle is gone) or the channel breaks (the worker is dying).
+/// Writes queued frames to the worker until the queue closes (the worker
+/// handle is gone) or the channel breaks (the worker is dying).
 async fn write_frames(
     channel: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    queue: mpsc::UnboundedReceiver<Outgoing>,
     plugin: Arc<str>,
 ) {
-    while let Some(Outgoing { frame, shared }) = queue.recv().await {
-        let fd = shared.as_ref().map(AsFd::as_fd);
-        if let Err(error) = crate::framed::write_frame(&channel, &frame, fd).await {
-            debug!(plugin = %plugin, "channel write failed: {error}");
-            return;
-        }
+    if let Err(error) = write_queued(channel, queue).await {
+        debug!(plugin = %plugin, "channel write failed: {error}");
     }
 }
 

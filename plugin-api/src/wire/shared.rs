@@ -92,7 +92,15 @@ impl SharedBytes {
                     .into(),
             ));
         }
-        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
+        // SAFETY: `stat` is plain data that fstat fills in; the fd is open.
+        let len = unsafe {
+            let mut stat: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd.as_raw_fd(), &mut stat) < 0 {
+                return Err(io::Error::last_os_error().into());
+            }
+            stat.st_size
+        };
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
         if len > u64::from(max) {
             return Err(WireError::TooLarge { len, max });
         }
@@ -218,6 +226,8 @@ pub struct FrameBuffer {
     max: u32,
     /// A protocol break seen while reading, reported by `next_frame`.
     broken: Option<String>,
+    /// See [`drained`](Self::drained).
+    last_read_drained: bool,
 }
 
 /// Bytes a buffer keeps between frames; it grows for a larger frame and
@@ -234,6 +244,7 @@ impl FrameBuffer {
             fds: VecDeque::new(),
             max,
             broken: None,
+            last_read_drained: false,
         }
     }
 
@@ -292,6 +303,13 @@ impl FrameBuffer {
         Ok(Some(Frame { body, shared }))
     }
 
+    /// Whether the last [`recv`](Self::recv) read every byte the socket
+    /// had: it read some, did not fill the buffer and took no fds (a read
+    /// stops early after bytes that carry fds).
+    pub fn drained(&self) -> bool {
+        self.last_read_drained
+    }
+
     /// Reads from a blocking `socket` until a whole frame is buffered, and
     /// takes it; `None` at an end of stream between frames.
     pub fn read_frame(&mut self, socket: BorrowedFd<'_>) -> Result<Option<Frame>, WireError> {
@@ -320,7 +338,9 @@ impl FrameBuffer {
         if self.end == self.buf.len() {
             self.make_room(self.end - self.start + 1);
         }
+        let room = self.buf.len() - self.end;
         let (read, fds, truncated) = recv_with_fds(socket, &mut self.buf[self.end..])?;
+        self.last_read_drained = read > 0 && read < room && fds.is_empty() && !truncated;
         self.end += read;
         if truncated {
             self.broken = Some(format!("more than {MAX_FDS_PER_READ} fds sent at once"));
