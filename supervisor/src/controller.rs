@@ -858,19 +858,8 @@ async fn start_worker(
     spec: &Arc<Spec>,
     supervision: &Supervision,
 ) -> Result<worker::Started, StartError> {
-    let spawned = supervision
-        .spawner
-        .spawn(plugin.command(spec, supervision))
-        .await?;
-    worker::handshake(
-        spawned,
-        plugin.hello(spec, supervision),
-        host_context(plugin, spec, supervision),
-        supervision.max_frame,
-        supervision.start_timeout,
-        |pid| into_cgroup(plugin, spec, pid),
-    )
-    .await
+    let greeted = spawn_worker(plugin, spec, supervision, false).await?;
+    worker::until_ready_within(greeted, supervision.start_timeout).await
 }
 
 /// Spawns a spare worker for `spec`: sandboxed, plugin not loaded.
@@ -879,31 +868,32 @@ async fn start_spare(
     spec: &Arc<Spec>,
     supervision: &Supervision,
 ) -> Result<worker::Standby, StartError> {
+    let greeted = spawn_worker(plugin, spec, supervision, true).await?;
+    worker::until_standby(greeted, supervision.start_timeout).await
+}
+
+/// Spawns a worker for `spec` and sends it its `Hello`.
+async fn spawn_worker(
+    plugin: &Arc<PluginHandle>,
+    spec: &Arc<Spec>,
+    supervision: &Supervision,
+    standby: bool,
+) -> Result<worker::Greeted, StartError> {
     let spawned = supervision
         .spawner
         .spawn(plugin.command(spec, supervision))
         .await?;
-    worker::stand_by(
-        spawned,
-        plugin.hello(spec, supervision),
-        host_context(plugin, spec, supervision),
-        supervision.max_frame,
-        supervision.start_timeout,
-        |pid| into_cgroup(plugin, spec, pid),
-    )
-    .await
-}
-
-fn host_context(
-    plugin: &Arc<PluginHandle>,
-    spec: &Arc<Spec>,
-    supervision: &Supervision,
-) -> HostContext {
-    HostContext {
+    let mut hello = plugin.hello(spec, supervision);
+    hello.standby = standby;
+    let host = HostContext {
         plugin: plugin.clone(),
         spec: spec.clone(),
         services: supervision.services.clone(),
-    }
+    };
+    worker::greet(spawned, hello, host, supervision.max_frame, |pid| {
+        into_cgroup(plugin, spec, pid)
+    })
+    .await
 }
 
 /// Moves a new worker into the plugin's cgroup, when one is delegated.

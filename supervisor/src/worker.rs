@@ -421,7 +421,7 @@ pub(crate) struct Started {
 
 /// A spawned worker that has been sent its `Hello`, between the steps of
 /// the handshake.
-struct Greeted {
+pub(crate) struct Greeted {
     process: Process,
     reader: FrameReader,
     writer: FrameWriter,
@@ -449,35 +449,21 @@ impl Standby {
     }
 }
 
-/// Sends `Hello` to a freshly spawned worker and waits for `Ready`.
-///
-/// `before_hello` runs first, while no plugin code has run yet (it moves the
-/// worker into its cgroup); its error kills the worker.
-pub(crate) async fn handshake(
-    spawned: SpawnedWorker,
-    hello: Hello,
-    host: HostContext,
-    max_frame: u32,
+/// Waits for a greeted worker's `Ready`, within `start_timeout`.
+pub(crate) async fn until_ready_within(
+    greeted: Greeted,
     start_timeout: Duration,
-    before_hello: impl FnOnce(u32) -> Result<(), String>,
 ) -> Result<Started, StartError> {
-    let deadline = Instant::now() + start_timeout;
-    let greeted = greet(spawned, hello, host, max_frame, before_hello).await?;
-    until_ready(greeted, deadline, start_timeout).await
+    until_ready(greeted, Instant::now() + start_timeout, start_timeout).await
 }
 
-/// Like [`handshake`], for a spare: the worker applies its sandbox and
-/// then waits, without loading the plugin, until it is activated.
-pub(crate) async fn stand_by(
-    spawned: SpawnedWorker,
-    mut hello: Hello,
-    host: HostContext,
-    max_frame: u32,
+/// Waits for a greeted spare's `Standby` (it sent its `Hello` with
+/// `standby` set): the worker applied its sandbox and waits, without
+/// loading the plugin, until it is activated.
+pub(crate) async fn until_standby(
+    mut greeted: Greeted,
     start_timeout: Duration,
-    before_hello: impl FnOnce(u32) -> Result<(), String>,
 ) -> Result<Standby, StartError> {
-    hello.standby = true;
-    let mut greeted = greet(spawned, hello, host, max_frame, before_hello).await?;
     let waited = timeout(start_timeout, async {
         let body = greeted
             .reader
@@ -512,8 +498,12 @@ pub(crate) async fn activate(
     until_ready(greeted, deadline, start_timeout).await
 }
 
-/// Starts watching a spawned worker and sends it `hello`.
-async fn greet(
+/// Starts watching a freshly spawned worker and sends it `hello`; next
+/// comes [`until_ready_within`], or [`until_standby`] for a spare.
+///
+/// `before_hello` runs first, while no plugin code has run yet (it moves the
+/// worker into its cgroup); its error kills the worker.
+pub(crate) async fn greet(
     spawned: SpawnedWorker,
     hello: Hello,
     host: HostContext,

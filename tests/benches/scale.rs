@@ -1,7 +1,8 @@
 //! Scale: one supervisor with many idle workers (1,000 by default,
 //! `CORRAL_BENCH_WORKERS` to change it): how long they take to all be
 //! ready, that each answers a call, the supervisor's RSS and open fds
-//! before and after, and the workers' RSS, as `corral ps` reports it.
+//! before and after, and the workers' RSS, as `corral ps` reports it, with
+//! their PSS and private memory from `/proc/PID/smaps_rollup`.
 //!
 //! Every plugin is `hello`, each in its own folder with its own worker uid
 //! (its entry a symlink to one copy of the library). Not pinned: it
@@ -76,6 +77,19 @@ fn main() {
     worker_rss.sort_unstable();
     let median_rss = worker_rss.get(worker_rss.len() / 2).copied().unwrap_or(0);
     let (rss_full, fds_full) = (rss_kib(supervisor), fd_count(supervisor));
+    // RSS counts the binary's and libc's pages that every worker shares;
+    // PSS divides them among the sharers, private is the worker's own.
+    let mut pss = Vec::new();
+    let mut private = Vec::new();
+    for pid in plugins.iter().filter_map(|p| p.pid) {
+        if let Some((p, own)) = pss_and_private_kib(pid) {
+            pss.push(p);
+            private.push(own);
+        }
+    }
+    pss.sort_unstable();
+    private.sort_unstable();
+    let median = |values: &[u64]| values.get(values.len() / 2).copied().unwrap_or(0);
 
     println!("corral scale ({workers} idle native workers, unpinned)");
     println!("all ready after        {:>10.2} s", all_ready.as_secs_f64());
@@ -90,9 +104,11 @@ fn main() {
         fds_empty
     );
     println!(
-        "worker RSS, median     {:>10} KiB ({} sampled)",
+        "worker RSS, median     {:>10} KiB ({} sampled); PSS {} KiB, private {} KiB",
         median_rss,
-        worker_rss.len()
+        worker_rss.len(),
+        median(&pss),
+        median(&private)
     );
     let json = serde_json::json!({
         "bench": "scale",
@@ -101,6 +117,8 @@ fn main() {
         "supervisor_rss_kib": { "start": rss_empty, "full": rss_full },
         "supervisor_fds": { "start": fds_empty, "full": fds_full },
         "worker_rss_kib_median": median_rss,
+        "worker_pss_kib_median": median(&pss),
+        "worker_private_kib_median": median(&private),
     });
     let path = bench::write_json("scale", &json);
     eprintln!("figures written to {}", path.display());
@@ -110,6 +128,22 @@ fn fd_count(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fds")
         .count()
+}
+
+/// `Pss:` and `Private_Clean:` + `Private_Dirty:` of `/proc/PID/smaps_rollup`.
+fn pss_and_private_kib(pid: u32) -> Option<(u64, u64)> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        rollup
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+    };
+    Some((
+        field("Pss:")?,
+        field("Private_Clean:")? + field("Private_Dirty:")?,
+    ))
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -2,13 +2,13 @@
 //! beside the frames on both channels; the bytes arrive intact either way,
 //! and a client that does not take memfds gets them inline.
 
+use crate::protocol::{connection_error, until_closed};
 use corral::Client;
 use corral_plugin_api::ErrorKind;
 use corral_plugin_api::wire::{
     self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, SharedBytes,
 };
 use corral_tests::Corral;
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -117,21 +117,6 @@ fn send_shared(stream: &UnixStream, request: &Request, fd: Option<std::os::fd::B
     wire::send_frame(stream.as_fd(), &frame, fd).unwrap();
 }
 
-fn connection_error(stream: &mut UnixStream) -> corral_plugin_api::RemoteError {
-    let mut rest = Vec::new();
-    stream
-        .read_to_end(&mut rest)
-        .expect("server closes the connection");
-    let (response, _) = wire::decode_frame::<Response>(&rest, MAX)
-        .unwrap()
-        .expect("an error frame");
-    assert_eq!(response.id, 0);
-    match response.reply {
-        Reply::Error(error) => error,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
 #[test]
 fn a_client_sending_a_bad_shared_payload_is_disconnected() {
     let corral = Corral::builder().hello("hello").start();
@@ -140,7 +125,7 @@ fn a_client_sending_a_bad_shared_payload_is_disconnected() {
     // Flagged, but no fd came with it.
     let mut stream = greeted(&corral, true);
     send_shared(&stream, &call(Vec::new()), None);
-    let error = connection_error(&mut stream);
+    let error = connection_error(&until_closed(&mut stream));
     assert_eq!(error.kind, ErrorKind::Protocol);
     assert!(
         error.message.contains("without its fd"),
@@ -152,7 +137,7 @@ fn a_client_sending_a_bad_shared_payload_is_disconnected() {
     let mut stream = greeted(&corral, true);
     let file = tempfile::tempfile().unwrap();
     send_shared(&stream, &call(Vec::new()), Some(file.as_fd()));
-    let error = connection_error(&mut stream);
+    let error = connection_error(&until_closed(&mut stream));
     assert_eq!(error.kind, ErrorKind::Protocol);
     assert!(
         error.message.contains("not a memfd sealed"),

@@ -49,7 +49,7 @@ fn greeted(corral: &Corral) -> UnixStream {
 }
 
 /// Reads until the server closes the connection, returning what it sent.
-fn until_closed(stream: &mut UnixStream) -> Vec<u8> {
+pub(crate) fn until_closed(stream: &mut UnixStream) -> Vec<u8> {
     let mut rest = Vec::new();
     stream
         .read_to_end(&mut rest)
@@ -57,7 +57,7 @@ fn until_closed(stream: &mut UnixStream) -> Vec<u8> {
     rest
 }
 
-fn connection_error(bytes: &[u8]) -> corral_plugin_api::RemoteError {
+pub(crate) fn connection_error(bytes: &[u8]) -> corral_plugin_api::RemoteError {
     let (response, _) = wire::decode_frame::<Response>(bytes, MAX)
         .unwrap()
         .expect("an error frame");
