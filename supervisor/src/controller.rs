@@ -382,8 +382,17 @@ impl Controller {
         let started = match self.spare.take() {
             Some(spare) if Arc::ptr_eq(&spare.spec, spec) => {
                 self.plugin.status().spare_pid = None;
-                debug!(plugin = %name, pid = spare.standby.pid(), "activating the spare worker");
-                worker::activate(spare.standby, self.supervision.start_timeout).await
+                let pid = spare.standby.pid();
+                debug!(plugin = %name, pid, "activating the spare worker");
+                match worker::activate(spare.standby, self.supervision.start_timeout).await {
+                    Ok(started) => Ok(started),
+                    // The spare died waiting (an admin killed it, say): a
+                    // fresh worker then, not a failed start.
+                    Err(error) => {
+                        warn!(plugin = %name, pid, "spare worker unusable ({error}); starting a new worker");
+                        start_worker(&self.plugin, spec, &self.supervision).await
+                    }
+                }
             }
             stale => {
                 if let Some(stale) = stale {

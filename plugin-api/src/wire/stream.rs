@@ -1,5 +1,7 @@
-//! Blocking frame I/O over `std::io` streams, for the worker and the
-//! blocking client. The async adapters live in the supervisor.
+//! Blocking frame I/O over plain `std::io` streams, for raw protocol
+//! clients and tests: it carries no fds, so a large payload comes inline
+//! only to a client that said it takes no shared payloads. corral's own
+//! ends read with [`FrameBuffer`](super::FrameBuffer), which keeps them.
 
 use super::codec::{FrameHeader, HEADER_LEN, WireError, encode_frame};
 use serde::Serialize;

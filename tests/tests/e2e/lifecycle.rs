@@ -554,3 +554,22 @@ fn a_spare_worker_stands_by_sandboxed_and_takes_over_a_crash() {
     corral.wait_until("the spare is gone after a stop", || !is_alive(reloaded));
     assert_eq!(corral.plugin("hello").spare_pid, None);
 }
+
+#[test]
+fn a_dead_spare_is_replaced_by_a_fresh_worker_not_a_failed_start() {
+    let corral = Corral::builder()
+        .native_with("hello", "hello", "[restart]\nspare = true\n")
+        .start();
+    let serving = corral.wait_ready("hello").pid.unwrap();
+    let spare = spare_of(&corral, "hello", None);
+    send_signal(spare, libc::SIGKILL);
+    corral.wait_until("the spare is dead", || !is_worker(spare));
+    send_signal(serving, libc::SIGKILL);
+    let after = corral.wait_replaced("hello", Some(serving));
+    assert_ne!(after.pid, Some(spare));
+    assert_eq!(
+        after.restarts, 1,
+        "one restart, not a failed start and another"
+    );
+    assert_eq!(corral.client().call("hello", "echo", b"up").unwrap(), b"up");
+}
