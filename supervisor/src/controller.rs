@@ -396,8 +396,8 @@ impl Controller {
             }
             stale => {
                 if let Some(stale) = stale {
-                    self.spare = Some(stale);
-                    self.drop_spare();
+                    self.plugin.status().spare_pid = None;
+                    tokio::spawn(stale.standby.discard());
                 }
                 start_worker(&self.plugin, spec, &self.supervision).await
             }
