@@ -196,6 +196,7 @@ impl Controller {
                 }
                 _ = tick(&mut self.health) => self.check_health(&health_tx),
                 made = made_spare(&mut self.making_spare) => self.on_spare(made),
+                status = spare_exited(&self.spare) => self.on_spare_exit(status),
                 Some((pid, result)) = health_rx.recv() => self.on_health(pid, result),
                 _ = shutdown.changed() => {}
             }
@@ -326,17 +327,37 @@ impl Controller {
         self.running = Some(running);
         self.health_failures = 0;
         self.health = health_timer(spec);
-        if spec.plugin.manifest.restart.spare && self.spare.is_none() && self.making_spare.is_none()
+        self.make_spare();
+    }
+
+    /// Starts making a spare, if the plugin wants one and has none.
+    fn make_spare(&mut self) {
+        let spec = self.plugin.spec();
+        if !spec.plugin.manifest.restart.spare
+            || self.spare.is_some()
+            || self.making_spare.is_some()
         {
-            let (plugin, supervision) = (self.plugin.clone(), self.supervision.clone());
-            let spec = self.plugin.spec();
-            self.making_spare = Some(tokio::spawn(async move {
-                // A fork stalls the supervisor's other threads while it copies
-                // the page tables: not while the new worker takes its first calls.
-                tokio::time::sleep(SPARE_DELAY).await;
-                let standby = start_spare(&plugin, &spec, &supervision).await?;
-                Ok(Spare { standby, spec })
-            }));
+            return;
+        }
+        let (plugin, supervision) = (self.plugin.clone(), self.supervision.clone());
+        self.making_spare = Some(tokio::spawn(async move {
+            // A fork stalls the supervisor's other threads while it copies
+            // the page tables: not while the new worker takes its first calls.
+            tokio::time::sleep(SPARE_DELAY).await;
+            let standby = start_spare(&plugin, &spec, &supervision).await?;
+            Ok(Spare { standby, spec })
+        }));
+    }
+
+    /// The waiting spare died: it is reaped; make another.
+    fn on_spare_exit(&mut self, status: nix::sys::wait::WaitStatus) {
+        if let Some(spare) = self.spare.take() {
+            let pid = spare.standby.pid();
+            warn!(plugin = %self.plugin.name(), pid, "spare worker ended while waiting ({status:?}); making another");
+            self.plugin.status().spare_pid = None;
+        }
+        if self.want == Want::Run && self.running.is_some() {
+            self.make_spare();
         }
     }
 
@@ -913,6 +934,13 @@ fn into_cgroup(plugin: &PluginHandle, spec: &Spec, pid: u32) -> Result<(), Strin
             .and_then(|()| cgroup.add(pid))
             .map_err(|e| format!("cgroup {}: {e}", cgroup.dir().display())),
         None => Ok(()),
+    }
+}
+
+async fn spare_exited(spare: &Option<Spare>) -> nix::sys::wait::WaitStatus {
+    match spare {
+        Some(spare) => spare.standby.exited().await,
+        None => std::future::pending().await,
     }
 }
 

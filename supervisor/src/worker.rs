@@ -440,6 +440,13 @@ impl Standby {
         self.0.process.pid()
     }
 
+    /// Resolves when the waiting spare has died (an admin killed it, say),
+    /// and reaps it: drop it then, without [`discard`](Self::discard).
+    /// Cancel-safe.
+    pub(crate) async fn exited(&self) -> WaitStatus {
+        self.0.process.wait().await
+    }
+
     /// Ends the spare: kills its process group and reaps it.
     pub(crate) async fn discard(self) {
         let Greeted {

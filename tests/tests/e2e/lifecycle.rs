@@ -556,20 +556,28 @@ fn a_spare_worker_stands_by_sandboxed_and_takes_over_a_crash() {
 }
 
 #[test]
-fn a_dead_spare_is_replaced_by_a_fresh_worker_not_a_failed_start() {
+fn a_spare_killed_while_waiting_is_reaped_and_replaced() {
     let corral = Corral::builder()
         .native_with("hello", "hello", "[restart]\nspare = true\n")
         .start();
     let serving = corral.wait_ready("hello").pid.unwrap();
     let spare = spare_of(&corral, "hello", None);
     send_signal(spare, libc::SIGKILL);
-    corral.wait_until("the spare is dead", || !is_worker(spare));
+    // Reaped, not left a zombie, and another one made.
+    corral.wait_until("the killed spare is reaped", || {
+        !std::path::Path::new(&format!("/proc/{spare}")).exists()
+    });
+    let next = spare_of(&corral, "hello", Some(spare));
+    assert!(is_worker(next));
+    assert_eq!(
+        corral.plugin("hello").pid,
+        Some(serving),
+        "the serving worker is untouched"
+    );
+    assert_eq!(corral.plugin("hello").restarts, 0);
     send_signal(serving, libc::SIGKILL);
     let after = corral.wait_replaced("hello", Some(serving));
-    assert_ne!(after.pid, Some(spare));
-    assert_eq!(
-        after.restarts, 1,
-        "one restart, not a failed start and another"
-    );
+    assert_eq!(after.pid, Some(next));
+    assert_eq!(after.restarts, 1);
     assert_eq!(corral.client().call("hello", "echo", b"up").unwrap(), b"up");
 }
