@@ -201,7 +201,7 @@ impl Drop for Mapping {
 }
 
 /// One frame taken out of a [`FrameBuffer`]; its body stays in the buffer
-/// ([`FrameBuffer::body`]) until the next `recv`.
+/// ([`FrameBuffer::body`]) until the buffer's next `next_frame` or `recv`.
 #[derive(Debug)]
 pub struct Frame {
     body: std::ops::Range<usize>,
