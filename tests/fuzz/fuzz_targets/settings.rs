@@ -9,7 +9,10 @@ use std::path::Path;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Err(error) = Settings::parse(text, Path::new("/fuzz/corral.toml")) {
-            assert!(error.to_string().starts_with("/fuzz/corral.toml"), "{error}");
+            assert!(
+                error.to_string().starts_with("/fuzz/corral.toml"),
+                "{error}"
+            );
         }
     }
 });
