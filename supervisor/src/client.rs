@@ -6,8 +6,8 @@
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
     self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, Message, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, Reply, Request, RequestBody, Response, SHARED_MIN, ServerHello, SharedBytes,
-    WireError,
+    PluginInfo, Reply, Request, RequestBody, Response, ServerHello, SharedBytes, WireError,
+    share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -466,27 +466,16 @@ pub(crate) fn share_input(body: RequestBody) -> (RequestBody, Option<SharedBytes
             method,
             input,
             timeout_ms,
-        } if input.len() >= SHARED_MIN => match SharedBytes::copy_from(&input) {
-            Ok(shared) => (
-                RequestBody::Call {
-                    plugin,
-                    method,
-                    input: Vec::new(),
-                    timeout_ms,
-                },
-                Some(shared),
-            ),
-            // Out of fds or memory: the bytes still fit in the frame.
-            Err(_) => (
-                RequestBody::Call {
-                    plugin,
-                    method,
-                    input,
-                    timeout_ms,
-                },
-                None,
-            ),
-        },
+        } => {
+            let (input, shared) = share_large(input);
+            let body = RequestBody::Call {
+                plugin,
+                method,
+                input,
+                timeout_ms,
+            };
+            (body, shared)
+        }
         body => (body, None),
     }
 }

@@ -2,7 +2,7 @@
 //! codec and the fd-carrying [`FrameBuffer`] in `corral_plugin_api::wire`.
 
 use corral_plugin_api::wire::{
-    FrameBuffer, SharedBytes, WireError, check_len, encode_frame, mark_shared, send_with_fd,
+    FrameBuffer, SharedBytes, WireError, encode_shared_frame, send_with_fd,
 };
 use serde::Serialize;
 use std::io;
@@ -101,12 +101,8 @@ impl FrameWriter {
         message: &T,
         shared: Option<&SharedBytes>,
     ) -> Result<(), WireError> {
-        check_len(shared, self.max)?;
         self.buf.clear();
-        encode_frame(message, &mut self.buf, self.max)?;
-        if shared.is_some() {
-            mark_shared(&mut self.buf);
-        }
+        encode_shared_frame(message, shared, &mut self.buf, self.max)?;
         write_frame(&self.inner, &self.buf, shared.map(|shared| shared.as_fd())).await?;
         if self.buf.capacity() > 1024 * 1024 {
             self.buf = Vec::new(); // do not keep a large frame's buffer around
@@ -154,12 +150,8 @@ impl Outgoing {
         shared: Option<SharedBytes>,
         max: u32,
     ) -> Result<Self, WireError> {
-        check_len(shared.as_ref(), max)?;
         let mut frame = Vec::new();
-        encode_frame(message, &mut frame, max)?;
-        if shared.is_some() {
-            mark_shared(&mut frame);
-        }
+        encode_shared_frame(message, shared.as_ref(), &mut frame, max)?;
         Ok(Self { frame, shared })
     }
 }

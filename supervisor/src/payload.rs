@@ -1,7 +1,7 @@
 //! Call payloads as the supervisor carries them: bytes, or a sealed memfd
 //! that it passes along without reading.
 
-use corral_plugin_api::wire::{SHARED_MIN, SharedBytes, WireError};
+use corral_plugin_api::wire::{SharedBytes, WireError, share_large};
 use corral_plugin_api::{ErrorKind, RemoteError};
 
 /// A call's input or reply.
@@ -38,12 +38,7 @@ impl Payload {
         shared: bool,
     ) -> Result<(Vec<u8>, Option<SharedBytes>), RemoteError> {
         match self {
-            Self::Bytes(bytes) if shared && bytes.len() >= SHARED_MIN => {
-                match SharedBytes::copy_from(&bytes) {
-                    Ok(payload) => Ok((Vec::new(), Some(payload))),
-                    Err(_) => Ok((bytes, None)), // out of fds or memory: inline still works
-                }
-            }
+            Self::Bytes(bytes) if shared => Ok(share_large(bytes)),
             Self::Bytes(bytes) => Ok((bytes, None)),
             Self::Shared(payload) if shared => Ok((Vec::new(), Some(payload))),
             Self::Shared(payload) => Ok((read(&payload)?, None)),

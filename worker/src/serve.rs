@@ -6,7 +6,7 @@ use crate::channel::ChannelError;
 use crate::link::Link;
 use crate::runtime::Runtime;
 use corral_plugin_api::wire::{
-    FromWorker, HEALTH_METHOD, Mapping, Outcome, SHARED_MIN, SharedBytes, ToWorker, WireError,
+    FromWorker, HEALTH_METHOD, Mapping, Outcome, SharedBytes, ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::time::Duration;
@@ -83,10 +83,10 @@ impl Input {
 /// Sends a call's reply; a large reply goes in a sealed memfd.
 fn send_reply(link: &Link, id: u64, outcome: Outcome) -> Result<(), ChannelError> {
     let (outcome, shared) = match outcome {
-        Outcome::Ok(bytes) if bytes.len() >= SHARED_MIN => match SharedBytes::copy_from(&bytes) {
-            Ok(shared) => (Outcome::Ok(Vec::new()), Some(shared)),
-            Err(_) => (Outcome::Ok(bytes), None), // out of fds or memory: inline still works
-        },
+        Outcome::Ok(bytes) => {
+            let (bytes, shared) = share_large(bytes);
+            (Outcome::Ok(bytes), shared)
+        }
         outcome => (outcome, None),
     };
     match link.send_shared(&FromWorker::Reply { id, outcome }, shared.as_ref()) {

@@ -23,8 +23,8 @@ pub use message::{
 };
 #[cfg(target_os = "linux")]
 pub use shared::{
-    Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, check_len, send_frame, send_with_fd,
-    write_message,
+    Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, send_frame,
+    send_with_fd, share_large, write_message,
 };
 pub use stream::{read_frame, write_frame};
 

@@ -477,12 +477,8 @@ pub fn write_message<T: serde::Serialize>(
     buf: &mut Vec<u8>,
     max: u32,
 ) -> Result<(), WireError> {
-    check_len(shared, max)?;
     buf.clear();
-    super::encode_frame(message, buf, max)?;
-    if shared.is_some() {
-        super::mark_shared(buf);
-    }
+    encode_shared_frame(message, shared, buf, max)?;
     send_frame(socket, buf, shared.map(AsFd::as_fd))?;
     if buf.capacity() > BUFFER_LEN * 16 {
         *buf = Vec::new(); // do not keep a large frame's buffer around
@@ -490,14 +486,39 @@ pub fn write_message<T: serde::Serialize>(
     Ok(())
 }
 
-/// Refuses a shared payload over the frame limit, as the receiver would.
-pub fn check_len(shared: Option<&SharedBytes>, max: u32) -> Result<(), WireError> {
-    match shared {
-        Some(shared) if shared.len() as u64 > u64::from(max) => Err(WireError::TooLarge {
+/// Appends one frame holding `message` to `out`, marked as carrying
+/// `shared` as its payload when given. A shared payload over `max` is
+/// refused, as the receiver would refuse it; on error `out` is as it was.
+pub fn encode_shared_frame<T: serde::Serialize>(
+    message: &T,
+    shared: Option<&SharedBytes>,
+    out: &mut Vec<u8>,
+    max: u32,
+) -> Result<(), WireError> {
+    if let Some(shared) = shared.filter(|shared| shared.len() as u64 > u64::from(max)) {
+        return Err(WireError::TooLarge {
             len: shared.len() as u64,
             max,
-        }),
-        _ => Ok(()),
+        });
+    }
+    let start = out.len();
+    super::encode_frame(message, out, max)?;
+    if shared.is_some() {
+        super::mark_shared(&mut out[start..]);
+    }
+    Ok(())
+}
+
+/// Moves `bytes` into a sealed memfd when they are [`SHARED_MIN`] or more:
+/// the bytes to put in the frame (then empty) and the shared payload. Out
+/// of fds or memory, the bytes stay inline, where they still fit.
+pub fn share_large(bytes: Vec<u8>) -> (Vec<u8>, Option<SharedBytes>) {
+    if bytes.len() < SHARED_MIN {
+        return (bytes, None);
+    }
+    match SharedBytes::copy_from(&bytes) {
+        Ok(shared) => (Vec::new(), Some(shared)),
+        Err(_) => (bytes, None),
     }
 }
 
