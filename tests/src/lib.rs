@@ -15,6 +15,7 @@ use corral::blocking::Client;
 use corral::{ExitInfo, PluginInfo, PluginState};
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
@@ -180,8 +181,22 @@ impl CorralBuilder {
         let log_path = self.dir.path().join("corral.log");
         fs::create_dir_all(self.plugins_dir()).expect("plugins folder");
         let log = fs::File::create(&log_path).expect("log file");
+        let wrapper = std::env::var("CORRAL_SUPERVISOR_WRAPPER")
+            .ok()
+            .filter(|wrapper| !wrapper.trim().is_empty() && self.uid.is_none());
         let mut command = match self.uid {
-            None => Command::new(corral_bin()),
+            None => match &wrapper {
+                // A profiler to run the supervisor under, e.g.
+                // `valgrind --tool=callgrind`: split on spaces.
+                Some(wrapper) => {
+                    let mut words = wrapper.split_whitespace();
+                    let mut wrapped = Command::new(words.next().expect("not empty"));
+                    // A group of their own: stopping signals both.
+                    wrapped.args(words).arg(corral_bin()).process_group(0);
+                    wrapped
+                }
+                None => Command::new(corral_bin()),
+            },
             Some(uid) => {
                 chown_tree(self.dir.path(), uid);
                 let mut setpriv = Command::new("setpriv");
@@ -233,6 +248,7 @@ impl CorralBuilder {
             socket,
             log_path,
             child,
+            wrapped: wrapper.is_some(),
             seen_pids: Mutex::new(BTreeSet::new()),
             dir: self.dir,
         };
@@ -283,6 +299,9 @@ pub struct Corral {
     pub socket: PathBuf,
     log_path: PathBuf,
     child: Child,
+    /// Run under `CORRAL_SUPERVISOR_WRAPPER`: stopped with SIGTERM so that
+    /// the profiler writes its output.
+    wrapped: bool,
     seen_pids: Mutex<BTreeSet<u32>>,
     dir: tempfile::TempDir,
 }
@@ -517,6 +536,20 @@ impl Corral {
 
 impl Drop for Corral {
     fn drop(&mut self) {
+        if self.wrapped {
+            let group = -i32::try_from(self.child.id()).expect("a pid fits in i32");
+            // SAFETY: kill with a negative pid signals that process group.
+            unsafe { libc::kill(group, libc::SIGTERM) };
+            let start = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if start.elapsed() > 6 * WAIT {
+                    // SAFETY: as above; the group still has its leader.
+                    unsafe { libc::kill(group, libc::SIGKILL) };
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Workers die with the supervisor (PDEATHSIG, end of channel); make
