@@ -57,6 +57,7 @@ extern "C" {
  *   "kv_list:PREFIX"      -> keys, sorted, one per line              ("kv")
  *   "publish:TOPIC"       input = payload                            ("publish")
  *   "call:PLUGIN/METHOD"  input = the call's input -> its reply      ("call:PLUGIN")
+ *   "config"              -> the plugin's settings, TOML text        (always allowed)
  * Publications on subscribed topics arrive as calls of method "@event:TOPIC". */
 
 typedef struct { const uint8_t *ptr; size_t len; } corral_bytes;  /* borrowed */

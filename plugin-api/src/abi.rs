@@ -36,6 +36,10 @@ pub const OP_KV_LIST: &str = "kv_list:";
 pub const OP_PUBLISH: &str = "publish:";
 /// Host service `call:PLUGIN/METHOD`, input = the call's input.
 pub const OP_CALL: &str = "call:";
+/// Host service `config`: the plugin's effective `[config]` as TOML text
+/// (empty when it has none). Answered by the worker itself, always
+/// allowed.
+pub const OP_CONFIG: &str = "config";
 
 /// Methods starting with this are publications on subscribed topics:
 /// `@event:TOPIC`, input = the payload ([`Plugin::on_event`](crate::Plugin::on_event)).

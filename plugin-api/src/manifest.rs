@@ -15,6 +15,14 @@
 //! # sha256: the entry's SHA-256, checked before every load (`corral check` prints it)
 //! sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
 //! start = "eager"         # eager | lazy (the first call starts the worker)
+//! provides = ["exporter"] # extension points it serves: host apps find plugins by them
+//!
+//! [[methods]]             # the methods it serves; when listed, others are refused
+//! name = "export"
+//! description = "Writes the document as PDF"   # one line
+//!
+//! [config]                # its settings and their defaults, any TOML; corral.toml
+//! dpi = 300               # overrides them in [plugins.NAME.config]
 //!
 //! [dependencies]          # other plugins, by name: semver ranges
 //! storage = "^1.2"
@@ -69,8 +77,15 @@ use toml::Spanned;
 /// Longest plugin name.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// Longest method name in `[[methods]]`.
+pub const MAX_METHOD_LEN: usize = 128;
+/// Longest `[[methods]] description`.
+pub const MAX_DESCRIPTION_LEN: usize = 200;
+/// Largest `[config]`, as TOML text.
+pub const MAX_CONFIG_LEN: usize = 64 * 1024;
+
 /// A validated manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// Plugin name, unique within a supervisor.
     pub name: String,
@@ -97,6 +112,17 @@ pub struct Manifest {
     /// `[plugin] start`: `eager` (at serve time, the default) or `lazy`
     /// (the first call starts the worker).
     pub start: StartMode,
+    /// `[plugin] provides`: the extension points the plugin serves
+    /// (`"exporter"`, `"spellcheck"`): host apps look plugins up by them.
+    pub provides: Vec<String>,
+    /// `[[methods]]`: the methods the plugin declares, in file order. When
+    /// any are declared, calls of other methods are refused before they
+    /// reach the worker.
+    pub methods: Vec<Method>,
+    /// `[config]`: the plugin's settings with their defaults, delivered to
+    /// it at init (`Host::config`); corral.toml overrides them
+    /// (`[plugins.NAME.config]`).
+    pub config: toml::Table,
     /// `[dependencies]`: other plugins this one needs, by name, with the
     /// versions it works with. Never names the plugin itself.
     pub dependencies: BTreeMap<String, semver::VersionReq>,
@@ -112,6 +138,15 @@ pub struct Manifest {
     pub restart: RestartSettings,
     /// `[health]`: the periodic health call.
     pub health: HealthSettings,
+}
+
+/// One `[[methods]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    /// The method's name, as callers pass it.
+    pub name: String,
+    /// One line on what it does (may be empty).
+    pub description: String,
 }
 
 /// When a plugin's worker starts.
@@ -502,6 +537,16 @@ struct RawManifest {
     restart: RawRestart,
     #[serde(default)]
     health: RawHealth,
+    #[serde(default)]
+    methods: Vec<RawMethod>,
+    config: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMethod {
+    name: Spanned<String>,
+    description: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -516,6 +561,8 @@ struct RawPlugin {
     requires: Option<Spanned<String>>,
     sha256: Option<Spanned<String>>,
     start: Option<Spanned<String>>,
+    #[serde(default)]
+    provides: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -699,6 +746,21 @@ impl Manifest {
             subscribe.push(topic.into_inner());
         }
 
+        let provides = extension_points(plugin.provides).map_err(spanned)?;
+        let methods = methods(raw.methods).map_err(spanned)?;
+        let (config_span, config) = raw
+            .config
+            .map_or((0..0, toml::Table::new()), |c| (c.span(), c.into_inner()));
+        let rendered = toml::to_string(&config).map_or(0, |text| text.len());
+        if rendered > MAX_CONFIG_LEN {
+            return Err(error(
+                config_span,
+                format!(
+                    "[config]: {rendered} bytes as TOML, over the {MAX_CONFIG_LEN} corral passes to a plugin; keep large data in files under [permissions] read"
+                ),
+            ));
+        }
+
         let limits = raw.limits.validate(path, text)?;
         let restart = restart_settings(raw.restart).map_err(spanned)?;
         let health = health_settings(raw.health).map_err(spanned)?;
@@ -712,6 +774,9 @@ impl Manifest {
             requires,
             sha256,
             start,
+            provides,
+            methods,
+            config,
             dependencies,
             permissions: raw.permissions,
             subscribe,
@@ -720,6 +785,70 @@ impl Manifest {
             health,
         })
     }
+}
+
+fn extension_points(raw: Vec<Spanned<String>>) -> Result<Vec<String>, (Range<usize>, String)> {
+    let mut provides: Vec<String> = Vec::new();
+    for point in raw {
+        let (span, point) = (point.span(), point.into_inner());
+        if let Err(problem) = check_name(&point) {
+            return Err((span, format!("[plugin] provides: {point:?}: {problem}")));
+        }
+        if provides.contains(&point) {
+            return Err((
+                span,
+                format!("[plugin] provides: {point:?} is listed twice"),
+            ));
+        }
+        provides.push(point);
+    }
+    Ok(provides)
+}
+
+fn methods(raw: Vec<RawMethod>) -> Result<Vec<Method>, (Range<usize>, String)> {
+    let mut methods: Vec<Method> = Vec::new();
+    for method in raw {
+        let (span, name) = (method.name.span(), method.name.into_inner());
+        if let Err(problem) = check_method(&name) {
+            return Err((span, format!("[[methods]] name = {name:?}: {problem}")));
+        }
+        if methods.iter().any(|m| m.name == name) {
+            return Err((span, format!("[[methods]] name = {name:?}: declared twice")));
+        }
+        let description = match method.description {
+            None => String::new(),
+            Some(description) => {
+                let (span, description) = (description.span(), description.into_inner());
+                if description.contains(['\n', '\r']) || description.len() > MAX_DESCRIPTION_LEN {
+                    return Err((
+                        span,
+                        format!(
+                            "[[methods]] description of {name:?}: expected one line of at most {MAX_DESCRIPTION_LEN} bytes"
+                        ),
+                    ));
+                }
+                description
+            }
+        };
+        methods.push(Method { name, description });
+    }
+    Ok(methods)
+}
+
+/// Checks a method name a plugin declares: 1 to 128 bytes, no spaces or
+/// control characters, not starting with `@` (reserved for corral's own
+/// calls, such as events).
+pub fn check_method(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_METHOD_LEN {
+        return Err(format!("expected 1 to {MAX_METHOD_LEN} bytes"));
+    }
+    if name.starts_with('@') {
+        return Err("names starting with '@' are reserved for corral".to_owned());
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("no spaces or control characters".to_owned());
+    }
+    Ok(())
 }
 
 fn restart_settings(raw: RawRestart) -> Result<RestartSettings, (Range<usize>, String)> {
@@ -1519,6 +1648,64 @@ api = 1
     }
 
     #[test]
+    fn extension_points_methods_and_config() {
+        let text = format!(
+            "{GOOD}provides = [\"exporter\", \"preview\"]\n\n\
+             [[methods]]\nname = \"export\"\ndescription = \"Writes PDF\"\n\n\
+             [[methods]]\nname = \"page.count\"\n\n\
+             [config]\ndpi = 300\n[config.paper]\nsize = \"a4\"\n"
+        );
+        let manifest = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(manifest.provides, ["exporter", "preview"]);
+        assert_eq!(
+            manifest.methods,
+            [
+                Method {
+                    name: "export".into(),
+                    description: "Writes PDF".into()
+                },
+                Method {
+                    name: "page.count".into(),
+                    description: String::new()
+                }
+            ]
+        );
+        assert_eq!(manifest.config["dpi"].as_integer(), Some(300));
+        assert_eq!(manifest.config["paper"]["size"].as_str(), Some("a4"));
+        let plain = parse(GOOD).unwrap();
+        assert!(plain.provides.is_empty() && plain.methods.is_empty() && plain.config.is_empty());
+    }
+
+    #[test]
+    fn bad_extension_points_and_methods_are_refused() {
+        let provides = |list: &str| format!("{GOOD}provides = {list}\n");
+        refused_at(
+            &provides("[\"Exporter\"]"),
+            8,
+            "[plugin] provides: \"Exporter\": expected 1 to 64",
+        );
+        refused_at(&provides("[\"a\", \"a\"]"), 8, "\"a\" is listed twice");
+        let method = |body: &str| format!("{GOOD}\n[[methods]]\n{body}\n");
+        refused_at(&method("name = \"@event:x\""), 10, "reserved for corral");
+        refused_at(&method("name = \"\""), 10, "expected 1 to 128 bytes");
+        refused_at(&method("name = \"two words\""), 10, "no spaces");
+        refused_at(
+            &method("name = \"a\"\ndescription = \"one\\ntwo\""),
+            11,
+            "expected one line",
+        );
+        refused_at(
+            &method("name = \"a\"\nsummary = \"x\""),
+            11,
+            "unknown field `summary`",
+        );
+        let twice = format!("{GOOD}\n[[methods]]\nname = \"a\"\n[[methods]]\nname = \"a\"\n");
+        refused_at(&twice, 12, "[[methods]] name = \"a\": declared twice");
+        let huge = format!("{GOOD}\n[config]\nblob = \"{}\"\n", "x".repeat(70_000));
+        refused_at(&huge, 9, "over the 65536 corral passes to a plugin");
+    }
+
+    #[test]
     fn names() {
         for good in ["a", "hello-world", "x2", &"a".repeat(64)] {
             assert!(check_name(good).is_ok(), "{good}");
@@ -1743,6 +1930,9 @@ api = 1
                             requires,
                             sha256,
                             start,
+                            provides: Vec::new(),
+                            methods: Vec::new(),
+                            config: toml::Table::new(),
                             dependencies,
                             permissions,
                             subscribe,

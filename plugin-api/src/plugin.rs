@@ -274,6 +274,25 @@ impl Host {
         self.service(&format!("{}{plugin}/{method}", abi::OP_CALL), input)
     }
 
+    /// The plugin's settings as TOML text: its manifest's `[config]`
+    /// defaults with the admin's overrides from corral.toml
+    /// (`[plugins.NAME.config]`) applied. Empty when it has no
+    /// `[config]`. Always allowed; a changed override reloads the plugin,
+    /// so reading it in [`Plugin::init`] is enough.
+    pub fn config_toml(&self) -> Result<String, RemoteError> {
+        let text = self.service(abi::OP_CONFIG, &[])?;
+        String::from_utf8(text)
+            .map_err(|_| RemoteError::new(ErrorKind::Protocol, "the config is not UTF-8"))
+    }
+
+    /// The plugin's settings ([`config_toml`](Self::config_toml)) read
+    /// into `T`, typically a `#[derive(Deserialize)]` struct with the same
+    /// keys as the manifest's `[config]`.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, PluginError> {
+        let text = self.config_toml()?;
+        toml::from_str(&text).map_err(|error| PluginError::new(format!("[config]: {error}")))
+    }
+
     /// One host service call: `op` names the service and its argument.
     fn service(&self, op: &str, input: &[u8]) -> Result<Vec<u8>, RemoteError> {
         #[cfg(not(target_arch = "wasm32"))]

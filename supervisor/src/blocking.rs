@@ -115,6 +115,14 @@ impl Client {
         }
     }
 
+    /// The plugins that provide extension point `point` (`[plugin]
+    /// provides` in their manifests), in name order.
+    pub fn providing(&mut self, point: &str) -> Result<Vec<PluginInfo>, ClientError> {
+        let mut plugins = self.list()?;
+        plugins.retain(|plugin| plugin.provides.iter().any(|p| p == point));
+        Ok(plugins)
+    }
+
     /// Everything about one plugin: manifest, limits, sandbox layers,
     /// recent exits.
     pub fn inspect(&mut self, plugin: &str) -> Result<PluginDetails, ClientError> {

@@ -613,7 +613,7 @@ mod tests {
         let report = check(dir.path()).unwrap();
         assert!(!report.valid);
         assert!(report.problems[0].contains("plugin.toml:7:1: unknown field `colour`"));
-        assert!(report.text().ends_with("unknown field `colour`, expected one of `name`, `version`, `kind`, `wasi`, `entry`, `api`, `requires`, `sha256`, `start`\n"), "{}", report.text());
+        assert!(report.text().ends_with("unknown field `colour`, expected one of `name`, `version`, `kind`, `wasi`, `entry`, `api`, `requires`, `sha256`, `start`, `provides`\n"), "{}", report.text());
         let empty = tempfile::tempdir().unwrap();
         assert!(problems(empty.path()).contains("no plugin.toml here"));
         assert!(check(&empty.path().join("nothing")).is_err());

@@ -127,6 +127,10 @@ enum Command {
     Ps {
         #[command(flatten)]
         socket: SocketArg,
+        /// Only the plugins that provide this extension point (`provides`
+        /// in their plugin.toml)
+        #[arg(long, value_name = "POINT")]
+        provides: Option<String>,
         /// Print a JSON array
         #[arg(long)]
         json: bool,
@@ -296,15 +300,17 @@ fn run(command: Command) -> Result<ExitCode> {
             if plugin_dirs.is_empty() {
                 bail!(
                     "no plugin folders: pass --plugins DIR, or list them in a corral.toml \
-                     (plugins = [\"DIR\"]) given with --config FILE"
+                     (plugin_dirs = [\"DIR\"]) given with --config FILE"
                 );
             }
             let socket = match (socket.socket.as_ref(), settings.socket.as_ref()) {
                 (Some(path), _) | (None, Some(path)) => path.clone(),
                 (None, None) => socket.path()?,
             };
+            let config_file = config.map(std::path::absolute).transpose()?;
             let mut config = ServeConfig::new(plugin_dirs, socket, worker);
             settings.apply(&mut config);
+            config.config_file = config_file;
             if let Some(ms) = call_timeout_ms {
                 config.call_timeout = Duration::from_millis(ms);
             }
@@ -536,8 +542,15 @@ fn run(command: Command) -> Result<ExitCode> {
                 Err(error) => Err(error.into()),
             }
         }
-        Command::Ps { socket, json } => {
-            let plugins = connect(&socket)?.list()?;
+        Command::Ps {
+            socket,
+            provides,
+            json,
+        } => {
+            let plugins = match &provides {
+                Some(point) => connect(&socket)?.providing(point)?,
+                None => connect(&socket)?.list()?,
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&plugins)?);
             } else {
@@ -979,6 +992,26 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
     );
     row(&mut out, "host", &list(&details.host));
     row(&mut out, "subscribe", &list(&details.subscribe));
+    if !info.provides.is_empty() {
+        row(&mut out, "provides", &info.provides.join(", "));
+    }
+    if !details.methods.is_empty() {
+        out += "methods
+";
+        for (name, description) in &details.methods {
+            row(&mut out, name, description);
+        }
+    }
+    if !details.config.is_empty() {
+        out += "config (effective: plugin.toml [config] with corral.toml overrides)
+";
+        for line in details.config.lines() {
+            out += &format!(
+                "  {line}
+"
+            );
+        }
+    }
     let limits = &details.limits;
     out += "limits\n";
     row(

@@ -171,6 +171,14 @@ impl Client {
         }
     }
 
+    /// The plugins that provide extension point `point` (`[plugin]
+    /// provides` in their manifests), in name order.
+    pub async fn providing(&self, point: &str) -> Result<Vec<PluginInfo>, ClientError> {
+        let mut plugins = self.list().await?;
+        plugins.retain(|plugin| plugin.provides.iter().any(|p| p == point));
+        Ok(plugins)
+    }
+
     /// Everything about one plugin: manifest, limits, sandbox layers,
     /// recent exits.
     pub async fn inspect(&self, plugin: &str) -> Result<PluginDetails, ClientError> {

@@ -2,6 +2,7 @@
 
 use corral_plugin_api::manifest::Limits;
 use corral_plugin_api::wire::DEFAULT_MAX_FRAME;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +63,12 @@ pub struct ServeConfig {
     /// Where to serve Prometheus metrics (`--metrics-addr`,
     /// `metrics_addr`); `None` = off.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The `corral.toml` these settings came from (`--config`): watched,
+    /// so that changed `[plugins.NAME.config]` overrides reload their
+    /// plugins.
+    pub config_file: Option<PathBuf>,
+    /// Overrides of plugins' `[config]` defaults, by plugin name.
+    pub plugin_config: BTreeMap<String, toml::Table>,
 }
 
 impl ServeConfig {
@@ -90,6 +97,8 @@ impl ServeConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 5,
             metrics_addr: None,
+            config_file: None,
+            plugin_config: BTreeMap::new(),
         }
     }
 }

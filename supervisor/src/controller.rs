@@ -661,7 +661,8 @@ impl Controller {
             plugin.event(EventKind::ReloadFailed, message.clone());
             RemoteError::new(ErrorKind::BadRequest, message)
         };
-        let discovered = tokio::task::spawn_blocking(move || registry::load(&dir))
+        let overrides = self.supervision.overrides.clone();
+        let discovered = tokio::task::spawn_blocking(move || registry::load(&dir, &overrides))
             .await
             .map_err(|e| failed(e.to_string()))?
             .map_err(|broken| failed(broken.error))?;

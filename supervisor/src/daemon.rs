@@ -5,6 +5,7 @@ use crate::config::ServeConfig;
 use crate::events::Events;
 use crate::fleet::Fleet;
 use crate::limits::Defaults;
+use crate::overrides::Overrides;
 use crate::plugin::Supervision;
 use crate::registry::{Registry, discover};
 use crate::server::{Access, Server};
@@ -88,12 +89,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .create(state)
             .map_err(setup("cannot create the state folder"))?;
     }
-    let found = discover(&config.plugin_dirs).map_err(|e| ServeError::Discovery(e.to_string()))?;
+    let overrides = Arc::new(Overrides::new(config.plugin_config.clone()));
+    let found = discover(&config.plugin_dirs, &overrides)
+        .map_err(|e| ServeError::Discovery(e.to_string()))?;
     for broken in &found.broken {
         warn!(plugin = %broken.name, "not started: {}", broken.error);
     }
     let mut interrupt = signal(SignalKind::interrupt()).map_err(setup("cannot handle SIGINT"))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(setup("cannot handle SIGTERM"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(setup("cannot handle SIGHUP"))?;
     let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
     let events = Arc::new(Events::default());
@@ -115,6 +119,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         state_dir: config.state_dir.clone(),
         events: events.clone(),
         services: services.clone(),
+        overrides: overrides.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let fleet = Fleet::new(supervision, config.clone(), stopped);
@@ -123,7 +128,18 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let count = found.plugins.len();
     fleet.start(found.plugins);
-    let _watcher = match watcher::watch(fleet.clone(), &config.plugin_dirs) {
+    for name in overrides.names() {
+        if fleet.registry.get(&name).is_none()
+            && !fleet.registry.broken().iter().any(|b| b.name == name)
+        {
+            warn!("corral.toml [plugins.{name}]: no plugin named `{name}`");
+        }
+    }
+    let _watcher = match watcher::watch(
+        fleet.clone(),
+        &config.plugin_dirs,
+        config.config_file.clone(),
+    ) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
             warn!("hot reload is off: cannot watch the plugin folders: {error}");
@@ -163,9 +179,19 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         env!("CARGO_PKG_VERSION")
     );
 
-    tokio::select! {
-        _ = interrupt.recv() => info!("SIGINT: stopping"),
-        _ = terminate.recv() => info!("SIGTERM: stopping"),
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break info!("SIGINT: stopping"),
+            _ = terminate.recv() => break info!("SIGTERM: stopping"),
+            _ = hangup.recv() => match &config.config_file {
+                Some(file) => {
+                    info!("SIGHUP: reading {} again", file.display());
+                    let (fleet, file) = (fleet.clone(), file.clone());
+                    let _ = tokio::task::spawn_blocking(move || fleet.reconfigure(&file)).await;
+                }
+                None => info!("SIGHUP: no --config file to read again"),
+            },
+        }
     }
     // Stop taking requests (this drops the listener and removes the socket
     // file), then stop every worker.

@@ -171,6 +171,43 @@ impl Fleet {
         while controllers.join_next().await.is_some() {}
     }
 
+    /// Reads corral.toml (`path`) again and puts its `[plugins.NAME.config]`
+    /// overrides in force: plugins whose overrides changed reload, and
+    /// plugins a bad override kept from starting are tried again. The
+    /// other settings need a restart of corral; a file that cannot be used
+    /// changes nothing.
+    pub(crate) fn reconfigure(&self, path: &Path) {
+        let settings = match crate::settings::Settings::load(path) {
+            Ok(settings) => settings,
+            Err(error) => return warn!("{error}: keeping the settings in force"),
+        };
+        let changed = self.supervision.overrides.replace(settings.plugin_config);
+        info!(
+            "{} read again: config overrides of {} plugin(s) changed",
+            path.display(),
+            changed.len()
+        );
+        let mut retry = BTreeSet::new();
+        for name in &changed {
+            if let Some(handle) = self.registry.get(name) {
+                info!(plugin = %name, "config override changed: reloading");
+                handle.order(Order::Changed);
+            } else if let Some(broken) =
+                self.registry.broken().into_iter().find(|b| &b.name == name)
+            {
+                retry.insert(broken.dir.join(MANIFEST));
+            } else {
+                warn!(
+                    "{}: [plugins.{name}]: no plugin named `{name}`",
+                    path.display()
+                );
+            }
+        }
+        if !retry.is_empty() {
+            self.rescan(&retry);
+        }
+    }
+
     /// Looks at the plugin folders again after `changed` paths changed:
     /// reloads the plugins whose manifest or entry changed, starts new
     /// folders, stops removed ones.
@@ -216,7 +253,7 @@ impl Fleet {
             if was_broken && !touched {
                 continue;
             }
-            match registry::load(&folder) {
+            match registry::load(&folder, &self.supervision.overrides) {
                 Ok(plugin) => match self.registry.get(&plugin.manifest.name) {
                     Some(other) => self.registry.set_broken(Broken {
                         error: format!(

@@ -60,6 +60,8 @@ mod metrics;
 #[cfg(target_os = "linux")]
 mod output;
 #[cfg(target_os = "linux")]
+mod overrides;
+#[cfg(target_os = "linux")]
 mod payload;
 #[cfg(target_os = "linux")]
 mod plugin;

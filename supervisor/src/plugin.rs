@@ -8,6 +8,7 @@ use crate::events::Events;
 use crate::limits::Defaults;
 use crate::logfile::LogFile;
 use crate::metrics::CallMetrics;
+use crate::overrides::Overrides;
 use crate::payload::Payload;
 use crate::registry::Discovered;
 use crate::sandbox::ChildSetup;
@@ -100,6 +101,8 @@ pub(crate) struct Supervision {
     pub(crate) events: Arc<Events>,
     /// Host services for plugins.
     pub(crate) services: Arc<Services>,
+    /// corral.toml's overrides of plugins' `[config]`.
+    pub(crate) overrides: Arc<Overrides>,
 }
 
 /// What a plugin runs from: its folder and manifest, and the limits they
@@ -253,6 +256,7 @@ impl PluginHandle {
             latency_p50_us: calls.p50_us,
             latency_p99_us: calls.p99_us,
             spare_pid: status.spare_pid,
+            provides: spec.plugin.manifest.provides.clone(),
         }
     }
 
@@ -294,6 +298,14 @@ impl PluginHandle {
             exits: status.exits.iter().cloned().collect(),
             host: permissions.host.iter().map(ToString::to_string).collect(),
             subscribe: spec.plugin.manifest.subscribe.clone(),
+            methods: spec
+                .plugin
+                .manifest
+                .methods
+                .iter()
+                .map(|method| (method.name.clone(), method.description.clone()))
+                .collect(),
+            config: spec.plugin.config.clone(),
         }
     }
 
@@ -325,7 +337,24 @@ impl PluginHandle {
         chain: Chain,
     ) -> Result<Payload, RemoteError> {
         let started = tokio::time::Instant::now();
-        let plugin_deadline = Duration::from_millis(self.spec().limits.call_timeout_ms);
+        let spec = self.spec();
+        let declared = &spec.plugin.manifest.methods;
+        if !declared.is_empty()
+            && !method.starts_with('@')
+            && !declared.iter().any(|declared| declared.name == method)
+        {
+            let names: Vec<&str> = declared.iter().map(|m| m.name.as_str()).collect();
+            return Err(RemoteError::new(
+                ErrorKind::UnknownMethod,
+                format!(
+                    "plugin `{}` does not declare method `{method}` (its [[methods]]: {})",
+                    self.name,
+                    names.join(", ")
+                ),
+            ));
+        }
+        let plugin_deadline = Duration::from_millis(spec.limits.call_timeout_ms);
+        drop(spec);
         let (budget, kill_on_timeout) = match caller_timeout {
             Some(timeout) if timeout < plugin_deadline => (timeout, false),
             _ => (plugin_deadline, true),
@@ -456,6 +485,7 @@ impl PluginHandle {
             cache_dir: self.cache_dir.as_ref().map(|dir| dir.display().to_string()),
             wasm_fuel: spec.limits.wasm_fuel,
             standby: false,
+            config: spec.plugin.config.clone(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! A folder whose manifest is bad is kept as a broken entry (shown by
 //! `corral ps` with its error); it never stops the other plugins.
 
+use crate::overrides::Overrides;
 use crate::plugin::PluginHandle;
 use corral_plugin_api::manifest::Manifest;
 use corral_plugin_api::wire::{PluginInfo, PluginState};
@@ -30,6 +31,9 @@ pub(crate) struct Discovered {
     pub(crate) manifest: Manifest,
     /// The module, as an absolute path with symlinks resolved.
     pub(crate) entry: PathBuf,
+    /// The effective `[config]` as TOML text: the manifest's defaults
+    /// with corral.toml's overrides.
+    pub(crate) config: String,
 }
 
 /// A plugin folder that cannot be used, and why.
@@ -49,7 +53,10 @@ pub(crate) struct Discovery {
 }
 
 /// Looks for `*/plugin.toml` in each of `dirs`, in name order.
-pub(crate) fn discover(dirs: &[PathBuf]) -> Result<Discovery, DiscoveryError> {
+pub(crate) fn discover(
+    dirs: &[PathBuf],
+    overrides: &Overrides,
+) -> Result<Discovery, DiscoveryError> {
     let mut found = Discovery::default();
     for dir in dirs {
         let error = |source| DiscoveryError {
@@ -65,7 +72,7 @@ pub(crate) fn discover(dirs: &[PathBuf]) -> Result<Discovery, DiscoveryError> {
         }
         folders.sort();
         for folder in folders {
-            match load(&folder) {
+            match load(&folder, overrides) {
                 Ok(plugin) => match found
                     .plugins
                     .iter()
@@ -92,7 +99,7 @@ pub(crate) fn discover(dirs: &[PathBuf]) -> Result<Discovery, DiscoveryError> {
 }
 
 /// Reads and checks one plugin folder.
-pub(crate) fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
+pub(crate) fn load(dir: &Path, overrides: &Overrides) -> Result<Discovered, Box<Broken>> {
     let manifest_path = dir.join(MANIFEST);
     let folder_name = dir
         .file_name()
@@ -141,10 +148,18 @@ pub(crate) fn load(dir: &Path) -> Result<Discovered, Box<Broken>> {
             )));
         }
     };
+    let config = overrides
+        .effective(&manifest.name, &manifest.config)
+        .map_err(|problem| {
+            let mut broken = broken(String::new());
+            broken.error = problem;
+            broken
+        })?;
     Ok(Discovered {
         dir: dir.to_owned(),
         manifest,
         entry,
+        config,
     })
 }
 
@@ -243,7 +258,7 @@ mod tests {
         )
         .unwrap();
 
-        let found = discover(&[root.path().to_owned()]).unwrap();
+        let found = discover(&[root.path().to_owned()], &Overrides::default()).unwrap();
         let names: Vec<_> = found
             .plugins
             .iter()
@@ -281,7 +296,7 @@ mod tests {
             root.path().join("p/link.so"),
         )
         .unwrap();
-        let found = discover(&[root.path().to_owned()]).unwrap();
+        let found = discover(&[root.path().to_owned()], &Overrides::default()).unwrap();
         assert!(
             found.broken[0].error.contains("build the plugin first"),
             "{:?}",
@@ -291,7 +306,11 @@ mod tests {
 
     #[test]
     fn missing_plugin_folder_is_an_error() {
-        let error = discover(&[PathBuf::from("/nonexistent/corral-plugins")]).unwrap_err();
+        let error = discover(
+            &[PathBuf::from("/nonexistent/corral-plugins")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
         assert!(
             error
                 .to_string()

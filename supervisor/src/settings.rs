@@ -3,7 +3,7 @@
 //! win over the file.
 //!
 //! ```toml
-//! plugins = ["plugins", "/srv/corral/plugins"]   # plugin folders
+//! plugin_dirs = ["plugins", "/srv/corral/plugins"]   # plugin folders (or `plugins = [...]`)
 //! socket = "/run/corral/corral.sock"
 //! socket_mode = "0660"          # octal; default 0600
 //! socket_group = "corral"       # group owner of the socket: name or gid
@@ -22,6 +22,9 @@
 //!
 //! [limits]                      # defaults for every plugin: plugin.toml's [limits]
 //! memory_mb = 256
+//!
+//! [plugins.exporter.config]     # overrides of plugin `exporter`'s [config] defaults
+//! dpi = 600
 //! ```
 //!
 //! Relative paths are relative to the file's folder. Unknown keys are
@@ -30,8 +33,9 @@
 //! by the same code).
 
 use crate::config::ServeConfig;
-use corral_plugin_api::manifest::{Limits, LimitsTable, ManifestError};
+use corral_plugin_api::manifest::{Limits, LimitsTable, ManifestError, check_name};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -40,10 +44,14 @@ use toml::Spanned;
 
 /// The settings of a `corral.toml`; `None` (or empty) where the file is
 /// silent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
-    /// Plugin folders (`plugins`), resolved against the file's folder.
+    /// Plugin folders (`plugin_dirs`, or `plugins` as a list), resolved
+    /// against the file's folder.
     pub plugins: Vec<PathBuf>,
+    /// Overrides of plugins' `[config]` defaults, by plugin name
+    /// (`[plugins.NAME.config]`).
+    pub plugin_config: BTreeMap<String, toml::Table>,
     /// The host socket (`socket`).
     pub socket: Option<PathBuf>,
     /// Mode of the socket file (`socket_mode`, an octal string).
@@ -102,7 +110,9 @@ pub enum SettingsError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
-    plugins: Option<Vec<Spanned<String>>>,
+    plugin_dirs: Option<Vec<Spanned<String>>>,
+    /// The plugin folders (a list), or settings per plugin (a table).
+    plugins: Option<Spanned<toml::Value>>,
     socket: Option<Spanned<String>>,
     socket_mode: Option<Spanned<String>>,
     socket_group: Option<Spanned<toml::Value>>,
@@ -165,12 +175,55 @@ impl Settings {
             value => Ok(value.map(Spanned::into_inner)),
         };
 
-        let plugins = raw
-            .plugins
-            .unwrap_or_default()
-            .into_iter()
-            .map(|dir| resolve("plugins", dir))
-            .collect::<Result<_, _>>()?;
+        let (listed, plugin_config) = match raw.plugins {
+            None => (None, BTreeMap::new()),
+            Some(plugins) => {
+                let span = plugins.span();
+                match plugins.into_inner() {
+                    toml::Value::Array(dirs) => {
+                        let dirs = dirs
+                            .into_iter()
+                            .map(|dir| match dir {
+                                toml::Value::String(dir) => {
+                                    resolve("plugins", Spanned::new(span.clone(), dir))
+                                }
+                                _ => Err(error(
+                                    span.clone(),
+                                    "plugins: expected a list of plugin folders, or [plugins.NAME] tables".to_owned(),
+                                )),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        (Some(dirs), BTreeMap::new())
+                    }
+                    toml::Value::Table(each) => (
+                        None,
+                        plugin_settings(each).map_err(|message| error(span, message))?,
+                    ),
+                    _ => {
+                        return Err(error(
+                            span,
+                            "plugins: expected a list of plugin folders, or [plugins.NAME] tables"
+                                .to_owned(),
+                        ));
+                    }
+                }
+            }
+        };
+        let plugins = match (raw.plugin_dirs, listed) {
+            (Some(dirs), Some(_)) => {
+                let span = dirs.first().map_or(0..0, Spanned::span);
+                return Err(error(
+                    span,
+                    "plugin_dirs and plugins = [...] both list plugin folders; keep plugin_dirs"
+                        .to_owned(),
+                ));
+            }
+            (Some(dirs), None) => dirs
+                .into_iter()
+                .map(|dir| resolve("plugin_dirs", dir))
+                .collect::<Result<_, _>>()?,
+            (None, listed) => listed.unwrap_or_default(),
+        };
         let socket = raw.socket.map(|p| resolve("socket", p)).transpose()?;
         let state_dir = raw.state_dir.map(|p| resolve("state_dir", p)).transpose()?;
         let cgroup = raw.cgroup.map(|p| resolve("cgroup", p)).transpose()?;
@@ -246,6 +299,7 @@ impl Settings {
         };
         Ok(Self {
             plugins,
+            plugin_config,
             socket,
             socket_mode,
             socket_group,
@@ -301,7 +355,40 @@ impl Settings {
         }
         config.metrics_addr = self.metrics_addr.or(config.metrics_addr);
         config.default_limits = self.limits.clone();
+        config.plugin_config.clone_from(&self.plugin_config);
     }
+}
+
+/// The `[plugins.NAME]` tables: each may hold a `config` table.
+fn plugin_settings(each: toml::Table) -> Result<BTreeMap<String, toml::Table>, String> {
+    let mut overrides = BTreeMap::new();
+    for (name, settings) in each {
+        check_name(&name)
+            .map_err(|problem| format!("[plugins.{name}]: a plugin name: {problem}"))?;
+        let toml::Value::Table(settings) = settings else {
+            return Err(format!(
+                "plugins.{name}: expected a table like [plugins.{name}.config]"
+            ));
+        };
+        for (key, value) in settings {
+            match (key.as_str(), value) {
+                ("config", toml::Value::Table(config)) => {
+                    overrides.insert(name.clone(), config);
+                }
+                ("config", _) => {
+                    return Err(format!(
+                        "[plugins.{name}] config: expected a table, [plugins.{name}.config]"
+                    ));
+                }
+                (other, _) => {
+                    return Err(format!(
+                        "[plugins.{name}] {other}: unknown key; expected `config`"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(overrides)
 }
 
 /// `"0660"` (or `"660"`) as a mode; `None` unless 3 or 4 octal digits up
@@ -377,6 +464,10 @@ mod tests {
                     PathBuf::from("/etc/corral/plugins"),
                     PathBuf::from("/srv/corral/plugins")
                 ],
+                plugin_config: BTreeMap::from([(
+                    "exporter".to_owned(),
+                    toml::from_str("dpi = 600").unwrap()
+                )]),
                 socket: Some(PathBuf::from("/run/corral/corral.sock")),
                 socket_mode: Some(0o660),
                 socket_group: Some(0),
@@ -401,6 +492,37 @@ mod tests {
     }
 
     #[test]
+    fn plugin_folders_come_from_plugin_dirs_or_a_plugins_list() {
+        let listed = parse("plugins = [\"a\"]").unwrap();
+        let dirs = parse("plugin_dirs = [\"a\"]\n[plugins.x.config]\nk = 1").unwrap();
+        assert_eq!(listed.plugins, dirs.plugins);
+        assert!(listed.plugin_config.is_empty());
+        assert_eq!(dirs.plugin_config["x"], toml::from_str("k = 1").unwrap());
+        let both = parse("plugin_dirs = [\"a\"]\nplugins = [\"b\"]").unwrap_err();
+        assert!(both.to_string().contains("keep plugin_dirs"), "{both}");
+    }
+
+    #[test]
+    fn per_plugin_tables_are_checked() {
+        for (text, expected) in [
+            (
+                "[plugins.x]\nenabled = true",
+                "[plugins.x] enabled: unknown key",
+            ),
+            (
+                "[plugins.x]\nconfig = 3",
+                "[plugins.x] config: expected a table",
+            ),
+            ("[plugins.X.config]\nk = 1", "[plugins.X]: a plugin name"),
+            ("plugins = 3", "expected a list of plugin folders"),
+            ("plugins = [3]", "expected a list of plugin folders"),
+        ] {
+            let error = parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
     fn relative_paths_are_relative_to_the_file() {
         let settings = Settings::parse(
             "plugins = [\"p\", \"/abs\"]\nsocket = \"run/c.sock\"\nstate_dir = \"state\"\n",
@@ -419,9 +541,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_file_line_and_key() {
-        let message = parse("strict = true\nplugin_dirs = [\"p\"]\n").unwrap_err();
+        let message = parse("strict = true\nplugin_folders = [\"p\"]\n").unwrap_err();
         assert!(
-            message.starts_with("/etc/corral/corral.toml:2:1: unknown field `plugin_dirs`"),
+            message.starts_with("/etc/corral/corral.toml:2:1: unknown field `plugin_folders`"),
             "{message}"
         );
         refused("[limits]\nmemroy_mb = 1\n", "unknown field `memroy_mb`");
@@ -455,7 +577,11 @@ mod tests {
             ),
             ("allowed_uids = [-1]", "allowed_uids: invalid value"),
             ("admin_uids = \"1000\"", "admin_uids: invalid type"),
-            ("plugins = \"p\"", "plugins: invalid type"),
+            (
+                "plugins = \"p\"",
+                "plugins: expected a list of plugin folders",
+            ),
+            ("plugin_dirs = \"p\"", "plugin_dirs: invalid type"),
             ("plugins = [\"\"]", "plugins = \"\": expected a path"),
             ("strict = \"yes\"", "strict: invalid type"),
             (

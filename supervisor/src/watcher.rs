@@ -7,7 +7,7 @@
 use crate::fleet::Fleet;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,15 +23,33 @@ pub(crate) struct Watcher {
     _watcher: RecommendedWatcher,
 }
 
-/// Watches the fleet's plugin folders and rescans on changes.
-pub(crate) fn watch(fleet: Arc<Fleet>, dirs: &[PathBuf]) -> notify::Result<Watcher> {
+/// Watches the fleet's plugin folders and rescans on changes, and
+/// `config_file` (corral.toml), whose config overrides are read again
+/// when it changes.
+pub(crate) fn watch(
+    fleet: Arc<Fleet>,
+    dirs: &[PathBuf],
+    config_file: Option<PathBuf>,
+) -> notify::Result<Watcher> {
     let (changes, mut received) = mpsc::unbounded_channel::<PathBuf>();
+    // Of corral.toml's folder, only the file matters (a log file beside
+    // it would otherwise be a change each time a rescan logs).
+    let config_folder = config_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(PathBuf::from);
+    let (file, plugin_dirs) = (config_file.clone(), dirs.to_vec());
+    let unrelated = move |path: &Path| {
+        config_folder.as_deref() == path.parent()
+            && file.as_deref() != Some(path)
+            && !plugin_dirs.iter().any(|dir| path.starts_with(dir))
+    };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
             // Reading a file (ours included, at reload) is no change.
             Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => {}
             Ok(event) => {
-                for path in event.paths {
+                for path in event.paths.into_iter().filter(|path| !unrelated(path)) {
                     let _ = changes.send(path);
                 }
             }
@@ -54,6 +72,12 @@ pub(crate) fn watch(fleet: Arc<Fleet>, dirs: &[PathBuf]) -> notify::Result<Watch
                 .flatten()
         })
         .collect();
+    // Its folder: an editor replaces the file rather than writing it.
+    if let Some(folder) = config_file.as_deref().and_then(Path::parent)
+        && let Err(error) = watcher.watch(folder, RecursiveMode::NonRecursive)
+    {
+        warn!("cannot watch {}: {error}", folder.display());
+    }
     for folder in outside {
         if let Err(error) = watcher.watch(&folder, RecursiveMode::NonRecursive) {
             warn!("cannot watch {}: {error}", folder.display());
@@ -75,7 +99,16 @@ pub(crate) fn watch(fleet: Arc<Fleet>, dirs: &[PathBuf]) -> notify::Result<Watch
             }
             debug!("plugin folders changed: {changed:?}");
             let fleet = fleet.clone();
-            let _ = tokio::task::spawn_blocking(move || fleet.rescan(&changed)).await;
+            let config_file = config_file.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(file) = config_file.filter(|file| changed.remove(file)) {
+                    fleet.reconfigure(&file);
+                }
+                if !changed.is_empty() {
+                    fleet.rescan(&changed);
+                }
+            })
+            .await;
         }
     });
     Ok(Watcher { _watcher: watcher })

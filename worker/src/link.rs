@@ -11,7 +11,7 @@
 
 use crate::channel::{Channel, ChannelError};
 use corral_plugin_api::wire::{FromWorker, HostCall, Outcome, SharedBytes, ToWorker, WireError};
-use corral_plugin_api::{ErrorKind, RemoteError};
+use corral_plugin_api::{ErrorKind, RemoteError, abi};
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tracing::debug;
@@ -22,6 +22,9 @@ pub(crate) type Received = (ToWorker, Option<SharedBytes>);
 /// The worker's channel to the supervisor, after the handshake.
 pub(crate) struct Link {
     state: Mutex<State>,
+    /// The plugin's effective `[config]`, TOML text: served here, at any
+    /// time, without asking the supervisor.
+    config: String,
 }
 
 struct State {
@@ -35,8 +38,9 @@ struct State {
 }
 
 impl Link {
-    pub(crate) fn new(channel: Channel) -> Self {
+    pub(crate) fn new(channel: Channel, config: String) -> Self {
         Self {
+            config,
             state: Mutex::new(State {
                 channel,
                 queued: VecDeque::new(),
@@ -91,6 +95,9 @@ impl Link {
     /// Asks the supervisor for host service `op` and waits for its answer
     /// (the supervisor always answers, within the call's deadline).
     pub(crate) fn host_call(&self, op: &str, input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        if op == abi::OP_CONFIG {
+            return Ok(self.config.as_bytes().to_vec());
+        }
         let mut state = self.state();
         let Some(call) = state.serving else {
             return Err(RemoteError::new(

@@ -70,7 +70,7 @@ fn run() -> Result<(), WorkerError> {
         return Ok(()); // the supervisor went away before saying hello
     };
     let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
-    let link = std::sync::Arc::new(link::Link::new(channel));
+    let link = std::sync::Arc::new(link::Link::new(channel, hello.config.clone()));
     let started = std::time::Instant::now();
     #[cfg(target_os = "linux")]
     let layers = match sandbox::confine(&hello) {

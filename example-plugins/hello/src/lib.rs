@@ -7,6 +7,7 @@
 //! | `sum`   | integers separated by spaces  | their sum, as text       |
 //! | `sleep` | milliseconds, as text         | `slept N ms`             |
 //! | `crash` | ignored                       | never: aborts the worker |
+//! | `config`| ignored                       | its settings, TOML text  |
 //!
 //! `crash` and `sleep` exist so tests and the demo can show what the
 //! supervisor does when a plugin dies or hangs.
@@ -37,6 +38,7 @@ impl Plugin for Hello {
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(format!("slept {ms} ms").into_bytes())
             }
+            "config" => Ok(host.config_toml()?.into_bytes()),
             "crash" => {
                 host.log(LogLevel::Warn, "crash requested: aborting");
                 std::process::abort()

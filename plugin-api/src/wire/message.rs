@@ -59,6 +59,9 @@ pub struct Hello {
     /// [`FromWorker::Standby`], and load the plugin only on
     /// [`ToWorker::Activate`].
     pub standby: bool,
+    /// The plugin's effective `[config]` as TOML text: the manifest's
+    /// defaults with corral.toml's overrides (`Host::config`).
+    pub config: String,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.
@@ -646,6 +649,11 @@ pub struct PluginDetails {
     pub host: Vec<String>,
     /// `[events] subscribe`: the topics it receives.
     pub subscribe: Vec<String>,
+    /// `[[methods]]`: the declared methods, as (name, description).
+    pub methods: Vec<(String, String)>,
+    /// The effective `[config]` as TOML text: the manifest's defaults with
+    /// corral.toml's overrides.
+    pub config: String,
 }
 
 /// One plugin's status, as `corral ps` shows it.
@@ -697,6 +705,8 @@ pub struct PluginInfo {
     pub latency_p99_us: Option<u64>,
     /// The spare worker standing by (`[restart] spare`), if one is.
     pub spare_pid: Option<u32>,
+    /// `[plugin] provides`: the extension points it serves.
+    pub provides: Vec<String>,
 }
 
 impl PluginInfo {
@@ -724,6 +734,7 @@ impl PluginInfo {
             latency_p50_us: None,
             latency_p99_us: None,
             spare_pid: None,
+            provides: Vec::new(),
         }
     }
 }

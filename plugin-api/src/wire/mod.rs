@@ -29,7 +29,7 @@ pub use shared::{
 pub use stream::{read_frame, write_frame};
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

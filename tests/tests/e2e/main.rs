@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod config;
 mod crash;
+mod extensions;
 mod lifecycle;
 mod limits;
 mod load;

@@ -76,6 +76,7 @@ impl Worker {
             cache_dir: None,
             wasm_fuel: 0,
             standby: false,
+            config: String::new(),
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")
