@@ -9,6 +9,8 @@
 //! - [`wire`]: the frames exchanged between host apps, the supervisor and
 //!   workers, and their codec.
 //! - [`RemoteError`]: errors that cross a process boundary, as data.
+//! - [`testing`]: a [`Host`] for unit tests of a plugin, no supervisor
+//!   needed.
 //!
 //! This crate has no async runtime and no wasm runtime in it: it builds for
 //! `wasm32` guests as well as for the host.
@@ -22,6 +24,8 @@ mod error;
 pub mod export;
 pub mod manifest;
 mod plugin;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod wire;
 
 pub use error::{ErrorKind, RemoteError};

@@ -29,6 +29,8 @@ mod deps;
 #[cfg(target_os = "linux")]
 mod framed;
 mod paths;
+#[cfg(unix)]
+pub mod scaffold;
 pub mod settings;
 
 #[cfg(target_os = "linux")]

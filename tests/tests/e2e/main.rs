@@ -17,6 +17,7 @@ mod payloads;
 mod protocol;
 mod reload;
 mod sandbox;
+mod scaffold;
 mod services;
 mod wasi;
 mod wasm;
