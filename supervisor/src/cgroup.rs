@@ -7,6 +7,9 @@
 //! a new worker is moved into it before it is sent `Hello`, so no plugin
 //! code runs outside it. `memory.events` tells an OOM kill apart from other
 //! `SIGKILL`s.
+//!
+//! `cgroup = "auto"` takes the subtree systemd delegates to the unit
+//! (`Delegate=yes`): see [`delegated`].
 
 use corral_plugin_api::wire::EffectiveLimits;
 use std::io;
@@ -64,9 +67,72 @@ impl Cgroup {
     }
 }
 
+/// The `cgroup` setting that means "the subtree delegated to me".
+pub(crate) const AUTO: &str = "auto";
+
+/// Makes corral's own cgroup v2 (named by `proc_self_cgroup`, the text of
+/// `/proc/self/cgroup`, under the hierarchy mounted at `root`) the
+/// subtree for its plugins, as a systemd unit with `Delegate=yes` hands it
+/// over: corral moves itself into a `supervisor` leaf (a cgroup that gives
+/// controllers to children may hold no processes itself) and enables the
+/// memory, pids and cpu controllers for its children. Returns the
+/// subtree.
+pub(crate) fn delegated(root: &Path, proc_self_cgroup: &str) -> io::Result<PathBuf> {
+    let own = proc_self_cgroup
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .ok_or_else(|| {
+            io::Error::other("not in a cgroup v2 hierarchy (no `0::` line in /proc/self/cgroup)")
+        })?;
+    let subtree = root.join(own.trim().trim_start_matches('/'));
+    if !subtree.join("cgroup.subtree_control").is_file() {
+        return Err(io::Error::other(format!(
+            "{}: not a cgroup v2 folder (is the unit's Delegate=yes set?)",
+            subtree.display()
+        )));
+    }
+    let leaf = subtree.join("supervisor");
+    std::fs::create_dir_all(&leaf)?;
+    let pid = std::process::id().to_string();
+    let write = |file: PathBuf, value: &str| {
+        std::fs::write(&file, value)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))
+    };
+    write(leaf.join("cgroup.procs"), &pid)?;
+    write(subtree.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
+    Ok(subtree)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_takes_its_own_cgroup_and_moves_into_a_leaf() {
+        let root = tempfile::tempdir().unwrap();
+        let unit = root.path().join("system.slice/corral.service");
+        std::fs::create_dir_all(&unit).unwrap();
+        std::fs::write(unit.join("cgroup.subtree_control"), "").unwrap();
+        let own = "1:name=systemd:/system.slice/corral.service\n0::/system.slice/corral.service\n";
+        assert_eq!(delegated(root.path(), own).unwrap(), unit);
+        let read = |file: &str| std::fs::read_to_string(unit.join(file)).unwrap();
+        assert_eq!(
+            read("supervisor/cgroup.procs"),
+            std::process::id().to_string()
+        );
+        assert_eq!(read("cgroup.subtree_control"), "+memory +pids +cpu");
+
+        let v1 = delegated(root.path(), "1:cpu:/x\n").unwrap_err();
+        assert!(
+            v1.to_string().contains("not in a cgroup v2 hierarchy"),
+            "{v1}"
+        );
+        let undelegated = delegated(root.path(), "0::/user.slice\n").unwrap_err();
+        assert!(
+            undelegated.to_string().contains("Delegate=yes"),
+            "{undelegated}"
+        );
+    }
 
     fn limits() -> EffectiveLimits {
         EffectiveLimits {

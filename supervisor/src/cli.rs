@@ -58,8 +58,9 @@ enum Command {
         /// [default: 30000]
         #[arg(long, value_name = "MS")]
         call_timeout_ms: Option<u64>,
-        /// A delegated cgroup v2 folder (e.g. systemd Delegate=yes): each
-        /// plugin gets DIR/NAME with memory.max, pids.max, cpu.max
+        /// A delegated cgroup v2 folder: each plugin gets DIR/NAME with
+        /// memory.max, pids.max, cpu.max; `auto`: corral's own cgroup, as
+        /// a systemd unit with Delegate=yes gets it
         #[arg(long, value_name = "DIR")]
         cgroup: Option<PathBuf>,
         /// Where corral keeps state (compiled wasm modules) [default:

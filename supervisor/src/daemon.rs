@@ -13,6 +13,8 @@ use crate::services::Services;
 use crate::spawn::Spawner;
 use crate::watchdog::Watchdog;
 use crate::watcher;
+use corral_plugin_api::manifest::StartMode;
+use corral_plugin_api::wire::PluginState;
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -20,6 +22,7 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
@@ -69,7 +72,7 @@ pub enum ServeError {
 
 /// Runs a supervisor until SIGINT or SIGTERM. Call it inside a tokio
 /// runtime with IO, time and signals enabled.
-pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
     let setup = |what| move |source| ServeError::Setup { what, source };
     ensure_std_fds()?;
     raise_fd_limit();
@@ -88,6 +91,19 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .mode(0o755)
             .create(state)
             .map_err(setup("cannot create the state folder"))?;
+    }
+    if config.cgroup.as_deref() == Some(Path::new(crate::cgroup::AUTO)) {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        config.cgroup = match crate::cgroup::delegated(Path::new("/sys/fs/cgroup"), &own) {
+            Ok(subtree) => {
+                info!("plugins' cgroups go under {}", subtree.display());
+                Some(subtree)
+            }
+            Err(error) => {
+                warn!("cgroup = \"auto\": {error}; rlimits and the watchdog cover the limits");
+                None
+            }
+        };
     }
     let overrides = Arc::new(Overrides::new(config.plugin_config.clone()));
     let found = discover(&config.plugin_dirs, &overrides)
@@ -158,6 +174,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         },
     });
     let serving = tokio::spawn(server.run(listener));
+    let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);
+    let _readiness = notifier.clone().map(|notifier| {
+        let registry = fleet.registry.clone();
+        let patience = config.start_timeout.saturating_mul(2);
+        AbortOnDrop(tokio::spawn(announce_ready(registry, notifier, patience)))
+    });
     let _metrics = match config.metrics_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -193,6 +215,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             },
         }
     }
+    if let Some(notifier) = &notifier {
+        notifier.send("STOPPING=1");
+    }
     // Stop taking requests (this drops the listener and removes the socket
     // file), then stop every worker.
     serving.abort();
@@ -201,6 +226,40 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     fleet.join().await;
     info!("all workers stopped");
     Ok(())
+}
+
+/// Tells systemd `READY=1` once every plugin that starts with corral has
+/// settled (is ready, or has failed its start; lazy plugins wait for a
+/// call and count as settled), or after `patience` whatever they do, with
+/// a `STATUS=` line of how many are ready.
+async fn announce_ready(
+    registry: Arc<Registry>,
+    notifier: Arc<crate::sd_notify::Notifier>,
+    patience: Duration,
+) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let handles = registry.handles();
+        let settling = handles.iter().any(|handle| {
+            let eager = handle.spec().plugin.manifest.start == StartMode::Eager;
+            let state = handle.status().state;
+            eager && matches!(state, PluginState::Installed | PluginState::Starting)
+        });
+        if !settling || started.elapsed() >= patience {
+            let list = registry.list();
+            let ready = list
+                .iter()
+                .filter(|p| p.state == PluginState::Ready)
+                .count();
+            notifier.send(&format!(
+                "READY=1\nSTATUS=serving {} plugins, {ready} ready",
+                list.len()
+            ));
+            info!("ready: {ready} of {} plugins ready", list.len());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Aborts a task when dropped.

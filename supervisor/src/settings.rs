@@ -226,7 +226,12 @@ impl Settings {
         };
         let socket = raw.socket.map(|p| resolve("socket", p)).transpose()?;
         let state_dir = raw.state_dir.map(|p| resolve("state_dir", p)).transpose()?;
-        let cgroup = raw.cgroup.map(|p| resolve("cgroup", p)).transpose()?;
+        let cgroup = match raw.cgroup {
+            Some(auto) if auto.get_ref() == crate::cgroup::AUTO => {
+                Some(PathBuf::from(auto.into_inner()))
+            }
+            cgroup => cgroup.map(|p| resolve("cgroup", p)).transpose()?,
+        };
         let socket_mode = raw
             .socket_mode
             .map(|mode| {

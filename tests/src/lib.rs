@@ -27,6 +27,15 @@ use std::time::{Duration, Instant};
 /// How long helpers wait for something to happen before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The workspace's cargo target folder (`target`), above
+/// [`target_dir`].
+pub fn cargo_target_dir() -> PathBuf {
+    target_dir()
+        .parent()
+        .expect("target/<profile> has a parent")
+        .to_owned()
+}
+
 /// The cargo profile folder (`target/debug`, `target/release`) this test
 /// binary was built into.
 pub fn target_dir() -> PathBuf {
@@ -64,9 +73,7 @@ pub fn corral_bin() -> PathBuf {
 /// Where `example-plugins/build-wasm.sh` leaves `{module}.wasm`
 /// (`target/wasm-plugins/`); it may not exist.
 pub fn wasm_module(module: &str) -> PathBuf {
-    target_dir()
-        .parent()
-        .expect("target dir has a parent")
+    cargo_target_dir()
         .join("wasm-plugins")
         .join(format!("{module}.wasm"))
 }
@@ -75,6 +82,7 @@ pub fn wasm_module(module: &str) -> PathBuf {
 pub struct CorralBuilder {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, std::ffi::OsString)>,
     uid: Option<u32>,
     state_dir: Option<PathBuf>,
 }
@@ -137,6 +145,12 @@ impl CorralBuilder {
         for (name, contents) in files {
             fs::write(folder.join(name), contents).expect("write plugin file");
         }
+        self
+    }
+
+    /// Sets an environment variable for `corral serve`.
+    pub fn env(mut self, key: &str, value: impl Into<std::ffi::OsString>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
         self
     }
 
@@ -238,6 +252,7 @@ impl CorralBuilder {
         };
         let child = command
             .args(&self.args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("CORRAL_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -323,6 +338,7 @@ impl Corral {
         CorralBuilder {
             dir,
             args: Vec::new(),
+            env: Vec::new(),
             uid: None,
             state_dir: None,
         }

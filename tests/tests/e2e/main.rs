@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod manifest;
+mod packaging;
 mod payloads;
 mod protocol;
 mod reload;

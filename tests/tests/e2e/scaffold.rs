@@ -4,7 +4,7 @@
 //! supervisor and called, its `[config]` overridden from corral.toml.
 
 use corral::PluginState;
-use corral_tests::{Corral, CorralBuilder, corral_bin, target_dir};
+use corral_tests::{Corral, CorralBuilder, cargo_target_dir, corral_bin, target_dir};
 use std::path::Path;
 use std::process::Command;
 
@@ -106,7 +106,7 @@ fn a_new_rust_plugin_native_and_wasm_builds_passes_its_test_and_serves() {
         &wasm,
         "./build.sh",
         &[],
-        &[("CARGO_TARGET_DIR", &target_dir().join("wasm"))],
+        &[("CARGO_TARGET_DIR", &cargo_target_dir().join("wasm"))],
     );
     assert!(wasm.join("greeter_wasm.wasm").is_file());
     serve_and_greet(builder, "greeter-rs", "greeter-wasm");

@@ -1,4 +1,7 @@
-//! `corral-worker`: one plugin in one process.
+//! `corral-worker`: one plugin in one process. The binary is built by the
+//! `corral` package (`supervisor/src/bin/corral-worker.rs`, so that
+//! `cargo install --path supervisor` installs both); this library is all
+//! of it.
 //!
 //! Started by `corral serve`, never by hand. The supervisor's end of a
 //! socketpair is inherited as fd 3. The worker runs the same sequence every
@@ -53,7 +56,8 @@ impl WorkerError {
     }
 }
 
-fn main() -> ExitCode {
+/// Runs the worker: the whole of `corral-worker`'s `main`.
+pub fn main() -> ExitCode {
     init_logging();
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,5 @@
+//! `corral-worker`: see the `corral-worker` crate.
+
+fn main() -> std::process::ExitCode {
+    corral_worker::main()
+}
