@@ -144,6 +144,20 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
+    /// A frame encoded already, header included, with no shared payload.
+    pub(crate) fn from_frame(frame: Vec<u8>) -> Self {
+        Self {
+            frame,
+            shared: None,
+        }
+    }
+
+    /// The encoded frame, header included.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.frame
+    }
+
     /// Encodes `message` as a frame, with `shared` as its payload.
     pub(crate) fn encode<T: Serialize>(
         message: &T,

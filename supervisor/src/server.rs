@@ -1,12 +1,14 @@
 //! The host-facing server: accepts host apps on the local socket, speaks
 //! the host protocol, routes calls to plugins.
 //!
-//! Each connection may have many requests in flight (up to
+//! A connection speaks bincode or JSON, as its hello chooses
+//! ([`Encoding`]). Each connection may have many requests in flight (up to
 //! [`MAX_IN_FLIGHT`]; past that the server stops reading until some
 //! finish). A client that sends a bad frame gets an error response with id
 //! 0 and is disconnected; nothing else is affected.
 
 use crate::controller::Order;
+use crate::encoding::Encoding;
 use crate::events::Events;
 use crate::framed::{FrameReader, Outgoing, unix_stream, write_queued};
 use crate::logfile::LogFile;
@@ -78,6 +80,8 @@ impl Access {
 struct Writer {
     queue: mpsc::Sender<Outgoing>,
     max_frame: u32,
+    /// Bincode until the client's hello says JSON.
+    encoding: Encoding,
 }
 
 /// Frames queued for one client at most; past that, answering waits for
@@ -92,13 +96,17 @@ impl Writer {
                 debug!("client write failed: {error}");
             }
         });
-        Self { queue, max_frame }
+        Self {
+            queue,
+            max_frame,
+            encoding: Encoding::Bincode,
+        }
     }
 
     /// Queues `message` with `shared` as its payload; false when the frame
     /// cannot be made or the client is gone.
     async fn send<T: serde::Serialize>(&self, message: &T, shared: Option<SharedBytes>) -> bool {
-        match Outgoing::encode(message, shared, self.max_frame) {
+        match self.encoding.encode(message, shared, self.max_frame) {
             Ok(frame) => self.queue.send(frame).await.is_ok(),
             Err(error) => {
                 debug!("cannot answer client: {error}");
@@ -152,9 +160,9 @@ impl Server {
         let role = self.access.role(peer);
         let (read, write) = stream.into_split();
         let mut reader = FrameReader::new(read, self.max_frame);
-        let writer = Writer::start(write, self.max_frame);
+        let mut writer = Writer::start(write, self.max_frame);
         let shared_replies =
-            match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &writer)).await {
+            match tokio::time::timeout(HELLO_TIMEOUT, self.greet(&mut reader, &mut writer)).await {
                 Ok(Ok(shared_replies)) => shared_replies,
                 Ok(Err(error)) => return refuse(&writer, error).await,
                 Err(_) => {
@@ -183,9 +191,16 @@ impl Server {
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         // Dropped when this connection ends: its streams stop.
         let (_open, open) = watch::channel(());
+        let encoding = writer.encoding;
         loop {
             let (request, shared) = match reader.next().await {
-                Ok(Some((body, shared))) => (wire::decode_body::<Request>(body), shared),
+                Ok(Some((_, Some(_)))) if encoding == Encoding::Json => (
+                    Err(wire::WireError::Attachment(
+                        "a JSON connection takes no shared payloads".into(),
+                    )),
+                    None,
+                ),
+                Ok(Some((body, shared))) => (encoding.decode::<Request>(body), shared),
                 Ok(None) => return,
                 Err(wire::WireError::Io(error)) => {
                     debug!("client read failed: {error}");
@@ -247,18 +262,27 @@ impl Server {
         }
     }
 
-    /// Reads the client's hello and answers with ours; returns whether
-    /// the client takes shared payloads.
-    async fn greet(&self, reader: &mut FrameReader, writer: &Writer) -> Result<bool, RemoteError> {
+    /// Reads the client's hello and answers with ours, in the encoding the
+    /// hello chose (which `writer` keeps); returns whether the client
+    /// takes shared payloads.
+    async fn greet(
+        &self,
+        reader: &mut FrameReader,
+        writer: &mut Writer,
+    ) -> Result<bool, RemoteError> {
         let protocol_error = |message: String| RemoteError::new(ErrorKind::Protocol, message);
         let body = reader
             .next_body()
             .await
             .map_err(|e| protocol_error(format!("bad hello: {e}")))?
             .ok_or_else(|| protocol_error("closed before hello".into()))?;
-        let (theirs, shared_replies) = match wire::decode_body::<ClientHello>(body) {
-            Ok(hello) => (hello.protocol, hello.shared_payloads),
-            Err(error) => wire::decode_prefix::<u32>(body)
+        writer.encoding = Encoding::of_hello(body);
+        let (theirs, shared_replies) = match writer.encoding.decode::<ClientHello>(body) {
+            Ok(hello) => (
+                hello.protocol,
+                hello.shared_payloads && writer.encoding == Encoding::Bincode,
+            ),
+            Err(error) => protocol_of(writer.encoding, body)
                 .filter(|&p| p != PROTOCOL_VERSION)
                 .map(|protocol| (protocol, false))
                 .ok_or_else(|| protocol_error(format!("bad hello: {error}")))?,
@@ -538,6 +562,18 @@ impl Stream {
                 return;
             }
         }
+    }
+}
+
+/// The protocol version of a hello this build cannot otherwise read.
+fn protocol_of(encoding: Encoding, body: &[u8]) -> Option<u32> {
+    match encoding {
+        Encoding::Bincode => wire::decode_prefix::<u32>(body),
+        Encoding::Json => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .get("protocol")?
+            .as_u64()
+            .and_then(|protocol| u32::try_from(protocol).ok()),
     }
 }
 

@@ -213,11 +213,13 @@ impl FromWorker {
 pub struct ClientHello {
     /// Must stay the first field.
     pub protocol: u32,
-    /// Free-form client name, for logs.
+    /// Free-form client name, for logs (may be left out in JSON).
+    #[serde(default)]
     pub client: String,
     /// The client takes a call's reply as a sealed memfd passed with the
     /// frame when it is large (see `SHARED_FLAG`); it may always send
-    /// large inputs that way.
+    /// large inputs that way. False when left out (JSON).
+    #[serde(default)]
     pub shared_payloads: bool,
 }
 

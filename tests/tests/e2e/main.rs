@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod crash;
 mod extensions;
+mod json;
 mod lifecycle;
 mod limits;
 mod load;
