@@ -70,6 +70,12 @@ enum Command {
         /// Refuse workers with a sandbox layer missing (default: warn)
         #[arg(long)]
         strict: bool,
+        /// Run this plugin's worker for a debugger: it stops (SIGSTOP)
+        /// once sandboxed, before the plugin loads, and the log prints the
+        /// `gdb -p PID` line; no call or start deadline, health check or
+        /// CPU watchdog applies to it
+        #[arg(long, value_name = "PLUGIN")]
+        debug: Option<String>,
         /// As root, plugin number i (in name order) runs as uid/gid BASE+i
         /// [default: 200000]
         #[arg(long, value_name = "BASE")]
@@ -299,6 +305,7 @@ fn run(command: Command) -> Result<ExitCode> {
             start_timeout_ms,
             worker_uid_base,
             strict,
+            debug,
             cgroup,
             state_dir,
             metrics_addr,
@@ -344,6 +351,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 config.worker_uid_base = base;
             }
             config.strict |= strict;
+            config.debug = debug;
             if cgroup.is_some() {
                 config.cgroup = cgroup;
             }

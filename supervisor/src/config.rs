@@ -69,6 +69,9 @@ pub struct ServeConfig {
     pub config_file: Option<PathBuf>,
     /// Overrides of plugins' `[config]` defaults, by plugin name.
     pub plugin_config: BTreeMap<String, toml::Table>,
+    /// Run this plugin's worker under a debugger (`--debug NAME`): it
+    /// stops at start, and no deadline kills it.
+    pub debug: Option<String>,
 }
 
 impl ServeConfig {
@@ -99,6 +102,7 @@ impl ServeConfig {
             metrics_addr: None,
             config_file: None,
             plugin_config: BTreeMap::new(),
+            debug: None,
         }
     }
 }

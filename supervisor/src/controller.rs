@@ -672,7 +672,7 @@ impl Controller {
                 discovered.manifest.name
             )));
         }
-        let spec = Spec::new(discovered, &self.supervision.defaults);
+        let spec = Spec::new(discovered, &self.supervision);
         self.drop_spare(); // made for the old files
         self.restarts
             .set_settings(spec.plugin.manifest.restart.clone());
@@ -890,7 +890,16 @@ async fn start_worker(
     supervision: &Supervision,
 ) -> Result<worker::Started, StartError> {
     let greeted = spawn_worker(plugin, spec, supervision, false).await?;
-    worker::until_ready_within(greeted, supervision.start_timeout).await
+    if spec.debug {
+        let pid = greeted.pid();
+        warn!(
+            plugin = %plugin.name(),
+            "debug: worker {pid} is stopped, sandboxed, before loading the plugin: \
+             gdb -p {pid} (then `continue`), or kill -CONT {pid} to run it without one; \
+             no deadline, health check or CPU watchdog applies"
+        );
+    }
+    worker::until_ready_within(greeted, spec.start_timeout(supervision)).await
 }
 
 /// Spawns a spare worker for `spec`: sandboxed, plugin not loaded.

@@ -136,6 +136,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
         events: events.clone(),
         services: services.clone(),
         overrides: overrides.clone(),
+        debug: config.debug.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let fleet = Fleet::new(supervision, config.clone(), stopped);

@@ -128,7 +128,7 @@ impl Fleet {
                 })
                 .ok()
         });
-        let spec = Spec::new(plugin, &self.supervision.defaults);
+        let spec = Spec::new(plugin, &self.supervision);
         PluginHandle::new(
             spec,
             uid,

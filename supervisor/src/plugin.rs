@@ -103,6 +103,8 @@ pub(crate) struct Supervision {
     pub(crate) services: Arc<Services>,
     /// corral.toml's overrides of plugins' `[config]`.
     pub(crate) overrides: Arc<Overrides>,
+    /// The plugin to run under a debugger (`--debug NAME`).
+    pub(crate) debug: Option<String>,
 }
 
 /// What a plugin runs from: its folder and manifest, and the limits they
@@ -111,14 +113,40 @@ pub(crate) struct Supervision {
 pub(crate) struct Spec {
     pub(crate) plugin: Discovered,
     pub(crate) limits: EffectiveLimits,
+    /// Run under a debugger (`corral serve --debug NAME`): the worker
+    /// stops for one at start, and no deadline, health check or CPU
+    /// watchdog kills it meanwhile.
+    pub(crate) debug: bool,
 }
 
+/// How long a debugged plugin's worker may take to start, or a call on
+/// it: "no deadline", within what `Instant` arithmetic holds.
+pub(crate) const DEBUG_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl Spec {
-    pub(crate) fn new(plugin: Discovered, defaults: &Defaults) -> Arc<Self> {
+    pub(crate) fn new(mut plugin: Discovered, supervision: &Supervision) -> Arc<Self> {
+        let mut limits = supervision.defaults.apply(&plugin.manifest.limits);
+        let debug = supervision.debug.as_deref() == Some(plugin.manifest.name.as_str());
+        if debug {
+            limits.call_timeout_ms = DEBUG_DEADLINE.as_millis() as u64;
+            limits.cpu_percent = None;
+            plugin.manifest.health.interval_ms = 0;
+            plugin.manifest.restart.spare = false;
+        }
         Arc::new(Self {
-            limits: defaults.apply(&plugin.manifest.limits),
+            limits,
             plugin,
+            debug,
         })
+    }
+
+    /// How long a worker has from spawn to `Ready`.
+    pub(crate) fn start_timeout(&self, supervision: &Supervision) -> Duration {
+        if self.debug {
+            DEBUG_DEADLINE
+        } else {
+            supervision.start_timeout
+        }
     }
 
     /// `[permissions]` paths as absolute paths (relative ones are under
@@ -486,6 +514,7 @@ impl PluginHandle {
             wasm_fuel: spec.limits.wasm_fuel,
             standby: false,
             config: spec.plugin.config.clone(),
+            debug: spec.debug,
         }
     }
 

@@ -431,13 +431,19 @@ pub(crate) struct Greeted {
     max_frame: u32,
 }
 
+impl Greeted {
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
+
 /// A spare worker: spawned, sandboxed and waiting, with no plugin code
 /// loaded yet, until [`activate`] has it load the plugin.
 pub(crate) struct Standby(Greeted);
 
 impl Standby {
     pub(crate) fn pid(&self) -> u32 {
-        self.0.process.pid()
+        self.0.pid()
     }
 
     /// Resolves when the waiting spare has died (an admin killed it, say),

@@ -90,6 +90,9 @@ fn run() -> Result<(), WorkerError> {
     if hello.standby && !handshake::stand_by(&link)? {
         return Ok(()); // the spare was not needed
     }
+    if hello.debug {
+        wait_for_debugger();
+    }
     // The plugin's `init` may already use host services.
     let mut plugin = match link.serving(0, || runtime::load(&hello, &link)) {
         Ok(plugin) => plugin,
@@ -105,6 +108,22 @@ fn run() -> Result<(), WorkerError> {
     handshake::send_ready(&link, &hello, layers)?;
     serve::serve(&link, plugin.as_mut())?;
     Ok(())
+}
+
+/// Stops this process until a debugger (or `kill -CONT`) continues it:
+/// confined already, the plugin not loaded yet, so breakpoints in it can
+/// be set before any of its code runs.
+fn wait_for_debugger() {
+    tracing::warn!(
+        "stopped for a debugger: gdb -p {} (then `continue`), or kill -CONT {0}",
+        std::process::id()
+    );
+    #[allow(unsafe_code, reason = "raise(3)")]
+    // SAFETY: raise takes a signal number and touches no memory of ours.
+    unsafe {
+        libc::raise(libc::SIGSTOP);
+    }
+    tracing::info!("continued");
 }
 
 fn init_logging() {

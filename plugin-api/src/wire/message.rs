@@ -62,6 +62,9 @@ pub struct Hello {
     /// The plugin's effective `[config]` as TOML text: the manifest's
     /// defaults with corral.toml's overrides (`Host::config`).
     pub config: String,
+    /// Wait for a debugger (`corral serve --debug`): stop with SIGSTOP
+    /// once the sandbox is in force, before the plugin is loaded.
+    pub debug: bool,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.

@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod config;
 mod crash;
+mod debug;
 mod extensions;
 mod json;
 mod lifecycle;

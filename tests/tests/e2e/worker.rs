@@ -77,6 +77,7 @@ impl Worker {
             wasm_fuel: 0,
             standby: false,
             config: String::new(),
+            debug: false,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")
