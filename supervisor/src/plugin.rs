@@ -121,14 +121,15 @@ pub(crate) struct Spec {
 
 /// How long a debugged plugin's worker may take to start, or a call on
 /// it: "no deadline", within what `Instant` arithmetic holds.
-pub(crate) const DEBUG_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const DEBUG_DEADLINE: Duration = Duration::from_secs(DEBUG_DEADLINE_S);
+const DEBUG_DEADLINE_S: u64 = 30 * 24 * 3600;
 
 impl Spec {
     pub(crate) fn new(mut plugin: Discovered, supervision: &Supervision) -> Arc<Self> {
         let mut limits = supervision.defaults.apply(&plugin.manifest.limits);
         let debug = supervision.debug.as_deref() == Some(plugin.manifest.name.as_str());
         if debug {
-            limits.call_timeout_ms = DEBUG_DEADLINE.as_millis() as u64;
+            limits.call_timeout_ms = DEBUG_DEADLINE_S * 1000;
             limits.cpu_percent = None;
             plugin.manifest.health.interval_ms = 0;
             plugin.manifest.restart.spare = false;
