@@ -13,8 +13,8 @@ use crate::client::{
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, Event, FrameBuffer, Message, PluginDetails, PluginInfo, Reply,
-    Request, RequestBody, Response, WireError,
+    self, Action, DEFAULT_MAX_FRAME, Event, Fault, FrameBuffer, Message, PluginDetails, PluginInfo,
+    Reply, Request, RequestBody, Response, WireError,
 };
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
@@ -151,6 +151,16 @@ impl Client {
         let body = RequestBody::Kill {
             plugin: plugin.to_owned(),
             signal,
+        };
+        controlled(self.request(body, DEFAULT_CALL_TIMEOUT)?)
+    }
+
+    /// Injects `fault` into `plugin`'s serving worker (for tests: the
+    /// supervisor must run with `--faults`); returns once it is sent.
+    pub fn inject(&mut self, plugin: &str, fault: Fault) -> Result<PluginInfo, ClientError> {
+        let body = RequestBody::Fault {
+            plugin: plugin.to_owned(),
+            fault,
         };
         controlled(self.request(body, DEFAULT_CALL_TIMEOUT)?)
     }

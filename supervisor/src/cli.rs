@@ -76,6 +76,10 @@ enum Command {
         /// CPU watchdog applies to it
         #[arg(long, value_name = "PLUGIN")]
         debug: Option<String>,
+        /// Let admin clients inject faults into workers (crash on the next
+        /// call, fill memory): for tests, as corral::testing does
+        #[arg(long)]
+        faults: bool,
         /// As root, plugin number i (in name order) runs as uid/gid BASE+i
         /// [default: 200000]
         #[arg(long, value_name = "BASE")]
@@ -306,6 +310,7 @@ fn run(command: Command) -> Result<ExitCode> {
             worker_uid_base,
             strict,
             debug,
+            faults,
             cgroup,
             state_dir,
             metrics_addr,
@@ -352,6 +357,7 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             config.strict |= strict;
             config.debug = debug;
+            config.faults = faults;
             if cgroup.is_some() {
                 config.cgroup = cgroup;
             }

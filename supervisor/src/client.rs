@@ -5,9 +5,9 @@
 
 use crate::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, Message, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, Reply, Request, RequestBody, Response, ServerHello, SharedBytes, WireError,
-    share_large,
+    self, Action, ClientHello, DEFAULT_MAX_FRAME, Event, Fault, Message, PROTOCOL_VERSION,
+    PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, ServerHello, SharedBytes,
+    WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -210,6 +210,16 @@ impl Client {
         let body = RequestBody::Kill {
             plugin: plugin.to_owned(),
             signal,
+        };
+        controlled(self.request(body, DEFAULT_CALL_TIMEOUT).await?)
+    }
+
+    /// Injects `fault` into `plugin`'s serving worker (for tests: the
+    /// supervisor must run with `--faults`); returns once it is sent.
+    pub async fn inject(&self, plugin: &str, fault: Fault) -> Result<PluginInfo, ClientError> {
+        let body = RequestBody::Fault {
+            plugin: plugin.to_owned(),
+            fault,
         };
         controlled(self.request(body, DEFAULT_CALL_TIMEOUT).await?)
     }

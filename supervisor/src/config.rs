@@ -72,6 +72,9 @@ pub struct ServeConfig {
     /// Run this plugin's worker under a debugger (`--debug NAME`): it
     /// stops at start, and no deadline kills it.
     pub debug: Option<String>,
+    /// Let admin clients inject faults into workers (`--faults`, for
+    /// tests: `corral::testing`).
+    pub faults: bool,
 }
 
 impl ServeConfig {
@@ -103,6 +106,7 @@ impl ServeConfig {
             config_file: None,
             plugin_config: BTreeMap::new(),
             debug: None,
+            faults: false,
         }
     }
 }

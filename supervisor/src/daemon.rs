@@ -173,6 +173,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
             allowed: config.allowed_uids.clone(),
             admins: config.admin_uids.clone(),
         },
+        faults: config.faults,
     });
     let serving = tokio::spawn(server.run(listener));
     let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);

@@ -32,6 +32,8 @@ mod paths;
 #[cfg(unix)]
 pub mod scaffold;
 pub mod settings;
+#[cfg(all(target_os = "linux", feature = "testing"))]
+pub mod testing;
 
 #[cfg(target_os = "linux")]
 mod bus;
@@ -96,8 +98,8 @@ mod worker;
 pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription};
 pub use config::ServeConfig;
 pub use corral_plugin_api::wire::{
-    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Layer, Message, PluginDetails,
-    PluginInfo, PluginKind, PluginState,
+    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault, Layer, Message,
+    PluginDetails, PluginInfo, PluginKind, PluginState,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

@@ -18,8 +18,8 @@ use crate::registry::Registry;
 use crate::services::{Chain, Services};
 use corral_plugin_api::manifest::check_topic;
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, EventKind, Message, PROTOCOL_VERSION, Reply, Request, RequestBody,
-    Response, ServerHello, SharedBytes,
+    self, Action, ClientHello, EventKind, Fault, Message, PROTOCOL_VERSION, Reply, Request,
+    RequestBody, Response, ServerHello, SharedBytes,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::{Listener, Stream as Connection};
@@ -41,6 +41,8 @@ pub(crate) struct Server {
     pub(crate) max_frame: u32,
     pub(crate) events: Arc<Events>,
     pub(crate) access: Access,
+    /// Fault injection allowed (`--faults`, for tests).
+    pub(crate) faults: bool,
 }
 
 /// Who may use the socket, by the peer's uid (`SO_PEERCRED`): root and
@@ -224,6 +226,7 @@ impl Server {
                 let admin_only = match &request.body {
                     RequestBody::Control { action, .. } => Some(action.as_str()),
                     RequestBody::Kill { .. } => Some("kill"),
+                    RequestBody::Fault { .. } => Some("inject faults into"),
                     RequestBody::Logs { .. } => Some("read the logs of"),
                     _ => None,
                 };
@@ -382,6 +385,7 @@ impl Server {
             RequestBody::List => Reply::Plugins(self.registry.list()),
             RequestBody::Events { after } => Reply::Events(self.events.after(after)),
             RequestBody::Kill { plugin, signal } => self.kill(&plugin, signal)?,
+            RequestBody::Fault { plugin, fault } => self.inject(&plugin, fault)?,
             RequestBody::Control { plugin, action } => self.control(&plugin, action).await?,
             RequestBody::Inspect { plugin } => {
                 Reply::Inspected(Box::new(self.plugin(&plugin)?.details()))
@@ -418,6 +422,29 @@ impl Server {
             format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
         );
         worker.kill(signal);
+        Ok(Reply::Controlled(Box::new(handle.info())))
+    }
+
+    /// Sends `fault` to the plugin's serving worker, when `--faults` allows.
+    fn inject(&self, plugin: &str, fault: Fault) -> Result<Reply, RemoteError> {
+        if !self.faults {
+            return Err(RemoteError::new(
+                ErrorKind::PermissionDenied,
+                "fault injection is off: it is for tests, with `corral serve --faults`",
+            ));
+        }
+        let handle = self.plugin(plugin)?;
+        let worker = handle.serving().ok_or_else(|| {
+            RemoteError::new(
+                ErrorKind::Unavailable,
+                format!("plugin `{plugin}` has no worker to inject a fault into"),
+            )
+        })?;
+        handle.event(
+            EventKind::Admin,
+            format!("fault {fault:?} injected into worker {}", worker.pid()),
+        );
+        worker.inject(fault);
         Ok(Reply::Controlled(Box::new(handle.info())))
     }
 

@@ -12,8 +12,8 @@ use crate::payload::Payload;
 use crate::services::{Chain, HostContext, Origin};
 use crate::spawn::SpawnedWorker;
 use corral_plugin_api::wire::{
-    self, Call, ExitCause, ExitInfo, FromWorker, Hello, HostCall, Layer, Outcome, PROTOCOL_VERSION,
-    ToWorker, WireError,
+    self, Call, ExitCause, ExitInfo, Fault, FromWorker, Hello, HostCall, Layer, Outcome,
+    PROTOCOL_VERSION, ToWorker, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
@@ -304,7 +304,11 @@ impl Worker {
         )
     }
 
-    /// Marks the worker as replaced by a newer generation.
+    /// Sends the worker a fault to act on (tests, `--faults`).
+    pub(crate) fn inject(&self, fault: Fault) {
+        let _ = self.send(&ToWorker::Fault(fault));
+    }
+
     /// Marks the worker as replaced by a newer generation and queues its
     /// `Shutdown` behind the calls already queued: it answers those, then
     /// exits; later calls are handed back ([`Called::Retired`]).

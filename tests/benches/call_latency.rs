@@ -21,8 +21,8 @@
 
 #![allow(clippy::print_stdout, reason = "a bench prints its results")]
 
-use corral_tests::Corral;
 use corral_tests::bench::{self, Summary};
+use corral_tests::{Corral, Workspace};
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;

@@ -17,7 +17,7 @@
 
 use corral::{ErrorKind, PluginState};
 use corral_tests::bench::{self, Summary};
-use corral_tests::{Corral, send_signal};
+use corral_tests::{Corral, Workspace, send_signal};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

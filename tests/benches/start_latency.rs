@@ -19,7 +19,7 @@
 #![allow(clippy::print_stdout, reason = "a bench prints its results")]
 
 use corral_tests::bench::{self, Summary};
-use corral_tests::{Corral, CorralBuilder};
+use corral_tests::{Corral, CorralBuilder, Workspace};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -11,8 +11,8 @@
 
 #![allow(clippy::print_stdout, reason = "a bench prints its results")]
 
-use corral_tests::Corral;
 use corral_tests::bench;
+use corral_tests::{Corral, Workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -11,8 +11,8 @@
 
 #![allow(clippy::print_stdout, reason = "a bench prints its results")]
 
-use corral_tests::Corral;
 use corral_tests::bench;
+use corral_tests::{Corral, Workspace};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};

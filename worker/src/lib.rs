@@ -7,12 +7,12 @@
 //! socketpair is inherited as fd 3. The worker runs the same sequence every
 //! time, each step its own module and error:
 //!
-//! 1. [`channel`]: take fd 3;
-//! 2. [`handshake`]: read `Hello`;
-//! 3. [`sandbox`]: Landlock and seccomp, before any plugin code runs;
-//! 4. [`runtime`]: load the plugin (its `init` may use host services over
-//!    the [`link`]); a spare first says `Standby` and waits for `Activate`;
-//! 5. send `Ready`, then [`serve`] calls until `Shutdown` or end of stream.
+//! 1. `channel`: take fd 3;
+//! 2. `handshake`: read `Hello`;
+//! 3. `sandbox`: Landlock and seccomp, before any plugin code runs;
+//! 4. `runtime`: load the plugin (its `init` may use host services over
+//!    the `link`); a spare first says `Standby` and waits for `Activate`;
+//! 5. send `Ready`, then `serve` calls until `Shutdown` or end of stream.
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
 //! stream on fd 3), 2 on a channel or protocol error, 3 when the plugin

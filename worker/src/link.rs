@@ -137,7 +137,7 @@ impl Link {
                     .channel
                     .send(&FromWorker::Pong { nonce })
                     .map_err(|error| lost(op, &error))?,
-                Some(frame @ (ToWorker::Call(_) | ToWorker::Shutdown, _)) => {
+                Some(frame @ (ToWorker::Call(_) | ToWorker::Shutdown | ToWorker::Fault(_), _)) => {
                     state.queued.push_back(frame);
                 }
                 None => {

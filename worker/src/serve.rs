@@ -6,16 +6,32 @@ use crate::channel::ChannelError;
 use crate::link::Link;
 use crate::runtime::Runtime;
 use corral_plugin_api::wire::{
-    FromWorker, HEALTH_METHOD, Mapping, Outcome, SharedBytes, ToWorker, WireError, share_large,
+    Fault, FromWorker, HEALTH_METHOD, Mapping, Outcome, SharedBytes, ToWorker, WireError,
+    share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::time::Duration;
 use tracing::debug;
 
+/// Allocates and touches memory until an allocation fails, which aborts
+/// the process: the fault a test injects to see the memory limit at work.
+fn fill_memory() -> ! {
+    tracing::warn!("fault injected: filling memory");
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        held.push(vec![0x5a; 1 << 20]);
+    }
+}
+
 /// Serves until `Shutdown` (or end of stream), then releases the plugin.
 pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), ChannelError> {
+    let mut crash_on_next_call = false;
     loop {
         match link.recv()? {
+            Some((ToWorker::Call(call), _)) if crash_on_next_call => {
+                tracing::warn!("fault injected: aborting at call {}", call.id);
+                std::process::abort();
+            }
             Some((ToWorker::Call(call), _)) if call.method == HEALTH_METHOD => {
                 let outcome = if link.serving(call.id, || plugin.health()) {
                     Outcome::Ok(b"healthy".to_vec())
@@ -56,6 +72,8 @@ pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), Channel
                 debug!("host reply {id} arrived after its call ended");
             }
             Some((ToWorker::Activate, _)) => debug!("Activate, but this worker is no spare"),
+            Some((ToWorker::Fault(Fault::CrashOnNextCall), _)) => crash_on_next_call = true,
+            Some((ToWorker::Fault(Fault::FillMemory), _)) => fill_memory(),
             Some((ToWorker::Shutdown, _)) => {
                 debug!("shutdown requested");
                 return Ok(());

@@ -127,6 +127,21 @@ pub enum ToWorker {
     /// A spare (see [`FromWorker::Standby`]) is to load its plugin now;
     /// answered like a [`Hello`]: `Ready` or `Failed`.
     Activate,
+    /// A fault a test asked for (`corral serve --faults`); not answered.
+    Fault(Fault),
+}
+
+/// A fault a test injects into a worker, to see what the supervisor and
+/// the host app do (only when the supervisor runs with `--faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The worker aborts (SIGABRT) when its next call arrives, that call
+    /// in flight.
+    CrashOnNextCall,
+    /// The worker allocates and touches memory until its memory limit
+    /// refuses more, and dies of it.
+    FillMemory,
 }
 
 /// A plugin's request for a host service (`kv_get:KEY`, `publish:TOPIC`,
@@ -318,6 +333,15 @@ pub enum RequestBody {
     FollowEvents {
         /// The last sequence number the client has seen.
         after: u64,
+    },
+    /// Inject `fault` into `plugin`'s serving worker; answered with the
+    /// plugin's status once it is sent ([`Reply::Controlled`]). Refused
+    /// unless the supervisor runs with `--faults`; admin uids only.
+    Fault {
+        /// Plugin name.
+        plugin: String,
+        /// What to do to it.
+        fault: Fault,
     },
     /// A plugin's log lines (its workers' stdout and stderr and its
     /// `log()` calls), oldest first, in [`Reply::Logs`] chunks; with

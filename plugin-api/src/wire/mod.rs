@@ -17,9 +17,9 @@ pub use codec::{
     encode_frame, mark_shared, violation_frame,
 };
 pub use message::{
-    Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, FromWorker,
-    HEALTH_METHOD, Hello, HostCall, Layer, Message, Outcome, PluginDetails, PluginInfo, PluginKind,
-    PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+    Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault,
+    FromWorker, HEALTH_METHOD, Hello, HostCall, Layer, Message, Outcome, PluginDetails, PluginInfo,
+    PluginKind, PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
 };
 #[cfg(target_os = "linux")]
 pub use shared::{

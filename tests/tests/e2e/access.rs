@@ -2,7 +2,7 @@
 //! corral.toml's `allowed_uids` and `admin_uids`, tested with a client
 //! really running as another uid (`setpriv`).
 
-use corral_tests::{Corral, corral_bin};
+use corral_tests::{Corral, Workspace, corral_bin};
 use std::process::{Command, Output};
 
 /// Runs the `corral` CLI as `uid` against `corral`'s socket.

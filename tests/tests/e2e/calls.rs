@@ -1,7 +1,7 @@
 //! Calls from host apps: replies, errors, concurrency.
 
 use corral::{Client, ErrorKind};
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use std::time::{Duration, Instant};
 
 #[test]

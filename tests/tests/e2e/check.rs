@@ -1,7 +1,7 @@
 //! `corral check PATH`: a plugin folder validated without running it, by
 //! the real binary.
 
-use corral_tests::{Corral, corral_bin};
+use corral_tests::{Corral, Workspace, corral_bin};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

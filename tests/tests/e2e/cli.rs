@@ -1,7 +1,7 @@
 //! What an admin sees: `corral ps`, `corral call`, process titles, the
 //! socket file.
 
-use corral_tests::{Corral, cmdline, corral_bin};
+use corral_tests::{Corral, Workspace, cmdline, corral_bin};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 

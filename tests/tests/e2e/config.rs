@@ -1,7 +1,7 @@
 //! `corral serve --config corral.toml`: settings from a file, flags over
 //! them, and a bad file refused before anything starts.
 
-use corral_tests::{Corral, WAIT, corral_bin};
+use corral_tests::{Corral, WAIT, Workspace, corral_bin};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,7 @@
 //! worker comes back, nothing else is touched.
 
 use corral::{ErrorKind, ExitCause, PluginState};
-use corral_tests::{Corral, is_alive, is_worker, send_signal};
+use corral_tests::{Corral, Workspace, is_alive, is_worker, send_signal};
 use std::time::{Duration, Instant};
 
 #[test]

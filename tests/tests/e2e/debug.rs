@@ -4,7 +4,7 @@
 //! every other plugin serves as usual.
 
 use corral::PluginState;
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

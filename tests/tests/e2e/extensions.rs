@@ -5,7 +5,7 @@
 //! `corral inspect`, and reloaded when an override changes.
 
 use corral::{ErrorKind, PluginState};
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 
 fn exporter_manifest() -> String {
     // `[plugin]` is open in the harness's manifest: `provides` joins it.

@@ -2,7 +2,7 @@
 //! supervisor (hello, calls, errors, a bad frame, another protocol
 //! version), and the shipped Python client and its example run end to end.
 
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -3,7 +3,7 @@
 //! health checks; dependencies; lazy start.
 
 use corral::{ErrorKind, ExitCause, PluginState};
-use corral_tests::{Corral, is_alive, is_worker, send_signal};
+use corral_tests::{Corral, Workspace, is_alive, is_worker, send_signal};
 use std::process::Output;
 
 fn ok(output: &Output) -> String {

@@ -3,7 +3,7 @@
 //! must answer every call throughout.
 
 use corral::{ErrorKind, ExitCause};
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use std::time::{Duration, Instant};
 
 fn hostile(limits: &str) -> Corral {

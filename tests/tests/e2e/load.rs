@@ -3,7 +3,7 @@
 //! `CORRAL_LONG=1` runs the storm for 60 s instead of 10 s.
 
 use corral::ErrorKind;
-use corral_tests::{Corral, send_signal};
+use corral_tests::{Corral, Workspace, send_signal};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

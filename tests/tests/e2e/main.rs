@@ -22,6 +22,7 @@ mod reload;
 mod sandbox;
 mod scaffold;
 mod services;
+mod testkit;
 mod wasi;
 mod wasm;
 mod worker;

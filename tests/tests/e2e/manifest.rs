@@ -1,7 +1,7 @@
 //! Bad plugin folders are reported clearly and never stop the others.
 
 use corral::PluginState;
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 
 const GOOD: &str = "[plugin]\nname = \"NAME\"\nversion = \"1.0.0\"\nkind = \"native\"\nentry = \"ENTRY\"\napi = 1\n";
 

@@ -6,7 +6,7 @@
 
 use corral::PluginState;
 use corral::settings::Settings;
-use corral_tests::{Corral, WAIT, cargo_target_dir, corral_bin};
+use corral_tests::{Corral, WAIT, Workspace, cargo_target_dir, corral_bin};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -8,7 +8,7 @@ use corral_plugin_api::ErrorKind;
 use corral_plugin_api::wire::{
     self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, SharedBytes,
 };
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use corral_plugin_api::ErrorKind;
 use corral_plugin_api::wire::{
     self, ClientHello, PROTOCOL_VERSION, Reply, Request, RequestBody, Response, ServerHello,
 };
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the old one keeps serving.
 
 use corral::{ErrorKind, PluginState};
-use corral_tests::{Corral, artifact};
+use corral_tests::{Corral, Workspace, artifact};
 use std::fs;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! neighbour that must answer every call throughout.
 
 use corral::{ErrorKind, ExitCause, PluginState};
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 
 fn hostile(extra: &str) -> Corral {
     let corral = Corral::builder()

@@ -3,7 +3,7 @@
 //! log files, events, metrics.
 
 use corral::ErrorKind;
-use corral_tests::{Corral, send_signal};
+use corral_tests::{Corral, Workspace, send_signal};
 use std::fs;
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! and behaves like the same source built natively.
 
 use corral::PluginState;
-use corral_tests::{Corral, CorralBuilder};
+use corral_tests::{Corral, CorralBuilder, Workspace};
 use std::fs;
 
 const NOTES: &str = "[permissions]\nwrite = [\"data\"]\nread = [\"shelf\"]\n";

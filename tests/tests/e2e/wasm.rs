@@ -2,7 +2,7 @@
 //! sandboxed worker, indistinguishable to host apps.
 
 use corral::{ClientError, PluginState};
-use corral_tests::Corral;
+use corral_tests::{Corral, Workspace};
 
 /// What a call returned, comparable across runtimes.
 fn outcome(
