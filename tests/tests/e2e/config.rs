@@ -105,7 +105,7 @@ fn a_bad_corral_toml_stops_serve_with_file_line_and_key() {
         ),
         (
             "plugins = \"plugins\"\n",
-            "corral.toml:1:11: plugins: invalid type",
+            "corral.toml:1:11: plugins: expected a list of plugin folders, or [plugins.NAME] tables",
         ),
     ];
     for (text, expected) in cases {
