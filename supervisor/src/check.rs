@@ -282,7 +282,7 @@ fn entry_sha256(path: &Path) -> io::Result<String> {
 /// The SHA-256 of all of `file`, as lowercase hex. Reads with `pread`,
 /// so the file's offset is left where it was (the file can then be
 /// handed to a worker as it is).
-fn file_sha256(file: &File) -> io::Result<String> {
+pub(crate) fn file_sha256(file: &File) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 64 * 1024];
     let mut offset = 0;

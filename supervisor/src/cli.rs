@@ -105,6 +105,64 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install a plugin (a .tar.gz archive, or a folder) into a plugin
+    /// folder: checked (signature, archive, manifest, sha256), staged,
+    /// then switched to in one step; a serving corral hot-reloads it
+    Install {
+        /// The archive (ARCHIVE.sig beside it when signed) or folder
+        source: PathBuf,
+        #[command(flatten)]
+        place: PlaceArgs,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a plugin's previous installed version back (hot reload)
+    Rollback {
+        /// Plugin name
+        name: String,
+        #[command(flatten)]
+        place: PlaceArgs,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an ed25519 key pair for signing plugins: STEM.key (secret,
+    /// mode 0600) and STEM.pub
+    Keygen {
+        /// Path and name of the key files, without extension
+        stem: PathBuf,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a plugin archive: writes ARCHIVE.sig
+    Sign {
+        /// The secret key (from corral keygen)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The archive
+        archive: PathBuf,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a plugin archive's signature against trusted keys; exits 1
+    /// saying which check failed
+    Verify {
+        /// The archive (its signature is ARCHIVE.sig)
+        archive: PathBuf,
+        /// A trusted public key: 64 hex digits, or a .pub file
+        /// (repeatable) [default: corral.toml's trusted_keys]
+        #[arg(long, value_name = "KEY")]
+        trust: Vec<String>,
+        /// Settings file with trusted_keys
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print a JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a new plugin's folder: source, plugin.toml and a test, ready
     /// to build and serve (Rust native by default)
     New {
@@ -373,6 +431,78 @@ fn run(command: Command) -> Result<ExitCode> {
             serve(config)
         }
         Command::Check { path, json } => check(&path, json),
+        Command::Install {
+            source,
+            place,
+            json,
+        } => {
+            let (plugins, trust) = place.resolve()?;
+            match corral::install::install(&source, &plugins, &trust) {
+                Ok(installed) => print_installed(&installed, "installed", json),
+                Err(error) => refused(&error.to_string(), json),
+            }
+        }
+        Command::Rollback { name, place, json } => {
+            let (plugins, _) = place.resolve()?;
+            match corral::install::rollback(&plugins, &name) {
+                Ok(installed) => print_installed(&installed, "rolled back to", json),
+                Err(error) => refused(&error.to_string(), json),
+            }
+        }
+        Command::Keygen { stem, json } => {
+            let public = corral::signing::keygen(&stem)?;
+            if json {
+                let report = serde_json::json!({
+                    "public_key": public,
+                    "secret": stem.with_extension("key"),
+                    "public": stem.with_extension("pub"),
+                });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "wrote {} (secret: keep it) and {}\npublic key: {public}",
+                    stem.with_extension("key").display(),
+                    stem.with_extension("pub").display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sign { key, archive, json } => {
+            let signature = corral::signing::sign(&archive, &key)?;
+            if json {
+                let report = serde_json::json!({ "signature": signature });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("wrote {}", signature.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            archive,
+            trust,
+            config,
+            json,
+        } => {
+            let mut keys = match &config {
+                Some(path) => Settings::load(path)?.trusted_keys,
+                None => Vec::new(),
+            };
+            for key in trust {
+                keys.push(public_key(&key)?);
+            }
+            match corral::signing::verify(&archive, &keys) {
+                Ok(key) => {
+                    if json {
+                        let report = serde_json::json!({ "valid": true, "key": key });
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        println!("{}: signed by {key}, a trusted key", archive.display());
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => refused(&error.to_string(), json),
+            }
+        }
         Command::New {
             name,
             wasm,
@@ -639,6 +769,85 @@ fn check(path: &Path, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Where `install` and `rollback` work, and what they trust.
+#[derive(clap::Args)]
+struct PlaceArgs {
+    /// The plugin folder [default: the first of the config file's
+    /// plugin_dirs]
+    #[arg(long = "plugins", value_name = "DIR")]
+    plugins: Option<PathBuf>,
+    /// Settings file: plugin_dirs, require_signature, trusted_keys
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl PlaceArgs {
+    fn resolve(&self) -> Result<(PathBuf, corral::install::Trust)> {
+        let settings = match &self.config {
+            Some(path) => Settings::load(path)?,
+            None => Settings::default(),
+        };
+        let plugins = match (&self.plugins, settings.plugins.first()) {
+            (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+            (None, None) => bail!(
+                "which plugin folder? pass --plugins DIR, or --config FILE whose plugin_dirs names it"
+            ),
+        };
+        let trust = corral::install::Trust {
+            require_signature: settings.require_signature,
+            trusted_keys: settings.trusted_keys,
+        };
+        Ok((plugins, trust))
+    }
+}
+
+/// A public key given on the command line: hex, or a `.pub` file.
+fn public_key(key: &str) -> Result<String> {
+    let text = if Path::new(key).is_file() {
+        std::fs::read_to_string(key).with_context(|| format!("cannot read {key}"))?
+    } else {
+        key.to_owned()
+    };
+    Ok(corral::signing::check_public_key(text.trim())?)
+}
+
+fn print_installed(
+    installed: &corral::install::Installed,
+    what: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(installed)?);
+    } else {
+        print!(
+            "{what} {} {} ({})",
+            installed.name,
+            installed.version,
+            installed.dir.display()
+        );
+        if let Some(previous) = &installed.previous {
+            print!("; previous: {previous}");
+        }
+        if let Some(key) = &installed.signed_by {
+            print!("; signed by {key}");
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A refused install, rollback or verification: the message (or a JSON
+/// object with it) and exit code 1.
+fn refused(message: &str, json: bool) -> Result<ExitCode> {
+    if json {
+        let report = serde_json::json!({ "valid": false, "error": message });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("corral: {message}");
+    }
+    Ok(ExitCode::from(1))
 }
 
 fn new_plugin(

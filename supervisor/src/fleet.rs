@@ -223,6 +223,8 @@ impl Fleet {
                 continue;
             }
             let watched = [
+                // The folder itself: `corral install` swaps a symlink.
+                dir.clone(),
                 dir.join(MANIFEST),
                 dir.join(&spec.plugin.manifest.entry),
                 spec.plugin.entry.clone(),

@@ -28,10 +28,14 @@ mod config;
 mod deps;
 #[cfg(target_os = "linux")]
 mod framed;
+#[cfg(target_os = "linux")]
+pub mod install;
 mod paths;
 #[cfg(unix)]
 pub mod scaffold;
 pub mod settings;
+#[cfg(target_os = "linux")]
+pub mod signing;
 #[cfg(all(target_os = "linux", feature = "testing"))]
 pub mod testing;
 

@@ -19,6 +19,8 @@
 //! log_max_mb = 10               # a plugin's log file rotates at this size
 //! log_keep = 5                  # rotated log files kept per plugin, 0 to 100
 //! metrics_addr = "127.0.0.1:9464"  # Prometheus text at http://ADDR/metrics; default off
+//! require_signature = false     # corral install: only archives signed by a trusted key
+//! trusted_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"]
 //!
 //! [limits]                      # defaults for every plugin: plugin.toml's [limits]
 //! memory_mb = 256
@@ -85,6 +87,12 @@ pub struct Settings {
     pub log_keep: Option<u32>,
     /// Where to serve Prometheus metrics (`metrics_addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `corral install` refuses what no trusted key signed
+    /// (`require_signature`).
+    pub require_signature: bool,
+    /// Public keys (hex) whose signatures `corral install` trusts
+    /// (`trusted_keys`).
+    pub trusted_keys: Vec<String>,
     /// Defaults for the `[limits]` a plugin leaves unset (`[limits]`);
     /// the call deadline is in `call_timeout_ms`, never here.
     pub limits: Limits,
@@ -130,6 +138,10 @@ struct RawSettings {
     log_max_mb: Option<Spanned<u64>>,
     log_keep: Option<Spanned<u64>>,
     metrics_addr: Option<Spanned<String>>,
+    #[serde(default)]
+    require_signature: bool,
+    #[serde(default)]
+    trusted_keys: Vec<Spanned<String>>,
     #[serde(default)]
     limits: LimitsTable,
 }
@@ -302,9 +314,25 @@ impl Settings {
             }
             (top, table) => top.or(table),
         };
+        let trusted_keys = raw
+            .trusted_keys
+            .into_iter()
+            .map(|key| {
+                crate::signing::check_public_key(key.get_ref())
+                    .map_err(|e| error(key.span(), format!("trusted_keys: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.require_signature && trusted_keys.is_empty() {
+            return Err(error(
+                0..0,
+                "require_signature = true needs trusted_keys: the public keys (`corral keygen` writes NAME.pub) whose signatures to accept".to_owned(),
+            ));
+        }
         Ok(Self {
             plugins,
             plugin_config,
+            require_signature: raw.require_signature,
+            trusted_keys,
             socket,
             socket_mode,
             socket_group,
@@ -488,6 +516,10 @@ mod tests {
                 log_max_mb: Some(10),
                 log_keep: Some(5),
                 metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
+                require_signature: false,
+                trusted_keys: vec![
+                    "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".into()
+                ],
                 limits: Limits {
                     memory_mb: Some(256),
                     ..Limits::default()

@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod debug;
 mod extensions;
+mod install;
 mod json;
 mod lifecycle;
 mod limits;
