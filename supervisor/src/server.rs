@@ -408,15 +408,7 @@ impl Server {
         let signal = nix::sys::signal::Signal::try_from(signal).map_err(|_| {
             RemoteError::new(ErrorKind::BadRequest, format!("{signal} is not a signal"))
         })?;
-        let worker = handle.serving().ok_or_else(|| {
-            RemoteError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "plugin `{plugin}` has no worker to signal (it is {})",
-                    handle.info().state.as_str()
-                ),
-            )
-        })?;
+        let worker = serving(&handle, "signal")?;
         handle.event(
             EventKind::Admin,
             format!("corral kill -s {signal} {plugin} (worker {})", worker.pid()),
@@ -434,12 +426,7 @@ impl Server {
             ));
         }
         let handle = self.plugin(plugin)?;
-        let worker = handle.serving().ok_or_else(|| {
-            RemoteError::new(
-                ErrorKind::Unavailable,
-                format!("plugin `{plugin}` has no worker to inject a fault into"),
-            )
-        })?;
+        let worker = serving(&handle, "inject a fault into")?;
         handle.event(
             EventKind::Admin,
             format!("fault {fault:?} injected into worker {}", worker.pid()),
@@ -590,6 +577,21 @@ impl Stream {
             }
         }
     }
+}
+
+/// The plugin's serving worker, for an admin to `what`; `unavailable`
+/// when it has none.
+fn serving(handle: &PluginHandle, what: &str) -> Result<Arc<crate::worker::Worker>, RemoteError> {
+    handle.serving().ok_or_else(|| {
+        RemoteError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "plugin `{}` has no worker to {what} (it is {})",
+                handle.name(),
+                handle.info().state.as_str()
+            ),
+        )
+    })
 }
 
 /// The protocol version of a hello this build cannot otherwise read.
