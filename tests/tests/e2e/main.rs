@@ -11,6 +11,7 @@ mod crash;
 mod debug;
 mod extensions;
 mod install;
+mod journey;
 mod json;
 mod lifecycle;
 mod limits;
