@@ -42,6 +42,11 @@ step "corral call wat-echo echo 'from a plugin written in WebAssembly text'"
 step "corral call hello nope    # unknown method: a clear error, exit code 1"
 "$corral" call hello nope || echo "(exit code $?)"
 
+if command -v python3 >/dev/null; then
+    step "python3 supervisor/clients/python/corral_client.py hello upper 'from python'    # the JSON host protocol"
+    PYTHONDONTWRITEBYTECODE=1 python3 supervisor/clients/python/corral_client.py hello upper 'from python'; echo
+fi
+
 step "corral call counter incr; corral call counter incr    # host storage: survives restarts"
 "$corral" call counter incr; echo
 "$corral" call counter incr; echo
