@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! corral = { version = "0.1", features = ["testing"] }
+//! corral = { version = "0.1", default-features = false, features = ["testing"] }
 //! ```
 //!
 //! ```no_run
