@@ -12,7 +12,7 @@
 //! shared payloads: large payloads travel inline.
 
 use crate::framed::Outgoing;
-use corral_plugin_api::wire::{HEADER_LEN, SharedBytes, WireError};
+use corral_plugin_api::wire::{SharedBytes, WireError, encode_frame_with};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -56,20 +56,9 @@ impl Encoding {
         match self {
             Self::Bincode => Outgoing::encode(message, shared, max),
             Self::Json => {
-                let mut frame = vec![0; HEADER_LEN];
-                serde_json::to_writer(&mut frame, message)
-                    .map_err(|error| WireError::Encode(error.to_string()))?;
-                let len = frame.len() - HEADER_LEN;
-                match u32::try_from(len) {
-                    Ok(len) if len <= max => {
-                        frame[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-                        Ok(Outgoing::from_frame(frame))
-                    }
-                    _ => Err(WireError::TooLarge {
-                        len: len as u64,
-                        max,
-                    }),
-                }
+                let mut frame = Vec::new();
+                encode_frame_with(&mut frame, max, |body| serde_json::to_writer(body, message))?;
+                Ok(Outgoing::from_frame(frame))
             }
         }
     }
@@ -78,7 +67,7 @@ impl Encoding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_plugin_api::wire::{ClientHello, Reply, Request, RequestBody, Response};
+    use corral_plugin_api::wire::{ClientHello, HEADER_LEN, Reply, Request, RequestBody, Response};
 
     #[test]
     fn the_hello_chooses() {

@@ -119,9 +119,22 @@ pub fn encode_frame<T: Serialize>(
     out: &mut Vec<u8>,
     max: u32,
 ) -> Result<(), WireError> {
+    encode_frame_with(out, max, |body| {
+        bincode::serde::encode_into_writer(message, VecWriter(body), config())
+    })
+}
+
+/// Appends one frame to `out` whose body `write` appends (in another
+/// encoding than this codec's, such as JSON): the header, and the same
+/// limit. On error `out` is left as it was.
+pub fn encode_frame_with<E: std::fmt::Display>(
+    out: &mut Vec<u8>,
+    max: u32,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), WireError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
-    if let Err(error) = bincode::serde::encode_into_writer(message, VecWriter(out), config()) {
+    if let Err(error) = write(out) {
         out.truncate(start);
         return Err(WireError::Encode(error.to_string()));
     }

@@ -14,7 +14,7 @@ mod stream;
 
 pub use codec::{
     FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
-    encode_frame, mark_shared, violation_frame,
+    encode_frame, encode_frame_with, mark_shared, violation_frame,
 };
 pub use message::{
     Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault,
