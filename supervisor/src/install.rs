@@ -341,12 +341,14 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), InstallError> {
     Ok(())
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<(), InstallError> {
+/// Copies folder `from` into `to` (created when missing), recursively,
+/// symlinks followed.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), InstallError> {
+    fs::create_dir_all(to).map_err(io_error(to))?;
     for entry in fs::read_dir(from).map_err(io_error(from))? {
         let path = entry.map_err(io_error(from))?.path();
         let target = to.join(path.file_name().expect("a named entry"));
         if path.is_dir() {
-            fs::create_dir_all(&target).map_err(io_error(&target))?;
             copy_tree(&path, &target)?;
         } else {
             fs::copy(&path, &target).map_err(io_error(&path))?;

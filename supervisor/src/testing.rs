@@ -97,7 +97,8 @@ impl CorralBuilder {
     /// Installs a copy of the plugin folder `source` (its `plugin.toml`,
     /// its entry and whatever else is in it) as `plugins/NAME`.
     pub fn plugin(self, name: &str, source: &Path) -> Self {
-        copy_tree(source, &self.plugins_dir().join(name));
+        crate::install::copy_tree(source, &self.plugins_dir().join(name))
+            .unwrap_or_else(|e| panic!("install plugin {name}: {e}"));
         self
     }
 
@@ -721,21 +722,6 @@ fn chown_tree(path: &Path, uid: u32) {
     if path.is_dir() && !path.is_symlink() {
         for entry in fs::read_dir(path).expect("read dir") {
             chown_tree(&entry.expect("dir entry").path(), uid);
-        }
-    }
-}
-
-/// Copies folder `from` to `to`, recursively (symlinks followed).
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
-    let entries = fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    for entry in entries {
-        let path = entry.expect("folder entry").path();
-        let target = to.join(path.file_name().expect("a named entry"));
-        if path.is_dir() {
-            copy_tree(&path, &target);
-        } else {
-            fs::copy(&path, &target).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! a neighbour plugin loses nothing.
 
 use corral::{ErrorKind, ExitCause, PluginState};
-use corral_tests::{Corral, Workspace, is_alive};
+use corral_tests::{Corral, Workspace, artifact, is_alive};
 
 fn setup(limits: &str) -> Corral {
     let corral = Corral::builder()
@@ -102,7 +102,19 @@ fn kill_worker_is_a_crash_the_plugin_recovers_from() {
 
 #[test]
 fn a_supervisor_without_faults_refuses_them() {
-    let corral = Corral::builder().hello("hello").without_faults().start();
+    // A plugin folder of the test's own, installed with `plugin` as a host
+    // app's test would.
+    let source = tempfile::tempdir().unwrap();
+    std::fs::copy(artifact("libhello.so"), source.path().join("libhello.so")).unwrap();
+    std::fs::write(
+        source.path().join("plugin.toml"),
+        "[plugin]\nname = \"hello\"\nversion = \"1.0.0\"\nkind = \"native\"\nentry = \"libhello.so\"\napi = 1\n",
+    )
+    .unwrap();
+    let corral = Corral::builder()
+        .plugin("hello", source.path())
+        .without_faults()
+        .start();
     corral.wait_ready("hello");
     let refused = corral
         .client()
