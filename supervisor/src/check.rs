@@ -279,10 +279,15 @@ fn entry_sha256(path: &Path) -> io::Result<String> {
     file_sha256(&File::open(path)?)
 }
 
-/// The SHA-256 of all of `file`, as lowercase hex. Reads with `pread`,
-/// so the file's offset is left where it was (the file can then be
-/// handed to a worker as it is).
-pub(crate) fn file_sha256(file: &File) -> io::Result<String> {
+/// The SHA-256 of all of `file`, as lowercase hex (see [`file_digest`]).
+fn file_sha256(file: &File) -> io::Result<String> {
+    file_digest(file).map(|digest| hex(&digest))
+}
+
+/// The SHA-256 of all of `file`. Reads with `pread`, so the file's offset
+/// is left where it was (the file can then be handed to a worker as it
+/// is).
+pub(crate) fn file_digest(file: &File) -> io::Result<[u8; 32]> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 64 * 1024];
     let mut offset = 0;
@@ -296,11 +301,12 @@ pub(crate) fn file_sha256(file: &File) -> io::Result<String> {
         hasher.update(&buffer[..read]);
         offset += read as u64;
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().into())
+}
+
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An entry file whose content is not what its manifest's `sha256` says.

@@ -12,6 +12,7 @@
 //! Keys are 32 bytes in hex: the secret one in `NAME.key` (mode 0600), the
 //! public one in `NAME.pub`, and in corral.toml's `trusted_keys`.
 
+use crate::check::hex;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use std::fs;
 use std::io::{self, Read};
@@ -196,8 +197,7 @@ pub fn check_public_key(key: &str) -> Result<String, SignError> {
 /// The SHA-256 of a file's contents.
 pub fn sha256_file(path: &Path) -> Result<[u8; 32], SignError> {
     let file = fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let digest = crate::check::file_sha256(&file).map_err(|e| io_error(path, e))?;
-    Ok(unhex::<32>(&digest).expect("SHA-256 is 64 hex digits"))
+    crate::check::file_digest(&file).map_err(|e| io_error(path, e))
 }
 
 fn message(digest: &[u8; 32]) -> Vec<u8> {
@@ -221,11 +221,6 @@ fn io_error(path: &Path, source: io::Error) -> SignError {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
