@@ -36,7 +36,7 @@ pub mod scaffold;
 pub mod settings;
 #[cfg(target_os = "linux")]
 pub mod signing;
-#[cfg(all(target_os = "linux", feature = "testing"))]
+#[cfg(target_os = "linux")]
 pub mod testing;
 
 #[cfg(target_os = "linux")]

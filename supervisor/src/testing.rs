@@ -1,10 +1,10 @@
 //! A test kit for host-app and plugin authors: a real `corral serve` on a
 //! temporary socket with the plugin folders a test gives it, clients for
-//! it, and faults to inject. Enabled by the `testing` feature:
+//! it, and faults to inject (Linux only):
 //!
 //! ```toml
 //! [dev-dependencies]
-//! corral = { version = "0.1", default-features = false, features = ["testing"] }
+//! corral = { version = "0.1", default-features = false }
 //! ```
 //!
 //! ```no_run
@@ -46,7 +46,7 @@ use crate::{ExitInfo, PluginInfo, PluginState};
 use corral_plugin_api::wire::Fault;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -233,7 +233,7 @@ impl CorralBuilder {
             log_path,
             child,
             wrapped: wrapper.is_some(),
-            seen_pids: Mutex::new(BTreeSet::new()),
+            seen_pids: Mutex::new(BTreeMap::new()),
             dir: self.dir,
         };
         corral.wait_until("the socket accepts clients", || {
@@ -288,7 +288,9 @@ pub struct Corral {
     /// Run under `CORRAL_SUPERVISOR_WRAPPER`: stopped with SIGTERM so that
     /// the profiler writes its output.
     wrapped: bool,
-    seen_pids: Mutex<BTreeSet<u32>>,
+    /// Worker pids seen in status, with their start times: the pid alone
+    /// may name another process by the time the test ends.
+    seen_pids: Mutex<BTreeMap<u32, u64>>,
     dir: tempfile::TempDir,
 }
 
@@ -592,10 +594,13 @@ impl Corral {
     }
 
     fn remember(&self, pids: impl IntoIterator<Item = u32>) {
+        let seen = pids
+            .into_iter()
+            .filter_map(|pid| Some((pid, start_time(pid)?)));
         self.seen_pids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(pids);
+            .extend(seen);
     }
 }
 
@@ -618,14 +623,10 @@ impl Drop for Corral {
         let _ = self.child.wait();
         // Workers die with the supervisor (PDEATHSIG, end of channel); make
         // sure of it for every pid this test saw, if it is still a worker.
-        for pid in self
-            .seen_pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            if is_worker(*pid) {
-                send_signal(*pid, libc::SIGKILL);
+        let seen = self.seen_pids.lock().unwrap_or_else(|e| e.into_inner());
+        for (&pid, &started) in seen.iter() {
+            if start_time(pid) == Some(started) && is_worker(pid) {
+                send_signal(pid, libc::SIGKILL);
             }
         }
         if std::thread::panicking() {
@@ -709,6 +710,16 @@ pub fn cmdline(pid: u32) -> String {
                 .to_owned()
         })
         .unwrap_or_default()
+}
+
+/// When `pid` started, in clock ticks after boot (`/proc/PID/stat` field
+/// 22): with the pid, it names one process even after the pid is reused.
+/// `None` when there is no such process.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the parenthesised command name: field 3 (state) onwards.
+    let (_, fields) = stat.rsplit_once(')')?;
+    fields.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
 /// Whether `pid` is a live corral worker.

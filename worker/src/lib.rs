@@ -129,14 +129,20 @@ fn wait_for_debugger() {
 fn init_logging() {
     // The wasm compiler's own debug output would drown the plugin's.
     const QUIET: &str = "cranelift_codegen=warn,cranelift_frontend=warn,regalloc2=warn,wasmtime=warn,wasmtime_cranelift=warn,wasmtime_environ=warn";
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = std::env::var("CORRAL_LOG").unwrap_or_else(|_| "info".to_owned());
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},{QUIET}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET}")));
+    let filter: Targets = format!("{level},{QUIET}")
+        .parse()
+        .unwrap_or_else(|_| format!("info,{QUIET}").parse().expect("a valid filter"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time() // the supervisor timestamps what it reads
         .with_target(false)
+        .finish()
+        .with(filter)
         .init();
 }

@@ -215,7 +215,9 @@ impl Drop for Reap {
 #[test]
 fn cargo_install_path_supervisor_installs_corral_and_its_worker() {
     let root = tempfile::tempdir().unwrap();
-    // The workspace's own target folder: what the suite built is reused.
+    // The workspace's own target folder: what the suite built is reused,
+    // so nothing is compiled (or relinked over the binaries the other
+    // tests are running) while the suite runs.
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "install",
@@ -223,7 +225,6 @@ fn cargo_install_path_supervisor_installs_corral_and_its_worker() {
             "supervisor",
             "--debug",
             "--locked",
-            "--quiet",
             "--root",
         ])
         .arg(root.path())
@@ -231,7 +232,15 @@ fn cargo_install_path_supervisor_installs_corral_and_its_worker() {
         .env("CARGO_TARGET_DIR", cargo_target_dir())
         .output()
         .expect("cargo install");
-    assert!(output.status.success(), "{output:?}");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "cargo install failed:\n{log}");
+    // What `cargo build --workspace` built is what gets installed: had
+    // the workspace turned on other features of corral or its
+    // dependencies, the suite would be testing other binaries.
+    assert!(
+        !log.contains("Compiling "),
+        "cargo install rebuilt what the workspace build had built (features differ?):\n{log}"
+    );
     let bin = root.path().join("bin");
     for binary in ["corral", "corral-worker"] {
         assert!(bin.join(binary).is_file(), "cargo install made no {binary}");
