@@ -270,7 +270,6 @@ impl Fleet {
                     }),
                     None => {
                         info!(plugin = %plugin.manifest.name, "new plugin folder {}", folder.display());
-                        self.registry.clear_broken(&folder);
                         new.push(plugin);
                     }
                 },

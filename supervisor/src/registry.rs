@@ -180,8 +180,13 @@ impl Registry {
         read(&self.plugins).values().cloned().collect()
     }
 
+    /// Adds a plugin, forgetting its folder's broken entry (a fixed folder)
+    /// under the same locks, so that `list` shows one or the other.
     pub(crate) fn insert(&self, plugin: Arc<PluginHandle>) {
-        write(&self.plugins).insert(plugin.name().to_owned(), plugin);
+        let mut plugins = write(&self.plugins);
+        let dir = plugin.spec().plugin.dir.clone();
+        write(&self.broken).retain(|known| known.dir != dir);
+        plugins.insert(plugin.name().to_owned(), plugin);
     }
 
     pub(crate) fn remove(&self, name: &str) -> Option<Arc<PluginHandle>> {
@@ -208,8 +213,12 @@ impl Registry {
 
     /// Every plugin's status, broken folders included, by name.
     pub(crate) fn list(&self) -> Vec<PluginInfo> {
-        let mut infos: Vec<PluginInfo> = self.handles().iter().map(|p| p.info()).collect();
-        infos.extend(read(&self.broken).iter().map(|b| PluginInfo {
+        // Both locks at once (in `insert`'s order): a folder being fixed
+        // is listed either broken or running, never neither.
+        let plugins = read(&self.plugins);
+        let broken = read(&self.broken);
+        let mut infos: Vec<PluginInfo> = plugins.values().map(|p| p.info()).collect();
+        infos.extend(broken.iter().map(|b| PluginInfo {
             version: b.version.clone(),
             error: Some(b.error.clone()),
             ..PluginInfo::new(&b.name, b.dir.display().to_string(), PluginState::Failed)

@@ -347,17 +347,23 @@ impl Corral {
 
     /// One plugin's status.
     pub fn plugin(&self, name: &str) -> PluginInfo {
-        self.list()
-            .into_iter()
-            .find(|p| p.name == name)
+        self.find(name)
             .unwrap_or_else(|| panic!("no plugin {name} in corral ps"))
+    }
+
+    /// One plugin's status, if `corral ps` lists it (yet).
+    pub fn find(&self, name: &str) -> Option<PluginInfo> {
+        self.list().into_iter().find(|p| p.name == name)
     }
 
     /// Waits until `name` is ready, and returns its status.
     pub fn wait_ready(&self, name: &str) -> PluginInfo {
         let mut info = None;
         self.wait_until(&format!("{name} is ready"), || {
-            let plugin = self.plugin(name);
+            // A folder added while serving is listed once discovered.
+            let Some(plugin) = self.find(name) else {
+                return false;
+            };
             let ready = plugin.state == PluginState::Ready;
             info = Some(plugin);
             ready
@@ -369,7 +375,10 @@ impl Corral {
     pub fn wait_replaced(&self, name: &str, old_pid: Option<u32>) -> PluginInfo {
         let mut info = None;
         self.wait_until(&format!("{name} has a new ready worker"), || {
-            let plugin = self.plugin(name);
+            // A folder added while serving is listed once discovered.
+            let Some(plugin) = self.find(name) else {
+                return false;
+            };
             let replaced = plugin.state == PluginState::Ready && plugin.pid != old_pid;
             info = Some(plugin);
             replaced
@@ -387,7 +396,10 @@ impl Corral {
     ) -> PluginInfo {
         let mut info = None;
         self.wait_until(&format!("{name}: {what}"), || {
-            let plugin = self.plugin(name);
+            // A folder added while serving is listed once discovered.
+            let Some(plugin) = self.find(name) else {
+                return false;
+            };
             let met = plugin.last_exit.as_ref().is_some_and(&condition);
             info = Some(plugin);
             met

@@ -181,7 +181,11 @@ fn a_bad_override_keeps_only_that_plugin_from_starting_until_it_is_fixed() {
     )
     .expect("rewrite corral.toml");
     corral.signal(libc::SIGHUP);
-    corral.wait_ready("native");
+    // Listed all along: failed, then starting, then ready.
+    corral.wait_until("native is ready", || {
+        let native = corral.find("native").expect("native left corral ps");
+        native.state == PluginState::Ready
+    });
     let text = corral
         .client()
         .call("native", "config", b"")

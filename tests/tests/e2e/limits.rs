@@ -166,7 +166,7 @@ fn workers_run_with_no_new_privileges_and_their_rlimits() {
 
 #[test]
 fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
-    let corral = hostile("[limits]\ncpu_percent = 20\n");
+    let corral = hostile("[limits]\ncpu_percent = 10\n");
     let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
@@ -177,7 +177,7 @@ fn busy_background_thread_is_killed_by_the_cpu_watchdog() {
     let exit = after.last_exit.unwrap();
     assert_eq!(exit.cause, ExitCause::CpuLimit, "{}", exit.description);
     assert!(
-        exit.description.contains("watchdog:") && exit.description.contains("limit 20%"),
+        exit.description.contains("watchdog:") && exit.description.contains("limit 10%"),
         "{}",
         exit.description
     );

@@ -132,7 +132,7 @@ fn wasm_faults_are_errors_and_the_worker_keeps_serving() {
         (
             "infinite loop",
             "(loop $l (br $l)) (i32.const 0)",
-            "[limits]\ncall_timeout_ms = 2000\n",
+            "[limits]\ncall_timeout_ms = 3000\n",
             corral::ErrorKind::Timeout,
             "ran past its deadline",
         ),
