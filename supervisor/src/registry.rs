@@ -183,9 +183,9 @@ impl Registry {
     /// Adds a plugin, forgetting its folder's broken entry (a fixed folder)
     /// under the same locks, so that `list` shows one or the other.
     pub(crate) fn insert(&self, plugin: Arc<PluginHandle>) {
+        let spec = plugin.spec();
         let mut plugins = write(&self.plugins);
-        let dir = plugin.spec().plugin.dir.clone();
-        write(&self.broken).retain(|known| known.dir != dir);
+        write(&self.broken).retain(|known| known.dir != spec.plugin.dir);
         plugins.insert(plugin.name().to_owned(), plugin);
     }
 

@@ -358,32 +358,16 @@ impl Corral {
 
     /// Waits until `name` is ready, and returns its status.
     pub fn wait_ready(&self, name: &str) -> PluginInfo {
-        let mut info = None;
-        self.wait_until(&format!("{name} is ready"), || {
-            // A folder added while serving is listed once discovered.
-            let Some(plugin) = self.find(name) else {
-                return false;
-            };
-            let ready = plugin.state == PluginState::Ready;
-            info = Some(plugin);
-            ready
-        });
-        info.expect("checked at least once")
+        self.wait_plugin(name, &format!("{name} is ready"), |plugin| {
+            plugin.state == PluginState::Ready
+        })
     }
 
     /// Waits until `name` is ready with a worker other than `old_pid`.
     pub fn wait_replaced(&self, name: &str, old_pid: Option<u32>) -> PluginInfo {
-        let mut info = None;
-        self.wait_until(&format!("{name} has a new ready worker"), || {
-            // A folder added while serving is listed once discovered.
-            let Some(plugin) = self.find(name) else {
-                return false;
-            };
-            let replaced = plugin.state == PluginState::Ready && plugin.pid != old_pid;
-            info = Some(plugin);
-            replaced
-        });
-        info.expect("checked at least once")
+        self.wait_plugin(name, &format!("{name} has a new ready worker"), |plugin| {
+            plugin.state == PluginState::Ready && plugin.pid != old_pid
+        })
     }
 
     /// Waits until `name`'s last exit meets `condition` (described by
@@ -394,17 +378,26 @@ impl Corral {
         what: &str,
         condition: impl Fn(&ExitInfo) -> bool,
     ) -> PluginInfo {
-        let mut info = None;
-        self.wait_until(&format!("{name}: {what}"), || {
-            // A folder added while serving is listed once discovered.
-            let Some(plugin) = self.find(name) else {
-                return false;
-            };
-            let met = plugin.last_exit.as_ref().is_some_and(&condition);
-            info = Some(plugin);
-            met
+        self.wait_plugin(name, &format!("{name}: {what}"), |plugin| {
+            plugin.last_exit.as_ref().is_some_and(&condition)
+        })
+    }
+
+    /// Waits until `name`'s status meets `condition` (`what` in the
+    /// failure message), and returns it. A plugin not listed yet (a folder
+    /// added while serving, until it is discovered) is waited for too.
+    fn wait_plugin(
+        &self,
+        name: &str,
+        what: &str,
+        condition: impl Fn(&PluginInfo) -> bool,
+    ) -> PluginInfo {
+        let mut met = None;
+        self.wait_until(what, || {
+            met = self.find(name).filter(|plugin| condition(plugin));
+            met.is_some()
         });
-        info.expect("checked at least once")
+        met.expect("wait_until returns once the condition holds")
     }
 
     /// Polls `condition` every 5 ms until it holds; panics after [`WAIT`]
@@ -637,7 +630,7 @@ impl Drop for Corral {
         // sure of it for every pid this test saw, if it is still a worker.
         let seen = self.seen_pids.lock().unwrap_or_else(|e| e.into_inner());
         for (&pid, &started) in seen.iter() {
-            if start_time(pid) == Some(started) && is_worker(pid) {
+            if still_running(pid, started) && is_worker(pid) {
                 send_signal(pid, libc::SIGKILL);
             }
         }
@@ -732,6 +725,12 @@ pub fn start_time(pid: u32) -> Option<u64> {
     // After the parenthesised command name: field 3 (state) onwards.
     let (_, fields) = stat.rsplit_once(')')?;
     fields.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether the process that had `start_time` `started` when it was seen
+/// as `pid` is still running (not a zombie, and the pid not reused).
+pub fn still_running(pid: u32, started: u64) -> bool {
+    start_time(pid) == Some(started) && is_alive(pid)
 }
 
 /// Whether `pid` is a live corral worker.

@@ -3,7 +3,7 @@
 //! `CORRAL_LONG=1` runs the storm for 60 s instead of 10 s.
 
 use corral::ErrorKind;
-use corral_tests::{Corral, Workspace, is_alive, send_signal, start_time};
+use corral_tests::{Corral, Workspace, send_signal, start_time, still_running};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -211,7 +211,7 @@ fn killing_the_supervisor_under_load_leaves_no_worker_behind() {
         // Gone (its pid free or another process's), or dead and waiting
         // for whoever adopted it to reap it.
         assert!(
-            start_time(pid) != Some(started) || !is_alive(pid),
+            !still_running(pid, started),
             "worker {pid} outlived its supervisor by 1 s"
         );
     }
