@@ -86,6 +86,9 @@ step "corral call hello crash    # the plugin aborts its own process"
 sleep 1.2
 "$corral" ps
 
+step "corral profile example-plugins/hello --call upper hi    # which syscalls beyond the seccomp baseline does it need?"
+"$corral" profile example-plugins/hello --call upper hi
+
 step "corral top -n 1    # ps with calls, errors and latency"
 "$corral" top -n 1
 

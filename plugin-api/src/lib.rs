@@ -6,6 +6,7 @@
 //!   supervisor's services: storage, publish/subscribe, calls into a
 //!   dependency, each granted by the manifest's `[permissions] host`.
 //! - [`manifest`]: the `plugin.toml` schema and its validation.
+//! - [`seccomp`]: the syscall policy workers run under, by name.
 //! - [`wire`]: the frames exchanged between host apps, the supervisor and
 //!   workers, and their codec.
 //! - [`RemoteError`]: errors that cross a process boundary, as data.
@@ -24,8 +25,11 @@ mod error;
 pub mod export;
 pub mod manifest;
 mod plugin;
+pub mod seccomp;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+#[cfg(target_arch = "wasm32")]
+mod wasm_host;
 pub mod wire;
 
 pub use error::{ErrorKind, RemoteError};

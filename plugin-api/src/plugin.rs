@@ -201,7 +201,7 @@ impl Host {
         // SAFETY: the host reads `len` bytes at `ptr` from this module's
         // memory during the call.
         unsafe {
-            crate::export::wasm::imports::log(level.to_abi(), message.as_ptr(), message.len())
+            crate::wasm_host::imports::log(level.to_abi(), message.as_ptr(), message.len())
         }
     }
 
@@ -216,7 +216,7 @@ impl Host {
         #[allow(unsafe_code, reason = "calls a host import")]
         // SAFETY: takes no arguments.
         unsafe {
-            crate::export::wasm::imports::now_ms()
+            crate::wasm_host::imports::now_ms()
         }
     }
 
@@ -320,7 +320,7 @@ impl Host {
             (code, bytes)
         };
         #[cfg(target_arch = "wasm32")]
-        let (code, bytes) = crate::export::wasm::host_call(op, input);
+        let (code, bytes) = crate::wasm_host::host_call(op, input);
         if code == abi::CALL_OK {
             Ok(bytes)
         } else {

@@ -2,17 +2,18 @@
 //! plugin, serve host apps until SIGINT or SIGTERM, then stop every worker.
 
 use crate::config::ServeConfig;
-use crate::events::Events;
-use crate::fleet::Fleet;
-use crate::limits::Defaults;
-use crate::overrides::Overrides;
-use crate::plugin::Supervision;
-use crate::registry::{Registry, discover};
-use crate::server::{Access, Server};
+use crate::config::overrides::Overrides;
+use crate::host::server::{Access, Server};
+use crate::observe::events::Events;
+use crate::process::spawn::Spawner;
+use crate::process::watchdog::Watchdog;
 use crate::services::Services;
-use crate::spawn::Spawner;
-use crate::watchdog::Watchdog;
-use crate::watcher;
+use crate::supervise::discovery::discover;
+use crate::supervise::fleet::Fleet;
+use crate::supervise::handle::Supervision;
+use crate::supervise::limits::Defaults;
+use crate::supervise::registry::Registry;
+use crate::supervise::watcher;
 use corral_plugin_api::manifest::StartMode;
 use corral_plugin_api::wire::PluginState;
 use interprocess::local_socket::tokio::Listener;
@@ -72,7 +73,16 @@ pub enum ServeError {
 
 /// Runs a supervisor until SIGINT or SIGTERM. Call it inside a tokio
 /// runtime with IO, time and signals enabled.
-pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    serve_until(config, std::future::pending()).await
+}
+
+/// Runs a supervisor until SIGINT or SIGTERM, or until `until` resolves
+/// (a private supervisor, such as `corral profile` runs).
+pub(crate) async fn serve_until(
+    mut config: ServeConfig,
+    until: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
     let setup = |what| move |source| ServeError::Setup { what, source };
     ensure_std_fds()?;
     raise_fd_limit();
@@ -92,9 +102,9 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
             .create(state)
             .map_err(setup("cannot create the state folder"))?;
     }
-    if config.cgroup.as_deref() == Some(Path::new(crate::cgroup::AUTO)) {
+    if config.cgroup.as_deref() == Some(Path::new(crate::config::CGROUP_AUTO)) {
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        config.cgroup = match crate::cgroup::delegated(Path::new("/sys/fs/cgroup"), &own) {
+        config.cgroup = match crate::process::cgroup::delegated(Path::new("/sys/fs/cgroup"), &own) {
             Ok(subtree) => {
                 info!("plugins' cgroups go under {}", subtree.display());
                 Some(subtree)
@@ -137,9 +147,10 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
         services: services.clone(),
         overrides: overrides.clone(),
         debug: config.debug.clone(),
+        profile: config.profile.clone(),
     });
     let (stop, stopped) = watch::channel(false);
-    let fleet = Fleet::new(supervision, config.clone(), stopped);
+    let fleet = Fleet::new(supervision, registry, config.clone(), stopped);
     for broken in found.broken {
         fleet.registry.set_broken(broken);
     }
@@ -176,7 +187,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
         faults: config.faults,
     });
     let serving = tokio::spawn(server.run(listener));
-    let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);
+    let notifier = crate::observe::sd_notify::Notifier::from_env().map(Arc::new);
     let _readiness = notifier.clone().map(|notifier| {
         let registry = fleet.registry.clone();
         let patience = config.start_timeout.saturating_mul(2);
@@ -189,10 +200,12 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
                 .map_err(|source| ServeError::Metrics { addr, source })?;
             let registry = fleet.registry.clone();
             info!("Prometheus metrics at http://{addr}/metrics");
-            Some(AbortOnDrop(tokio::spawn(crate::prometheus::serve(
-                listener,
-                Arc::new(move || crate::prometheus::render(&registry.list())),
-            ))))
+            Some(AbortOnDrop(tokio::spawn(
+                crate::observe::prometheus::serve(
+                    listener,
+                    Arc::new(move || crate::observe::prometheus::render(&registry.list())),
+                ),
+            )))
         }
         None => None,
     };
@@ -203,8 +216,10 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
         env!("CARGO_PKG_VERSION")
     );
 
+    tokio::pin!(until);
     loop {
         tokio::select! {
+            () = &mut until => break info!("stopping"),
             _ = interrupt.recv() => break info!("SIGINT: stopping"),
             _ = terminate.recv() => break info!("SIGTERM: stopping"),
             _ = hangup.recv() => match &config.config_file {
@@ -236,7 +251,7 @@ pub async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
 /// a `STATUS=` line of how many are ready.
 async fn announce_ready(
     registry: Arc<Registry>,
-    notifier: Arc<crate::sd_notify::Notifier>,
+    notifier: Arc<crate::observe::sd_notify::Notifier>,
     patience: Duration,
 ) {
     let started = tokio::time::Instant::now();

@@ -8,6 +8,25 @@
 //! - [`blocking::Client`]: the same calls without an async runtime;
 //! - [`serve`]: runs a supervisor until SIGINT/SIGTERM (Linux only).
 //!
+//! Inside, one folder per layer; a layer imports only the layers below
+//! it, and takes what it needs from above as a trait the upper layer
+//! implements (`tests/tests/imports.rs` checks this, and that no module
+//! anywhere in the workspace imports one that imports it back):
+//!
+//! | layer | owns | reaches up through |
+//! |---|---|---|
+//! | `testing` | the test kit | |
+//! | `admin` | check, install, signing, templates, profile | |
+//! | `daemon` | `corral serve`: builds and runs the layers below | |
+//! | `host` | the local socket host apps talk to | |
+//! | `supervise` | plugins: discovery, dependencies, handles, controllers, registry | |
+//! | `services` | what plugins ask of the host: kv, bus, calls | `Plugins`, `PluginEvents` |
+//! | `process` | one worker process, from fork to reaping | `HostCalls`, `refusals::Record` |
+//! | `observe` | events, metrics, Prometheus, log files, clock | |
+//! | `config` | settings, corral.toml, overrides, paths | |
+//! | `client` | the Rust client | |
+//! | `transport` | frames and payloads over Unix sockets | |
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), corral::ClientError> {
 //! let client = corral::Client::connect("/run/corral/corral.sock").await?;
@@ -20,92 +39,40 @@
 #![warn(clippy::print_stdout)]
 
 #[cfg(target_os = "linux")]
-pub mod blocking;
+mod admin;
 #[cfg(target_os = "linux")]
 mod client;
-pub mod clock;
 mod config;
-mod deps;
-#[cfg(target_os = "linux")]
-mod framed;
-#[cfg(target_os = "linux")]
-pub mod install;
-mod paths;
-#[cfg(unix)]
-pub mod scaffold;
-pub mod settings;
-#[cfg(target_os = "linux")]
-pub mod signing;
-#[cfg(target_os = "linux")]
-pub mod testing;
-
-#[cfg(target_os = "linux")]
-mod bus;
-#[cfg(target_os = "linux")]
-mod cgroup;
-#[cfg(target_os = "linux")]
-pub mod check;
-#[cfg(target_os = "linux")]
-mod controller;
 #[cfg(target_os = "linux")]
 mod daemon;
 #[cfg(target_os = "linux")]
-mod encoding;
+mod host;
+mod observe;
 #[cfg(target_os = "linux")]
-mod events;
-#[cfg(target_os = "linux")]
-mod exit;
-#[cfg(target_os = "linux")]
-mod fleet;
-#[cfg(target_os = "linux")]
-mod kv;
-#[cfg(target_os = "linux")]
-mod lifecycle;
-#[cfg(target_os = "linux")]
-mod limits;
-#[cfg(target_os = "linux")]
-mod logfile;
-#[cfg(target_os = "linux")]
-mod metrics;
-#[cfg(target_os = "linux")]
-mod output;
-#[cfg(target_os = "linux")]
-mod overrides;
-#[cfg(target_os = "linux")]
-mod payload;
-#[cfg(target_os = "linux")]
-mod plugin;
-#[cfg(target_os = "linux")]
-mod prometheus;
-#[cfg(target_os = "linux")]
-mod registry;
-#[cfg(target_os = "linux")]
-mod sandbox;
-#[cfg(target_os = "linux")]
-mod sd_notify;
-#[cfg(target_os = "linux")]
-mod server;
+mod process;
 #[cfg(target_os = "linux")]
 mod services;
 #[cfg(target_os = "linux")]
-mod spawn;
+mod supervise;
 #[cfg(target_os = "linux")]
-mod syscalls;
+pub mod testing;
 #[cfg(target_os = "linux")]
-mod watchdog;
-#[cfg(target_os = "linux")]
-mod watcher;
-#[cfg(target_os = "linux")]
-mod worker;
+mod transport;
 
+#[cfg(unix)]
+pub use admin::scaffold;
 #[cfg(target_os = "linux")]
-pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription};
+pub use admin::{check, install, profile, signing};
+#[cfg(target_os = "linux")]
+pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription, blocking};
 pub use config::ServeConfig;
+pub use config::paths::{default_socket_path, default_state_dir};
+pub use config::settings;
 pub use corral_plugin_api::wire::{
     Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault, Layer, Message,
-    PluginDetails, PluginInfo, PluginKind, PluginState,
+    PluginDetails, PluginInfo, PluginKind, PluginState, Refusal,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]
 pub use daemon::{ServeError, serve};
-pub use paths::{default_socket_path, default_state_dir};
+pub use observe::clock;

@@ -9,7 +9,7 @@
 //!
 //! 1. `channel`: take fd 3;
 //! 2. `handshake`: read `Hello`;
-//! 3. `sandbox`: Landlock and seccomp, before any plugin code runs;
+//! 3. `sandbox`: Landlock and `seccomp`, before any plugin code runs;
 //! 4. `runtime`: load the plugin (its `init` may use host services over
 //!    the `link`); a spare first says `Standby` and waits for `Activate`;
 //! 5. send `Ready`, then `serve` calls until `Shutdown` or end of stream.
@@ -19,6 +19,8 @@
 //! cannot be loaded or initialized, 4 when the sandbox cannot be applied.
 #![deny(unsafe_code)]
 
+#[cfg(target_os = "linux")]
+mod bpf;
 mod channel;
 mod handshake;
 mod host;
@@ -26,6 +28,8 @@ mod link;
 mod runtime;
 #[cfg(target_os = "linux")]
 mod sandbox;
+#[cfg(target_os = "linux")]
+mod seccomp;
 mod serve;
 
 use std::process::ExitCode;

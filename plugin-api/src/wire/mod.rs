@@ -7,29 +7,33 @@
 //! error naming both. Only this module names bincode.
 
 mod codec;
-mod message;
+mod host;
 #[cfg(target_os = "linux")]
 mod shared;
 mod stream;
+mod worker;
 
 pub use codec::{
     FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
     encode_frame, encode_frame_with, mark_shared, violation_frame,
 };
-pub use message::{
-    Action, Call, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault,
-    FromWorker, HEALTH_METHOD, Hello, HostCall, Layer, Message, Outcome, PluginDetails, PluginInfo,
-    PluginKind, PluginState, Ready, Reply, Request, RequestBody, Response, ServerHello, ToWorker,
+pub use host::{
+    Action, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, HEALTH_METHOD,
+    Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply, Request, RequestBody,
+    Response, ServerHello,
 };
 #[cfg(target_os = "linux")]
 pub use shared::{
-    Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, send_frame,
-    send_with_fd, share_large, write_message,
+    Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, recv_with_fds,
+    send_frame, send_with_fd, share_large, write_message,
 };
 pub use stream::{read_frame, write_frame};
+pub use worker::{
+    Call, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready, ToWorker,
+};
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -18,7 +18,7 @@
     reason = "memfd, mmap and SCM_RIGHTS have no safe std API"
 )]
 
-use super::codec::{FrameHeader, HEADER_LEN, WireError};
+use super::codec::{FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, encode_frame, mark_shared};
 use std::collections::VecDeque;
 use std::io;
 use std::ops::Deref;
@@ -263,9 +263,7 @@ impl FrameBuffer {
     pub fn truncated(&self) -> WireError {
         let got = self.end - self.start;
         let want = match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
-            Some(header) => {
-                HEADER_LEN + (u32::from_le_bytes(*header) & !super::SHARED_FLAG) as usize
-            }
+            Some(header) => HEADER_LEN + (u32::from_le_bytes(*header) & !SHARED_FLAG) as usize,
             None => HEADER_LEN,
         };
         WireError::Truncated { got, want }
@@ -367,9 +365,9 @@ impl FrameBuffer {
     }
 }
 
-/// One `recvmsg`: the bytes read, the fds received, and whether the kernel
-/// had to drop fds that did not fit.
-fn recv_with_fds(
+/// One `recvmsg`: the bytes read, the fds received (at most 4), and
+/// whether the kernel had to drop fds that did not fit.
+pub fn recv_with_fds(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<(usize, Vec<OwnedFd>, bool)> {
@@ -502,9 +500,9 @@ pub fn encode_shared_frame<T: serde::Serialize>(
         });
     }
     let start = out.len();
-    super::encode_frame(message, out, max)?;
+    encode_frame(message, out, max)?;
     if shared.is_some() {
-        super::mark_shared(&mut out[start..]);
+        mark_shared(&mut out[start..]);
     }
     Ok(())
 }
@@ -542,7 +540,6 @@ pub fn send_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{encode_frame, mark_shared};
     use std::os::unix::net::UnixStream;
 
     fn frame(body: &[u8], shared: bool) -> Vec<u8> {

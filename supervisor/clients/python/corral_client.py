@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 _HEADER = struct.Struct("<I")
 
 

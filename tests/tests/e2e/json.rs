@@ -2,6 +2,7 @@
 //! supervisor (hello, calls, errors, a bad frame, another protocol
 //! version), and the shipped Python client and its example run end to end.
 
+use corral_plugin_api::wire::PROTOCOL_VERSION;
 use corral_tests::{Corral, Workspace};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -41,9 +42,12 @@ fn json_frames_call_plugins_and_get_json_back() {
     let corral = Corral::builder().hello("hello").start();
     corral.wait_ready("hello");
     let mut stream = connect(&corral);
-    send(&mut stream, &json!({"protocol": 3, "client": "raw json"}));
+    send(
+        &mut stream,
+        &json!({"protocol": PROTOCOL_VERSION, "client": "raw json"}),
+    );
     let hello = receive(&mut stream).expect("a hello");
-    assert_eq!(hello["protocol"], 3, "{hello}");
+    assert_eq!(hello["protocol"], PROTOCOL_VERSION, "{hello}");
     assert!(hello["server"].is_string(), "{hello}");
 
     // Input as a string (its UTF-8 bytes) or as numbers; replies are numbers.
@@ -84,14 +88,14 @@ fn json_frames_call_plugins_and_get_json_back() {
 
     // Broken JSON, and another protocol version, are refused the same way.
     let mut broken = connect(&corral);
-    send(&mut broken, &json!({"protocol": 3}));
+    send(&mut broken, &json!({"protocol": PROTOCOL_VERSION}));
     receive(&mut broken).expect("a hello");
     send_raw(&mut broken, b"{\"id\": 1, \"body\"");
     let refused = receive(&mut broken).unwrap();
     assert_eq!(refused["reply"]["Error"]["kind"], "protocol", "{refused}");
     let mut old = connect(&corral);
     send(&mut old, &json!({"protocol": 1, "client": "old"}));
-    assert_eq!(receive(&mut old).unwrap()["protocol"], 3);
+    assert_eq!(receive(&mut old).unwrap()["protocol"], PROTOCOL_VERSION);
     let refused = receive(&mut old).unwrap();
     let message = refused["reply"]["Error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("client speaks protocol 1"), "{refused}");

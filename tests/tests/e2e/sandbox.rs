@@ -15,43 +15,243 @@ fn hostile(extra: &str) -> Corral {
     corral
 }
 
+/// The kill tier: each attempt ends the worker by SIGSYS with the syscall
+/// named, and it comes back (restarted at once, for the next case).
 #[test]
-fn forbidden_syscalls_kill_the_worker_and_are_named() {
+fn kill_tier_syscalls_kill_the_worker_and_are_named() {
     let cases = [
-        ("exec", "execve"),
-        ("fork-bomb", "clone"),
-        ("connect", "socket"),
-        ("ptrace", "ptrace"),
-        ("peek", "process_vm_readv"),
+        ("exec", "", "execve"),
+        ("fork-bomb", "", "clone"),
+        ("ptrace", "", "ptrace"),
+        ("peek", "", "process_vm_readv"),
+        ("sigsys", "", "rt_sigaction"),
+        // CLONE_NEWUSER
+        ("syscall", "unshare 0x10000000", "unshare"),
+        // a thread in a new network namespace: CLONE_VM|FS|FILES|SIGHAND|THREAD|NEWNET
+        ("syscall", "clone 0x40010f00 0 0 0 0", "clone"),
+        ("syscall", "mount 0 0 0 0 0", "mount"),
+        ("syscall", "bpf 0 0 0", "bpf"),
+        ("syscall", "perf_event_open 0 0 0 0 0", "perf_event_open"),
+        ("syscall", "keyctl 0 0", "keyctl"),
+        ("syscall", "io_uring_setup 1 0", "io_uring_setup"),
+        ("syscall", "userfaultfd 0", "userfaultfd"),
+        // a signal to another process (init)
+        ("syscall", "kill 1 0", "kill"),
+        ("syscall", "tgkill 1 1 0", "tgkill"),
+        // ADDR_NO_RANDOMIZE
+        ("syscall", "personality 0x0040000", "personality"),
     ];
-    // One supervisor per case, side by side: each crash costs a restart.
-    std::thread::scope(|scope| {
-        for (method, syscall) in cases {
-            scope.spawn(move || {
-                let corral = hostile("");
-                let neighbour = corral.keep_calling("neighbour");
-                let before = corral.plugin("hostile");
-                let error = corral.client().call("hostile", method, b"").unwrap_err();
-                assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{method}: {error}");
-                let after = corral.wait_replaced("hostile", before.pid);
-                let exit = after.last_exit.unwrap();
-                assert_eq!(
-                    exit.cause,
-                    ExitCause::Seccomp,
-                    "{method}: {}",
-                    exit.description
-                );
-                assert_eq!(exit.signal, Some(31), "{method}: {}", exit.description);
-                assert!(
-                    exit.description
-                        .contains(&format!("forbidden syscall {syscall} (")),
-                    "{method}: {}",
-                    exit.description
-                );
-                neighbour.finish();
-            });
-        }
+    let corral = hostile("[restart]\nbackoff_ms = 1\nbackoff_max_ms = 1\n");
+    let neighbour = corral.keep_calling("neighbour");
+    for (method, input, syscall) in cases {
+        let before = corral.plugin("hostile");
+        let error = corral
+            .client()
+            .call("hostile", method, input.as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            error.kind(),
+            Some(ErrorKind::Crashed),
+            "{method} {input}: {error}"
+        );
+        let after = corral.wait_replaced("hostile", before.pid);
+        let exit = after.last_exit.unwrap();
+        assert_eq!(
+            exit.cause,
+            ExitCause::Seccomp,
+            "{input}: {}",
+            exit.description
+        );
+        assert_eq!(exit.signal, Some(31), "{input}: {}", exit.description);
+        assert!(
+            exit.description
+                .contains(&format!("forbidden syscall {syscall} (")),
+            "{method} {input}: {}",
+            exit.description
+        );
+    }
+    neighbour.finish();
+}
+
+/// A 32-bit syscall fails every filter's architecture check: the kernel
+/// kills the worker before its reporter can name the syscall, and the
+/// exit says why it is unnamed.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_32_bit_syscall_kills_the_worker() {
+    let corral = hostile("");
+    let neighbour = corral.keep_calling("neighbour");
+    let before = corral.plugin("hostile");
+    let error = corral.client().call("hostile", "int80", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    let exit = corral
+        .wait_replaced("hostile", before.pid)
+        .last_exit
+        .unwrap();
+    assert_eq!(exit.cause, ExitCause::Seccomp, "{}", exit.description);
+    assert_eq!(exit.signal, Some(31), "{}", exit.description);
+    assert!(
+        exit.description.contains("a forbidden syscall, unnamed"),
+        "{}",
+        exit.description
+    );
+    neighbour.finish();
+}
+
+/// The refuse tier: the plugin gets EPERM and keeps serving; each refusal
+/// is counted, named in `corral inspect`, logged and an event once per
+/// syscall per worker.
+#[test]
+fn refused_syscalls_fail_with_eperm_and_the_worker_serves() {
+    let corral = hostile("");
+    let pid = corral.plugin("hostile").pid;
+    let neighbour = corral.keep_calling("neighbour");
+    let mut client = corral.client();
+    let error = client.call("hostile", "connect", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Plugin), "{error}");
+    assert!(
+        error.to_string().contains("Operation not permitted"),
+        "{error}"
+    );
+    for (request, syscall) in [
+        ("inotify_init1 0", "inotify_init1"),
+        ("inotify_init1 0", "inotify_init1"),
+        // TIOCSTI on stdin: not a harmless ioctl
+        ("ioctl 0 0x5412 0", "ioctl"),
+        ("setuid 0", "setuid"),
+        // another process's limits
+        ("prlimit64 1 7 0 0", "prlimit64"),
+        // PR_SET_DUMPABLE
+        ("prctl 4 0", "prctl"),
+    ] {
+        let reply = client
+            .call("hostile", "syscall", request.as_bytes())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            format!("{syscall} failed: errno 1 (Operation not permitted (os error 1))"),
+        );
+    }
+    // What the baseline allows, in the forms it allows.
+    for request in [
+        "eventfd2 0 0",
+        "timerfd_create 1 0",
+        "epoll_create1 0",
+        "sched_getscheduler 0",
+        "getpriority 0 0",
+        // its own limits; PR_GET_DUMPABLE
+        "prlimit64 0 7 0 0",
+        "prctl 3",
+    ] {
+        let reply = client
+            .call("hostile", "syscall", request.as_bytes())
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        assert!(reply.contains(" returned "), "{request}: {reply}");
+    }
+    assert_eq!(corral.plugin("hostile").pid, pid, "refusals do not kill");
+
+    let details = client.inspect("hostile").unwrap();
+    let counts: Vec<(&str, u64)> = details
+        .refused
+        .iter()
+        .map(|refusal| (refusal.syscall.as_str(), refusal.count))
+        .collect();
+    for expected in [
+        ("inotify_init1", 2),
+        ("socket", 1),
+        ("ioctl", 1),
+        ("setuid", 1),
+        ("prlimit64", 1),
+        ("prctl", 1),
+    ] {
+        assert!(counts.contains(&expected), "{expected:?} in {counts:?}");
+    }
+    assert!(
+        details
+            .refused
+            .iter()
+            .all(|refusal| refusal.tier == corral_plugin_api::seccomp::Tier::Refuse)
+    );
+    let seccomp = details.layers.iter().find(|l| l.name == "seccomp").unwrap();
+    assert!(seccomp.detail.contains("named and counted"), "{seccomp:?}");
+
+    let events = client.events(0).unwrap();
+    let refused: Vec<&str> = events
+        .iter()
+        .filter(|event| event.kind == corral::EventKind::Denied && event.plugin == "hostile")
+        .map(|event| event.detail.as_str())
+        .collect();
+    let inotify: Vec<&&str> = refused
+        .iter()
+        .filter(|detail| detail.starts_with("syscall inotify_init1 ("))
+        .collect();
+    assert_eq!(inotify.len(), 1, "once per syscall per worker: {refused:?}");
+    assert!(
+        inotify[0].contains("refused with EPERM")
+            && inotify[0].contains("[permissions] syscalls = [\"inotify_init1\"]"),
+        "{inotify:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|detail| detail.contains("ioctl (16), request 0x5412")),
+        "{refused:?}"
+    );
+    let text = String::from_utf8_lossy(&corral.cli(&["inspect", "hostile"]).stdout).into_owned();
+    assert!(text.contains("  refused      inotify_init1 2, "), "{text}");
+    neighbour.finish();
+}
+
+#[test]
+fn a_manifest_can_allow_a_refused_syscall_but_never_a_killing_one() {
+    let corral = Corral::builder()
+        .native_with(
+            "hostile",
+            "hostile",
+            "[permissions]\nsyscalls = [\"inotify_init1\"]\n",
+        )
+        .native_with(
+            "greedy",
+            "hostile",
+            "[permissions]\nsyscalls = [\"inotify_init1\", \"ptrace\"]\n",
+        )
+        .start();
+    corral.wait_ready("hostile");
+    let mut client = corral.client();
+    let reply = client
+        .call("hostile", "syscall", b"inotify_init1 0")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    assert!(reply.starts_with("inotify_init1 returned "), "{reply}");
+    let details = client.inspect("hostile").unwrap();
+    assert_eq!(details.syscalls, ["inotify_init1"]);
+    assert!(details.refused.is_empty(), "{:?}", details.refused);
+    let seccomp = details.layers.iter().find(|l| l.name == "seccomp").unwrap();
+    assert!(seccomp.detail.contains("+ inotify_init1;"), "{seccomp:?}");
+    let checked = std::process::Command::new(corral_tests::corral_bin())
+        .arg("check")
+        .arg(corral.dir().join("plugins/hostile"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(
+        checked.status.success()
+            && text.contains("  syscalls      the seccomp baseline + inotify_init1\n"),
+        "{text}"
+    );
+
+    corral.wait_until("greedy is failed", || {
+        corral
+            .find("greedy")
+            .is_some_and(|plugin| plugin.state == PluginState::Failed)
     });
+    let error = corral.plugin("greedy").error.unwrap();
+    assert!(
+        error.contains("plugin.toml:9:")
+            && error.contains("\"ptrace\" can never be allowed: it kills the worker"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -168,7 +368,7 @@ fn constructor_escape_at_dlopen_is_already_confined() {
     assert_ne!(plugin.state, PluginState::Ready);
     let exit = plugin.last_exit.unwrap();
     assert!(
-        exit.description.contains("forbidden syscall socket"),
+        exit.description.contains("forbidden syscall execve"),
         "{}",
         exit.description
     );
@@ -243,5 +443,42 @@ fn without_strict_a_missing_layer_is_a_warning_in_status() {
         corral.log().contains("sandbox layers missing: uid"),
         "{}",
         corral.log()
+    );
+}
+
+#[test]
+fn an_ordinary_users_corral_refuses_and_kills_by_the_same_policy() {
+    let Some(nobody) = corral_tests::nobody_or_skip(
+        "an_ordinary_users_corral_refuses_and_kills_by_the_same_policy",
+    ) else {
+        return;
+    };
+    let corral = Corral::builder()
+        .native("hostile", "hostile")
+        .as_user(nobody)
+        .start();
+    corral.wait_ready("hostile");
+    let pid = corral.plugin("hostile").pid;
+    let mut client = corral.client();
+    let error = client.call("hostile", "connect", b"").unwrap_err();
+    assert!(
+        error.to_string().contains("Operation not permitted"),
+        "{error}"
+    );
+    assert_eq!(corral.plugin("hostile").pid, pid);
+    let refused = client.inspect("hostile").unwrap().refused;
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.syscall == "socket" && r.count == 1),
+        "{refused:?}"
+    );
+    let error = client.call("hostile", "exec", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
+    let exit = corral.wait_replaced("hostile", pid).last_exit.unwrap();
+    assert!(
+        exit.description.contains("forbidden syscall execve ("),
+        "{}",
+        exit.description
     );
 }

@@ -465,13 +465,24 @@ fn call_metrics_in_ps_top_and_prometheus() {
     let row = top.lines().find(|line| line.starts_with("hello ")).unwrap();
     assert!(row.contains(" 11 ") && row.contains(" 1 "), "{row}");
 
+    // The endpoint keeps connections alive: ask it to close after this one.
     let mut scrape = std::net::TcpStream::connect(&addr).unwrap();
     scrape
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: corral\r\n\r\n")
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: corral\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut response = String::new();
     scrape.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.lines().any(|header| header
+            .eq_ignore_ascii_case("content-type: text/plain; version=0.0.4; charset=utf-8")),
+        "{head}"
+    );
+    assert!(
+        body.starts_with("# HELP corral_plugin_up ") && body.ends_with('\n'),
+        "{body}"
+    );
     for line in [
         "corral_calls_total{plugin=\"hello\"} 11",
         "corral_call_errors_total{plugin=\"hello\",kind=\"unknown_method\"} 1",

@@ -78,6 +78,9 @@ impl Worker {
             standby: false,
             config: String::new(),
             debug: false,
+            syscalls: Vec::new(),
+            profile: false,
+            listener_fd: None,
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

@@ -33,6 +33,9 @@
 //! | `flood`         | writes as many MiB of short lines to stderr as asked       |
 //! | `sick`          | fails every health check from now on                       |
 //! | `kv-fill`       | stores 64 KiB values in host storage until refused          |
+//! | `syscall`       | makes the syscall the input names, with integer arguments: `unshare 0x10000000` |
+//! | `sigsys`        | tries to take over `SIGSYS` (`signal(SIGSYS, SIG_IGN)`)     |
+//! | `int80`         | x86_64: a 32-bit syscall (`int 0x80`, getpid)               |
 //!
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
@@ -93,6 +96,14 @@ impl Plugin for Hostile {
             "sick" => {
                 self.sick = true;
                 Ok(b"sick".to_vec())
+            }
+            "syscall" => raw_syscall(text(input)?),
+            "int80" => int80(),
+            "sigsys" => {
+                // SAFETY: SIG_IGN is a valid disposition; the filter
+                // should never let this through.
+                let old = unsafe { libc::signal(libc::SIGSYS, libc::SIG_IGN) };
+                Ok(format!("signal(SIGSYS) returned {old}").into_bytes())
             }
             "echo" => Ok(input.to_vec()),
             "sleep" => {
@@ -365,6 +376,54 @@ fn write_file(input: &[u8]) -> Result<Vec<u8>, PluginError> {
         file.write_all(&[0; 1 << 20]).map_err(io)?;
     }
     Ok(b"wrote 16 MiB".to_vec())
+}
+
+/// A 32-bit syscall through the legacy gate, which 64-bit seccomp filters
+/// see with another architecture.
+#[cfg(target_arch = "x86_64")]
+fn int80() -> Result<Vec<u8>, PluginError> {
+    let mut eax: u32 = 20; // getpid in the i386 table
+    // SAFETY: getpid takes no arguments and touches no memory; the
+    // filter's architecture check is what this method tests.
+    unsafe { std::arch::asm!("int 0x80", inout("eax") eax) };
+    Ok(format!("int 0x80 returned {eax}").into_bytes())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80() -> Result<Vec<u8>, PluginError> {
+    Err(PluginError::new("int 0x80 is x86_64 only"))
+}
+
+/// Makes the syscall `NAME ARG...` names (integer arguments, decimal or
+/// `0x` hex): `returned N`, or `failed: errno E (message)`.
+fn raw_syscall(request: &str) -> Result<Vec<u8>, PluginError> {
+    let mut words = request.split_whitespace();
+    let name = words
+        .next()
+        .ok_or_else(|| PluginError::new("expected NAME ARG..."))?;
+    let number = corral_plugin_api::seccomp::number(name)
+        .ok_or_else(|| PluginError::new(format!("no syscall {name} here")))?;
+    let mut args = [0i64; 6];
+    for (slot, word) in args.iter_mut().zip(words) {
+        let parsed = match word.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => word.parse(),
+        };
+        *slot = parsed.map_err(|_| PluginError::new(format!("bad argument {word:?}")))?;
+    }
+    // SAFETY: integer arguments only; what the kernel makes of them is
+    // what this method tests. Pointers are never passed.
+    let ret =
+        unsafe { libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) };
+    if ret < 0 {
+        let error = std::io::Error::last_os_error();
+        return Ok(format!(
+            "{name} failed: errno {} ({error})",
+            error.raw_os_error().unwrap_or(0)
+        )
+        .into_bytes());
+    }
+    Ok(format!("{name} returned {ret}").into_bytes())
 }
 
 fn number(input: &[u8]) -> Result<i32, PluginError> {

@@ -1,5 +1,5 @@
 //! `hostile-init`: a plugin whose shared-library constructor runs at
-//! `dlopen`, before any plugin API call, and tries to open a TCP socket.
+//! `dlopen`, before any plugin API call, and tries to run a shell.
 //! The worker's sandbox is in force before `dlopen`, so this never gets
 //! far: for corral's tests only.
 
@@ -7,7 +7,14 @@ use corral_plugin_api::{Host, Plugin, PluginError, export_plugin};
 
 /// Runs when the library is loaded.
 extern "C" fn escape() {
-    let _ = std::net::TcpStream::connect("127.0.0.1:9");
+    let argv = [
+        c"/bin/sh".as_ptr(),
+        c"-c".as_ptr(),
+        c"id".as_ptr(),
+        std::ptr::null(),
+    ];
+    // SAFETY: NUL-terminated strings and a NULL-terminated argv.
+    unsafe { libc::execv(argv[0], argv.as_ptr()) };
 }
 
 /// Registers `escape` as a constructor.

@@ -1,0 +1,12 @@
+//! The Rust client for host apps: [`Client`] (async, tokio) and
+//! [`blocking::Client`], the same requests over one connection each.
+//!
+//! Layer: may import `transport` only: a host app's client knows nothing
+//! of the supervisor's insides.
+
+pub(crate) mod async_client;
+pub mod blocking;
+pub(crate) mod requests;
+
+pub use async_client::{Client, EventStream, Subscription};
+pub use requests::{ClientError, DEFAULT_CALL_TIMEOUT};

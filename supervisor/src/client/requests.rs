@@ -1,0 +1,282 @@
+//! What both clients share: what each request is and how its answer is
+//! read ([`Op`]), the handshake, shared payloads, and the client's error.
+//! The async and the blocking client differ only in how they send a
+//! request and wait for its reply.
+
+use corral_plugin_api::wire::{
+    self, Action, ClientHello, Event, Fault, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply,
+    RequestBody, Response, ServerHello, SharedBytes, WireError, share_large,
+};
+use corral_plugin_api::{ErrorKind, RemoteError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The deadline a call gets unless told otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Extra time the client waits beyond a call's deadline for the
+/// supervisor's own timeout answer.
+pub(crate) const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+
+/// A client-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be reached.
+    #[error("cannot connect to corral at {}: {source}", path.display())]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The supervisor does not speak this client's protocol.
+    #[error("handshake with corral failed: {0}")]
+    Handshake(String),
+    /// A frame could not be sent or read.
+    #[error("connection to corral failed: {0}")]
+    Wire(#[from] WireError),
+    /// The supervisor or the plugin answered with an error.
+    #[error("{0}")]
+    Remote(#[from] RemoteError),
+    /// The connection closed with requests in flight.
+    #[error("corral closed the connection")]
+    Disconnected,
+}
+
+impl ClientError {
+    /// The remote error kind, when the supervisor or plugin answered with
+    /// an error.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Remote(error) => Some(error.kind),
+            _ => None,
+        }
+    }
+}
+
+/// One request with one answer: what to send, how long to wait, and how
+/// to read the reply.
+pub(crate) struct Op<T> {
+    pub(crate) body: RequestBody,
+    pub(crate) wait: Duration,
+    pub(crate) read: fn(Reply) -> Result<T, ClientError>,
+}
+
+/// A call of `method` of `plugin`, which the supervisor fails after
+/// `timeout`.
+pub(crate) fn call(plugin: &str, method: &str, input: Vec<u8>, timeout: Duration) -> Op<Vec<u8>> {
+    Op {
+        body: RequestBody::Call {
+            plugin: plugin.to_owned(),
+            method: method.to_owned(),
+            input,
+            timeout_ms: timeout_ms(timeout),
+        },
+        wait: timeout + TIMEOUT_SLACK,
+        read: |reply| match reply {
+            Reply::Called(bytes) => Ok(bytes),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// Every plugin's status.
+pub(crate) fn list() -> Op<Vec<PluginInfo>> {
+    Op {
+        body: RequestBody::List,
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// Of `plugins`, those that provide extension point `point`.
+pub(crate) fn providing(mut plugins: Vec<PluginInfo>, point: &str) -> Vec<PluginInfo> {
+    plugins.retain(|plugin| plugin.provides.iter().any(|p| p == point));
+    plugins
+}
+
+/// Everything about one plugin.
+pub(crate) fn inspect(plugin: &str) -> Op<PluginDetails> {
+    Op {
+        body: RequestBody::Inspect {
+            plugin: plugin.to_owned(),
+        },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Inspected(details) => Ok(*details),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// The events numbered above `after`.
+pub(crate) fn events(after: u64) -> Op<Vec<Event>> {
+    Op {
+        body: RequestBody::Events { after },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Events(events) => Ok(events),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// A signal to `plugin`'s worker process group.
+pub(crate) fn kill(plugin: &str, signal: i32) -> Op<PluginInfo> {
+    let body = RequestBody::Kill {
+        plugin: plugin.to_owned(),
+        signal,
+    };
+    controls(body, DEFAULT_CALL_TIMEOUT)
+}
+
+/// A fault for `plugin`'s serving worker.
+pub(crate) fn inject(plugin: &str, fault: Fault) -> Op<PluginInfo> {
+    let body = RequestBody::Fault {
+        plugin: plugin.to_owned(),
+        fault,
+    };
+    controls(body, DEFAULT_CALL_TIMEOUT)
+}
+
+/// An admin action on `plugin`, waited for up to `wait`.
+pub(crate) fn control(plugin: &str, action: Action, wait: Duration) -> Op<PluginInfo> {
+    let body = RequestBody::Control {
+        plugin: plugin.to_owned(),
+        action,
+    };
+    controls(body, wait)
+}
+
+/// A publication of `payload` on `topic`.
+pub(crate) fn publish(topic: &str, payload: Vec<u8>) -> Op<u32> {
+    Op {
+        body: RequestBody::Publish {
+            topic: topic.to_owned(),
+            payload,
+        },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Published(count) => Ok(count),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// A request answered with a plugin's status once it has settled.
+fn controls(body: RequestBody, wait: Duration) -> Op<PluginInfo> {
+    Op {
+        body,
+        wait,
+        read: controlled,
+    }
+}
+
+pub(crate) fn client_hello() -> ClientHello {
+    ClientHello {
+        protocol: PROTOCOL_VERSION,
+        client: format!("corral-client {}", env!("CARGO_PKG_VERSION")),
+        shared_payloads: true,
+    }
+}
+
+/// Moves a large call input into a sealed memfd sent beside the request
+/// (one copy here, none in the supervisor, none into the plugin).
+pub(crate) fn share_input(body: RequestBody) -> (RequestBody, Option<SharedBytes>) {
+    match body {
+        RequestBody::Call {
+            plugin,
+            method,
+            input,
+            timeout_ms,
+        } => {
+            let (input, shared) = share_large(input);
+            let body = RequestBody::Call {
+                plugin,
+                method,
+                input,
+                timeout_ms,
+            };
+            (body, shared)
+        }
+        body => (body, None),
+    }
+}
+
+/// Puts a reply's shared payload back in the reply: only a call's reply
+/// comes that way.
+pub(crate) fn with_shared_reply(
+    response: Response,
+    shared: Option<SharedBytes>,
+) -> Result<Response, WireError> {
+    let Some(shared) = shared else {
+        return Ok(response);
+    };
+    match response.reply {
+        Reply::Called(bytes) if bytes.is_empty() => Ok(Response {
+            id: response.id,
+            reply: Reply::Called(shared.to_vec()?),
+        }),
+        _ => Err(WireError::Attachment(
+            "a shared payload with a reply that is not a call's".into(),
+        )),
+    }
+}
+
+/// Checks the supervisor's hello; returns its version.
+pub(crate) fn check_server_hello(body: &[u8]) -> Result<String, ClientError> {
+    match wire::decode_body::<ServerHello>(body) {
+        Ok(hello) if hello.protocol == PROTOCOL_VERSION => Ok(hello.server),
+        Ok(hello) => Err(ClientError::Handshake(format!(
+            "corral {} speaks protocol {}, this client speaks {PROTOCOL_VERSION}",
+            hello.server, hello.protocol
+        ))),
+        Err(error) => Err(ClientError::Handshake(
+            match wire::decode_prefix::<u32>(body) {
+                Some(theirs) if theirs != PROTOCOL_VERSION => {
+                    format!(
+                        "corral speaks protocol {theirs}, this client speaks {PROTOCOL_VERSION}"
+                    )
+                }
+                _ => format!("bad hello from corral: {error}"),
+            },
+        )),
+    }
+}
+
+pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// The plugin status an admin action answers with.
+pub(crate) fn controlled(reply: Reply) -> Result<PluginInfo, ClientError> {
+    match reply {
+        Reply::Controlled(info) => Ok(*info),
+        Reply::Error(error) => Err(ClientError::Remote(error)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+pub(crate) fn unexpected(reply: &Reply) -> ClientError {
+    let what = match reply {
+        Reply::Called(_) => "call reply",
+        Reply::Plugins(_) => "plugin list",
+        Reply::Inspected(_) => "plugin details",
+        Reply::Controlled(_) => "plugin status",
+        Reply::Events(_) => "events",
+        Reply::Error(_) => "error",
+        Reply::Published(_) => "publish receipt",
+        Reply::Subscribed => "subscription receipt",
+        Reply::Message(_) => "published message",
+        Reply::Logs { .. } => "log lines",
+    };
+    ClientError::Remote(RemoteError::new(
+        ErrorKind::Protocol,
+        format!("unexpected {what} from corral"),
+    ))
+}
