@@ -20,6 +20,9 @@
 //! process's reach, block the ~50 that can) and Chromium's baseline policy
 //! (answer most refusals with `EPERM`, crash only on what signals an
 //! attack).
+//!
+//! Longer than most modules because it is a table: every syscall named
+//! once, with its reason, and tests that keep the lists disjoint.
 
 /// What the policy does with a syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -201,7 +201,7 @@ pub(crate) async fn serve_until(
             let registry = fleet.registry.clone();
             info!("Prometheus metrics at http://{addr}/metrics");
             Some(AbortOnDrop(tokio::spawn(
-                crate::observe::prometheus::serve(
+                crate::observe::metrics_http::serve(
                     listener,
                     Arc::new(move || crate::observe::prometheus::render(&registry.list())),
                 ),

@@ -33,6 +33,9 @@
 //! errors, and every error names the file, line, column and key and says
 //! what is expected, as for `plugin.toml` (the `[limits]` table is checked
 //! by the same code).
+//!
+//! Longer than most modules because a third of it is tests: each key's
+//! checks and error wording are tested here, beside the code that reads it.
 
 use crate::config::{CGROUP_AUTO, ServeConfig};
 use corral_plugin_api::manifest::{Limits, LimitsTable, ManifestError, check_name};

@@ -10,5 +10,7 @@ pub(crate) mod logfile;
 pub(crate) mod metrics;
 // The endpoint serves the daemon, which is Linux-only, as are its crates.
 #[cfg(target_os = "linux")]
+pub(crate) mod metrics_http;
+#[cfg(target_os = "linux")]
 pub(crate) mod prometheus;
 pub(crate) mod sd_notify;
