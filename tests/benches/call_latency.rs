@@ -56,7 +56,11 @@ fn main() {
         ("raw floor, 2 hops", raw_floor(2, &message, calls)),
         (
             "corral (host→sup→worker)",
-            corral(&message, calls, Plugin::Native),
+            corral(&message, calls, Plugin::Native, Route::Relayed),
+        ),
+        (
+            "corral direct (host→worker)",
+            corral(&message, calls, Plugin::Native, Route::Direct),
         ),
     ];
     match go_plugin_binary.and_then(|binary| go_plugin(&binary, calls)) {
@@ -64,14 +68,21 @@ fn main() {
         Err(reason) => eprintln!("go-plugin row skipped: {reason}"),
     }
     if corral_tests::wasm_module("hello").is_file() {
-        rows.push(("corral, wasm worker", corral(&message, calls, Plugin::Wasm)));
+        rows.push((
+            "corral, wasm worker",
+            corral(&message, calls, Plugin::Wasm, Route::Relayed),
+        ));
+        rows.push((
+            "corral direct, wasm worker",
+            corral(&message, calls, Plugin::Wasm, Route::Direct),
+        ));
     } else {
         eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
     }
     rows.push(("raw floor, 4 hops", raw_floor(4, &message, calls)));
     rows.push((
         "corral, plugin→plugin call",
-        corral(&message, calls, Plugin::Dependent),
+        corral(&message, calls, Plugin::Dependent, Route::Relayed),
     ));
     report(&rows, pinned, calls);
 }
@@ -110,8 +121,18 @@ enum Plugin {
     Dependent,
 }
 
-/// The corral round trip: blocking client → supervisor → `hello` worker.
-fn corral(message: &[u8], calls: usize, plugin: Plugin) -> Stats {
+/// How the client's calls travel.
+#[derive(PartialEq)]
+enum Route {
+    /// Through the supervisor.
+    Relayed,
+    /// On a direct channel to the worker.
+    Direct,
+}
+
+/// The corral round trip: blocking client → supervisor → `hello` worker,
+/// or blocking client → `hello` worker on a direct channel.
+fn corral(message: &[u8], calls: usize, plugin: Plugin, route: Route) -> Stats {
     let builder = Corral::builder();
     let (corral, plugin, input) = match plugin {
         Plugin::Native => (builder.hello("hello"), "hello", message.to_vec()),
@@ -133,6 +154,7 @@ fn corral(message: &[u8], calls: usize, plugin: Plugin) -> Stats {
     let corral = corral.start();
     corral.wait_ready(plugin);
     let mut client = corral.client();
+    client.set_direct(route == Route::Direct);
     let method = if plugin == "greeter" { "relay" } else { "echo" };
     time_calls(calls, || {
         let reply = client.call(plugin, method, &input).expect("echo call");
@@ -348,11 +370,13 @@ fn frame_len(message: &[u8]) -> u32 {
 
 /// Prints the table and writes the JSON file.
 fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
-    let floor = rows
-        .iter()
-        .find(|(what, _)| *what == "raw floor, 2 hops")
-        .map(|(_, stats)| &stats.latency)
-        .expect("a 2-hop floor row");
+    let floor_of = |row: &str| {
+        rows.iter()
+            .find(|(what, _)| *what == row)
+            .map(|(_, stats)| &stats.latency)
+            .unwrap_or_else(|| panic!("a `{row}` row"))
+    };
+    let (floor, one_hop) = (floor_of("raw floor, 2 hops"), floor_of("raw floor, 1 hop"));
     let mode = bench::mode(pinned);
     let width = rows
         .iter()
@@ -361,15 +385,19 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
         .unwrap_or(0);
     println!("corral call latency ({MESSAGE_LEN} B echo, {mode}, N={calls})");
     println!(
-        "{:<width$} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor",
+        "{:<width$} {:>8} {:>8} {:>9} {:>9}   p50 / p99 vs 2-hop floor   vs 1-hop floor",
         "what", "p50 µs", "p99 µs", "mean µs", "calls/s"
     );
     let mut results = Vec::new();
     for (what, stats) in rows {
         let latency = &stats.latency;
         let (p50_ratio, p99_ratio) = (latency.p50_us / floor.p50_us, latency.p99_us / floor.p99_us);
+        let (p50_1hop, p99_1hop) = (
+            latency.p50_us / one_hop.p50_us,
+            latency.p99_us / one_hop.p99_us,
+        );
         println!(
-            "{what:<width$} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x",
+            "{what:<width$} {:>8.2} {:>8.2} {:>9.2} {:>9.0}   {p50_ratio:.2}x / {p99_ratio:.2}x            {p50_1hop:.2}x / {p99_1hop:.2}x",
             latency.p50_us, latency.p99_us, latency.mean_us, stats.calls_per_s
         );
         results.push(serde_json::json!({
@@ -380,6 +408,8 @@ fn report(rows: &[(&str, Stats)], pinned: bool, calls: usize) {
             "calls_per_s": stats.calls_per_s,
             "p50_vs_2hop_floor": p50_ratio,
             "p99_vs_2hop_floor": p99_ratio,
+            "p50_vs_1hop_floor": p50_1hop,
+            "p99_vs_1hop_floor": p99_1hop,
         }));
     }
     let json = serde_json::json!({

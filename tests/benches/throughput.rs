@@ -1,8 +1,11 @@
 //! Throughput: pipelined 64-byte calls from 8 concurrent async clients to
-//! one plugin, and large payloads (64 KiB, 1 MiB, 15 MiB) echoed through
-//! corral, beside a raw floor measured in the same run and mode: the same
-//! payload, length-prefixed, echoed over one plain Unix socketpair by a
-//! thread.
+//! one plugin, relayed by the supervisor and on direct channels, and large
+//! payloads (64 KiB, 1 MiB, 15 MiB, 32 MiB: a 4K RGBA frame) echoed
+//! through corral both ways, beside a raw floor measured in the same run
+//! and mode: the same payload, length-prefixed, echoed over one plain Unix
+//! socketpair by a thread. The supervisor runs with `--max-frame-mb 64`;
+//! the relayed client's own limit is the default 16 MiB, so the relayed
+//! 32 MiB row is empty.
 //!
 //! Runs pinned to CPU 0 unless `CORRAL_BENCH_UNPINNED=1`;
 //! `CORRAL_BENCH_SECONDS` sets how long the pipelined run lasts (3 s).
@@ -20,61 +23,81 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 8;
 /// Calls each client keeps in flight.
 const DEPTH: usize = 16;
-const PAYLOADS: [(&str, usize); 3] = [
+const PAYLOADS: [(&str, usize); 4] = [
     ("64 KiB", 64 << 10),
     ("1 MiB", 1 << 20),
     // The default frame limit is 16 MiB, call header included.
     ("15 MiB", 15 << 20),
+    ("32 MiB", 32 << 20),
 ];
 
 fn main() {
     let pinned = bench::pin_unless_unpinned();
     let seconds = bench::count_from_env("CORRAL_BENCH_SECONDS", 3);
-    let corral = Corral::builder().hello("hello").start();
+    let corral = Corral::builder()
+        .hello("hello")
+        .arg("--max-frame-mb")
+        .arg("64")
+        .start();
     corral.wait_ready("hello");
 
     let mode = bench::mode(pinned);
-    let pipelined = pipelined(&corral, Duration::from_secs(seconds as u64));
+    let time = Duration::from_secs(seconds as u64);
+    let pipelined_relayed = pipelined(&corral, time, false);
+    let pipelined_direct = pipelined(&corral, time, true);
     println!("corral throughput ({mode})");
     println!(
-        "pipelined 64 B echo, {CLIENTS} async clients x {DEPTH} in flight, {seconds} s: {pipelined:.0} calls/s"
+        "pipelined 64 B echo, {CLIENTS} async clients x {DEPTH} in flight, {seconds} s: \
+         {pipelined_relayed:.0} calls/s relayed, {pipelined_direct:.0} calls/s direct"
     );
     println!(
-        "{:<8} {:>14} {:>14} {:>12}   corral / floor",
-        "payload", "floor MB/s", "corral MB/s", "corral ms"
+        "{:<8} {:>12} {:>12} {:>10} {:>12} {:>10}   relayed / direct vs floor",
+        "payload", "floor MB/s", "relayed MB/s", "relayed ms", "direct MB/s", "direct ms"
     );
     let mut rows = Vec::new();
     for (what, size) in PAYLOADS {
-        let rounds = (256 << 20) / size; // about 256 MiB each way
-        let floor = raw_echo(size, rounds.max(4));
-        let (rate, round_trip) = corral_echo(&corral, size, rounds.max(4));
+        let rounds = ((256 << 20) / size).max(4); // about 256 MiB each way
+        let floor = raw_echo(size, rounds);
+        let relayed = corral_echo(&corral, size, rounds, false);
+        let direct = corral_echo(&corral, size, rounds, true);
+        let show = |echo: Option<(f64, Duration)>| match echo {
+            Some((rate, took)) => (
+                format!("{:.0}", rate / 1e6),
+                format!("{:.2}", took.as_secs_f64() * 1e3),
+                format!("{:.2}x", rate / floor),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let (relayed_rate, relayed_ms, relayed_ratio) = show(relayed);
+        let (direct_rate, direct_ms, direct_ratio) = show(direct);
         println!(
-            "{what:<8} {:>14.0} {:>14.0} {:>12.2}   {:.2}x",
+            "{what:<8} {:>12.0} {relayed_rate:>12} {relayed_ms:>10} {direct_rate:>12} {direct_ms:>10}   {relayed_ratio} / {direct_ratio}",
             floor / 1e6,
-            rate / 1e6,
-            round_trip.as_secs_f64() * 1e3,
-            rate / floor
         );
         rows.push(serde_json::json!({
             "payload": what,
             "bytes": size,
             "floor_bytes_per_s": floor,
-            "corral_bytes_per_s": rate,
-            "corral_round_trip_ms": round_trip.as_secs_f64() * 1e3,
+            "corral_bytes_per_s": relayed.map(|(rate, _)| rate),
+            "corral_round_trip_ms": relayed.map(|(_, took)| took.as_secs_f64() * 1e3),
+            "direct_bytes_per_s": direct.map(|(rate, _)| rate),
+            "direct_round_trip_ms": direct.map(|(_, took)| took.as_secs_f64() * 1e3),
         }));
     }
     let json = serde_json::json!({
         "bench": "throughput",
         "pinned": pinned,
-        "pipelined": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined },
+        "pipelined": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined_relayed },
+        "pipelined_direct": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined_direct },
         "payloads": rows,
     });
     let path = bench::write_json("throughput", &json);
     eprintln!("figures written to {}", path.display());
 }
 
-/// Calls/s with `CLIENTS` connections keeping `DEPTH` calls in flight each.
-fn pipelined(corral: &Corral, time: Duration) -> f64 {
+/// Calls/s with `CLIENTS` connections keeping `DEPTH` calls in flight
+/// each, on direct channels or relayed.
+fn pipelined(corral: &Corral, time: Duration, direct: bool) -> f64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,11 +105,11 @@ fn pipelined(corral: &Corral, time: Duration) -> f64 {
     runtime.block_on(async {
         let mut clients = Vec::new();
         for _ in 0..CLIENTS {
-            clients.push(std::rc::Rc::new(
-                corral::Client::connect(&corral.socket)
-                    .await
-                    .expect("connect"),
-            ));
+            let client = corral::Client::connect(&corral.socket)
+                .await
+                .expect("connect");
+            client.set_direct(direct);
+            clients.push(std::rc::Rc::new(client));
         }
         let until = Instant::now() + time;
         let started = Instant::now();
@@ -119,23 +142,32 @@ fn pipelined(corral: &Corral, time: Duration) -> f64 {
     })
 }
 
-/// Bytes/s and round trip of `rounds` echoes of `size` bytes through corral.
-fn corral_echo(corral: &Corral, size: usize, rounds: usize) -> (f64, Duration) {
+/// Bytes/s and round trip of `rounds` echoes of `size` bytes through
+/// corral, on a direct channel or relayed; `None` when the payload is over
+/// what that path takes (the warm-up echo says why).
+fn corral_echo(
+    corral: &Corral,
+    size: usize,
+    rounds: usize,
+    direct: bool,
+) -> Option<(f64, Duration)> {
     let mut client = corral.client();
+    client.set_direct(direct);
     let payload = vec![0x5a; size];
-    client
-        .call("hello", "echo", &payload)
-        .expect("warm-up echo");
+    if let Err(error) = client.call("hello", "echo", &payload) {
+        eprintln!("{size} B echo (direct: {direct}) skipped: {error}");
+        return None;
+    }
     let started = Instant::now();
     for _ in 0..rounds {
         let reply = client.call("hello", "echo", &payload).expect("echo");
         assert_eq!(reply.len(), size);
     }
     let took = started.elapsed();
-    (
+    Some((
         (size * rounds) as f64 / took.as_secs_f64(),
         took / u32::try_from(rounds).expect("rounds fit u32"),
-    )
+    ))
 }
 
 /// Bytes/s of `rounds` length-prefixed echoes of `size` bytes over one

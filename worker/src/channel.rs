@@ -3,7 +3,7 @@
 use corral_plugin_api::wire::{self, Frame, FrameBuffer, SharedBytes, WireError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// The fd the supervisor hands the channel over on.
@@ -18,6 +18,15 @@ pub(crate) enum ChannelError {
     NoChannel(std::io::Error),
     #[error("supervisor channel: {0}")]
     Wire(#[from] WireError),
+}
+
+/// A frame from the supervisor, with what came with it.
+pub(crate) struct Received<T> {
+    pub(crate) message: T,
+    /// A call's large input.
+    pub(crate) shared: Option<SharedBytes>,
+    /// A direct channel's socket, or the stats page.
+    pub(crate) fd: Option<OwnedFd>,
 }
 
 /// Framed, blocking I/O on fd 3, with the shared payloads (sealed memfds)
@@ -46,12 +55,20 @@ impl Channel {
         // SAFETY: as above; FD_CLOEXEC keeps the channel from leaking into
         // anything the plugin might exec.
         unsafe { libc::fcntl(CHANNEL_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let mut frames = FrameBuffer::new(wire::DEFAULT_MAX_FRAME);
+        // The supervisor sends the stats page and direct channels' sockets.
+        frames.accept_fds();
         Ok(Self {
             socket,
-            frames: FrameBuffer::new(wire::DEFAULT_MAX_FRAME),
+            frames,
             write_buf: Vec::new(),
             max_frame: wire::DEFAULT_MAX_FRAME,
         })
+    }
+
+    /// The channel's socket, to wait on.
+    pub(crate) fn socket(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 
     /// Adopts the frame limit the supervisor announced.
@@ -71,18 +88,35 @@ impl Channel {
         self.frames.body(frame)
     }
 
-    /// Reads and decodes the next frame, with its shared payload; `None`
+    /// Reads and decodes the next frame, with what came with it; `None`
     /// at end of stream.
     pub(crate) fn recv<T: DeserializeOwned>(
         &mut self,
-    ) -> Result<Option<(T, Option<SharedBytes>)>, ChannelError> {
+    ) -> Result<Option<Received<T>>, ChannelError> {
         match self.recv_frame()? {
-            Some(frame) => {
-                let message = wire::decode_body(self.body(&frame))?;
-                Ok(Some((message, frame.shared)))
-            }
+            Some(frame) => self.decode(frame).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Decodes the next frame that is buffered whole already, without
+    /// reading; `None` when there is none.
+    pub(crate) fn try_buffered<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<Option<Received<T>>, ChannelError> {
+        match self.frames.next_frame()? {
+            Some(frame) => self.decode(frame).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, frame: Frame) -> Result<Received<T>, ChannelError> {
+        let message = wire::decode_body(self.body(&frame))?;
+        Ok(Received {
+            message,
+            shared: frame.shared,
+            fd: frame.fd,
+        })
     }
 
     /// Encodes and sends one frame.

@@ -2,7 +2,9 @@
 
 use crate::channel::{Channel, ChannelError};
 use crate::link::Link;
-use corral_plugin_api::wire::{self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready, ToWorker};
+use corral_plugin_api::wire::{
+    self, FromWorker, Hello, Layer, PROTOCOL_VERSION, Ready, StatsPage, ToWorker,
+};
 
 /// The handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,11 +19,21 @@ pub(crate) enum HandshakeError {
     Channel(#[from] ChannelError),
 }
 
-/// Reads `Hello`; `None` when the supervisor closed the channel first.
-pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, HandshakeError> {
-    let Some(frame) = channel.recv_frame()? else {
+/// Reads `Hello` and the stats page that comes with it (when it maps);
+/// `None` when the supervisor closed the channel first.
+pub(crate) fn receive_hello(
+    channel: &mut Channel,
+) -> Result<Option<(Hello, Option<StatsPage>)>, HandshakeError> {
+    let Some(mut frame) = channel.recv_frame()? else {
         return Ok(None);
     };
+    let stats = frame.fd.take().and_then(|fd| match StatsPage::adopt(&fd) {
+        Ok(page) => Some(page),
+        Err(error) => {
+            tracing::warn!("no stats page, direct calls go uncounted: {error}");
+            None
+        }
+    });
     let body = channel.body(&frame);
     let hello: Hello = match wire::decode_body(body) {
         Ok(hello) => hello,
@@ -40,7 +52,7 @@ pub(crate) fn receive_hello(channel: &mut Channel) -> Result<Option<Hello>, Hand
         });
     }
     channel.set_max_frame(hello.max_frame);
-    Ok(Some(hello))
+    Ok(Some((hello, stats)))
 }
 
 /// Tells the supervisor the plugin is loaded.
@@ -69,10 +81,10 @@ pub(crate) fn send_failed(link: &Link, message: &str) -> Result<(), ChannelError
 /// was discarded).
 pub(crate) fn stand_by(link: &Link) -> Result<bool, ChannelError> {
     link.send(&FromWorker::Standby)?;
-    match link.recv()? {
-        Some((ToWorker::Activate, _)) => Ok(true),
+    match link.recv()?.map(|received| received.message) {
+        Some(ToWorker::Activate) => Ok(true),
         None => Ok(false),
-        Some((other, _)) => Err(ChannelError::Wire(wire::WireError::Decode(format!(
+        Some(other) => Err(ChannelError::Wire(wire::WireError::Decode(format!(
             "a spare expects Activate, got {other:?}"
         )))),
     }

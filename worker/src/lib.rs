@@ -12,7 +12,8 @@
 //! 3. `sandbox`: Landlock and `seccomp`, before any plugin code runs;
 //! 4. `runtime`: load the plugin (its `init` may use host services over
 //!    the `link`); a spare first says `Standby` and waits for `Activate`;
-//! 5. send `Ready`, then `serve` calls until `Shutdown` or end of stream.
+//! 5. send `Ready`, then `serve` calls until `Shutdown` or end of stream,
+//!    from the supervisor and from the `direct` channels it attaches.
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
 //! stream on fd 3), 2 on a channel or protocol error, 3 when the plugin
@@ -22,6 +23,7 @@
 #[cfg(target_os = "linux")]
 mod bpf;
 mod channel;
+mod direct;
 mod handshake;
 mod host;
 mod link;
@@ -74,7 +76,7 @@ pub fn main() -> ExitCode {
 
 fn run() -> Result<(), WorkerError> {
     let mut channel = channel::Channel::from_inherited_fd()?;
-    let Some(hello) = handshake::receive_hello(&mut channel)? else {
+    let Some((hello, stats)) = handshake::receive_hello(&mut channel)? else {
         return Ok(()); // the supervisor went away before saying hello
     };
     let _span = tracing::info_span!("plugin", name = %hello.plugin).entered();
@@ -110,7 +112,7 @@ fn run() -> Result<(), WorkerError> {
         started.elapsed() - confined
     );
     handshake::send_ready(&link, &hello, layers)?;
-    serve::serve(&link, plugin.as_mut())?;
+    serve::Server::new(&link, plugin.as_mut(), stats, &hello).serve()?;
     Ok(())
 }
 

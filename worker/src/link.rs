@@ -13,11 +13,12 @@ use crate::channel::{Channel, ChannelError};
 use corral_plugin_api::wire::{FromWorker, HostCall, Outcome, SharedBytes, ToWorker, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError, abi};
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tracing::debug;
 
-/// A frame from the supervisor and the shared payload that came with it.
-pub(crate) type Received = (ToWorker, Option<SharedBytes>);
+/// A frame from the supervisor and what came with it.
+pub(crate) type Received = crate::channel::Received<ToWorker>;
 
 /// The worker's channel to the supervisor, after the handshake.
 pub(crate) struct Link {
@@ -62,6 +63,21 @@ impl Link {
             Some(frame) => Ok(Some(frame)),
             None => state.channel.recv(),
         }
+    }
+
+    /// The next frame for the serve loop that needs no read from the
+    /// socket: queued, or buffered whole already.
+    pub(crate) fn try_recv(&self) -> Result<Option<Received>, ChannelError> {
+        let mut state = self.state();
+        match state.queued.pop_front() {
+            Some(frame) => Ok(Some(frame)),
+            None => state.channel.try_buffered(),
+        }
+    }
+
+    /// The channel's socket, to wait on (it stays open as long as `self`).
+    pub(crate) fn raw_socket(&self) -> RawFd {
+        self.state().channel.socket().as_raw_fd()
     }
 
     /// Sends one frame.
@@ -122,23 +138,29 @@ impl Link {
             .send(&request)
             .map_err(|error| lost(op, &error))?;
         loop {
-            match state.channel.recv().map_err(|error| lost(op, &error))? {
-                Some((ToWorker::HostReply { id: got, outcome }, _)) if got == id => {
+            let received = state.channel.recv().map_err(|error| lost(op, &error))?;
+            match received.as_ref().map(|received| &received.message) {
+                Some(ToWorker::HostReply { id: got, outcome }) if *got == id => {
                     return match outcome {
-                        Outcome::Ok(bytes) => Ok(bytes),
-                        Outcome::Err(error) => Err(error),
+                        Outcome::Ok(bytes) => Ok(bytes.clone()),
+                        Outcome::Err(error) => Err(error.clone()),
                     };
                 }
-                Some((ToWorker::Activate, _)) => debug!("Activate, but this worker is no spare"),
-                Some((ToWorker::HostReply { id: stray, .. }, _)) => {
+                Some(ToWorker::Activate) => debug!("Activate, but this worker is no spare"),
+                Some(ToWorker::HostReply { id: stray, .. }) => {
                     debug!("stray host reply {stray} (waiting for {id})");
                 }
-                Some((ToWorker::Ping { nonce }, _)) => state
-                    .channel
-                    .send(&FromWorker::Pong { nonce })
-                    .map_err(|error| lost(op, &error))?,
-                Some(frame @ (ToWorker::Call(_) | ToWorker::Shutdown | ToWorker::Fault(_), _)) => {
-                    state.queued.push_back(frame);
+                Some(ToWorker::Ping { nonce }) => {
+                    let pong = FromWorker::Pong { nonce: *nonce };
+                    state
+                        .channel
+                        .send(&pong)
+                        .map_err(|error| lost(op, &error))?;
+                }
+                Some(
+                    ToWorker::Call(_) | ToWorker::Shutdown | ToWorker::Fault(_) | ToWorker::Attach,
+                ) => {
+                    state.queued.extend(received);
                 }
                 None => {
                     return Err(RemoteError::new(

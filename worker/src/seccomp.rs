@@ -500,6 +500,7 @@ mod tests {
             syscalls: Vec::new(),
             profile: false,
             listener_fd: None,
+            methods: Vec::new(),
         }
     }
 

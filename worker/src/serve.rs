@@ -1,105 +1,324 @@
-//! The serve loop: one frame in, one frame out, until `Shutdown` or the
-//! supervisor goes away. Calls run one at a time in arrival order; the
-//! supervisor may pipeline many, and replies carry the call's id.
+//! The serve loop: calls from the supervisor channel and from direct
+//! channels, one at a time, each answered on the channel it came from,
+//! until `Shutdown` or the supervisor goes away. Between calls the loop
+//! waits on every channel at once (`poll`); a call buffered already is
+//! served before waiting, frames from the supervisor first.
 
 use crate::channel::ChannelError;
-use crate::link::Link;
+use crate::direct::{Direct, DirectCall, MAX_CHANNELS};
+use crate::link::{Link, Received};
 use crate::runtime::Runtime;
+use corral_plugin_api::manifest::check_declared;
 use corral_plugin_api::wire::{
-    Fault, FromWorker, HEALTH_METHOD, Mapping, Outcome, SharedBytes, ToWorker, WireError,
-    share_large,
+    Call, Fault, FromWorker, HEALTH_METHOD, Hello, Mapping, Outcome, SharedBytes, StatsPage,
+    ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
-use std::time::Duration;
-use tracing::debug;
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
 
 /// Allocates and touches memory until an allocation fails, which aborts
 /// the process: the fault a test injects to see the memory limit at work.
 fn fill_memory() -> ! {
-    tracing::warn!("fault injected: filling memory");
+    warn!("fault injected: filling memory");
     let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
         held.push(vec![0x5a; 1 << 20]);
     }
 }
 
-/// Serves until `Shutdown` (or end of stream), then releases the plugin.
-pub(crate) fn serve(link: &Link, plugin: &mut dyn Runtime) -> Result<(), ChannelError> {
-    let mut crash_on_next_call = false;
-    loop {
-        match link.recv()? {
-            Some((ToWorker::Call(call), _)) if crash_on_next_call => {
-                tracing::warn!("fault injected: aborting at call {}", call.id);
-                std::process::abort();
+/// The worker's plugin and what serving it needs.
+pub(crate) struct Server<'a> {
+    pub(crate) link: &'a Link,
+    pub(crate) plugin: &'a mut dyn Runtime,
+    pub(crate) stats: Option<StatsPage>,
+    /// What the worker was told in `Hello`.
+    hello: &'a Hello,
+    direct: Vec<Direct>,
+    crash_on_next_call: bool,
+}
+
+/// Whether to go on serving.
+enum Flow {
+    Serve,
+    Stop,
+}
+
+impl<'a> Server<'a> {
+    pub(crate) fn new(
+        link: &'a Link,
+        plugin: &'a mut dyn Runtime,
+        stats: Option<StatsPage>,
+        hello: &'a Hello,
+    ) -> Self {
+        Self {
+            link,
+            plugin,
+            stats,
+            hello,
+            direct: Vec::new(),
+            crash_on_next_call: false,
+        }
+    }
+
+    /// Serves until `Shutdown` (or end of stream), then says goodbye on
+    /// every direct channel.
+    pub(crate) fn serve(&mut self) -> Result<(), ChannelError> {
+        loop {
+            while let Some(received) = self.link.try_recv()? {
+                if let Flow::Stop = self.supervisor_frame(Some(received))? {
+                    return Ok(());
+                }
             }
-            Some((ToWorker::Call(call), _)) if call.method == HEALTH_METHOD => {
-                let outcome = if link.serving(call.id, || plugin.health()) {
-                    Outcome::Ok(b"healthy".to_vec())
-                } else {
-                    Outcome::Err(RemoteError::new(
-                        ErrorKind::Plugin,
-                        "the plugin reports itself unhealthy",
-                    ))
-                };
-                send_reply(link, call.id, outcome)?;
-                link.serving(0, || plugin.recover());
+            if self.serve_buffered_direct() {
+                continue;
             }
-            Some((ToWorker::Call(call), shared)) => {
-                let deadline = Duration::from_millis(u64::from(call.deadline_ms));
-                let input = match shared.as_ref().map(SharedBytes::map).transpose() {
-                    Ok(mapped) => Input(mapped, call.input),
-                    Err(error) => {
-                        let message = format!("cannot map the call's shared input: {error}");
-                        let outcome =
-                            Outcome::Err(RemoteError::new(ErrorKind::Unavailable, message));
-                        send_reply(link, call.id, outcome)?;
-                        continue;
+            if self.wait()? {
+                let received = self.link.recv()?;
+                if let Flow::Stop = self.supervisor_frame(received)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Serves one buffered call from each direct channel that has one;
+    /// false when none had.
+    fn serve_buffered_direct(&mut self) -> bool {
+        let mut served = false;
+        let mut index = 0;
+        while index < self.direct.len() {
+            match self.direct[index].next_call() {
+                Ok(Some(call)) => {
+                    served = true;
+                    if self.serve_direct(index, call) {
+                        index += 1;
+                    } else {
+                        self.direct.swap_remove(index);
                     }
-                };
-                let result = link.serving(call.id, || {
-                    plugin.call(&call.method, input.bytes(), deadline)
-                });
-                drop(input);
-                let outcome = match result {
-                    Ok(reply) => Outcome::Ok(reply),
-                    Err(error) => Outcome::Err(error),
-                };
-                send_reply(link, call.id, outcome)?;
-                link.serving(0, || plugin.recover());
+                }
+                Ok(None) => index += 1,
+                Err(error) => {
+                    debug!("direct channel dropped: {error}");
+                    self.direct.swap_remove(index);
+                }
             }
-            Some((ToWorker::Ping { nonce }, _)) => link.send(&FromWorker::Pong { nonce })?,
-            Some((ToWorker::HostReply { id, .. }, _)) => {
-                debug!("host reply {id} arrived after its call ended");
+        }
+        served
+    }
+
+    /// Waits until a channel is readable, reading the direct channels that
+    /// are; true when the supervisor channel is.
+    fn wait(&mut self) -> Result<bool, ChannelError> {
+        let mut fds: Vec<libc::pollfd> = std::iter::once(self.link.raw_socket())
+            .chain(self.direct.iter().map(Direct::raw_fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+        #[allow(unsafe_code, reason = "poll(2)")]
+        // SAFETY: `fds` is a live array of `count` pollfds whose fds stay
+        // open for the call (owned by the link and the channels).
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, -1) };
+        if ready < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
             }
-            Some((ToWorker::Activate, _)) => debug!("Activate, but this worker is no spare"),
-            Some((ToWorker::Fault(Fault::CrashOnNextCall), _)) => crash_on_next_call = true,
-            Some((ToWorker::Fault(Fault::FillMemory), _)) => fill_memory(),
-            Some((ToWorker::Shutdown, _)) => {
+            return Err(ChannelError::Wire(WireError::Io(error)));
+        }
+        // Highest index first, so that removing keeps the others' places.
+        for (index, fd) in fds.iter().enumerate().skip(1).rev() {
+            if fd.revents == 0 {
+                continue;
+            }
+            match self.direct[index - 1].fill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!("a direct channel closed");
+                    self.direct.swap_remove(index - 1);
+                }
+                Err(error) => {
+                    debug!("direct channel dropped: {error}");
+                    self.direct.swap_remove(index - 1);
+                }
+            }
+        }
+        Ok(fds[0].revents != 0)
+    }
+
+    /// Acts on one frame from the supervisor (`None`: it closed the
+    /// channel).
+    fn supervisor_frame(&mut self, received: Option<Received>) -> Result<Flow, ChannelError> {
+        let Some(Received {
+            message,
+            shared,
+            fd,
+            ..
+        }) = received
+        else {
+            debug!("supervisor closed the channel");
+            return Ok(Flow::Stop);
+        };
+        match message {
+            ToWorker::Call(call) => {
+                let started = Instant::now();
+                let outcome = self.answer(&call, shared.as_ref(), call.id);
+                self.count(started, &outcome, false);
+                let link = self.link;
+                send_reply(call.id, outcome, |message, shared| {
+                    link.send_shared(message, shared)
+                })?;
+            }
+            ToWorker::Attach => match fd.map(|fd| Direct::adopt(fd, self.hello.max_frame)) {
+                Some(Ok(direct)) if self.direct.len() < MAX_CHANNELS => self.direct.push(direct),
+                Some(Ok(_)) => warn!("more than {MAX_CHANNELS} direct channels: one refused"),
+                Some(Err(error)) => warn!("cannot take a direct channel: {error}"),
+                None => warn!("Attach came without its socket"),
+            },
+            ToWorker::Ping { nonce } => self.link.send(&FromWorker::Pong { nonce })?,
+            ToWorker::HostReply { id, .. } => {
+                debug!("host reply {id} arrived after its call ended")
+            }
+            ToWorker::Activate => debug!("Activate, but this worker is no spare"),
+            ToWorker::Fault(Fault::CrashOnNextCall) => self.crash_on_next_call = true,
+            ToWorker::Fault(Fault::FillMemory) => fill_memory(),
+            ToWorker::Shutdown => {
                 debug!("shutdown requested");
-                return Ok(());
+                self.goodbye();
+                return Ok(Flow::Stop);
             }
-            None => {
-                debug!("supervisor closed the channel");
-                return Ok(());
+        }
+        Ok(Flow::Serve)
+    }
+
+    /// Serves a call from direct channel `index`; false when the channel
+    /// is to be dropped (its host app does not take the reply).
+    fn serve_direct(&mut self, index: usize, (call, shared): DirectCall) -> bool {
+        let started = Instant::now();
+        let declared = self.hello.methods.iter().map(String::as_str);
+        let outcome = if call.method.starts_with('@') {
+            let message = format!("method {:?} is corral's own, not a host app's", call.method);
+            Outcome::Err(RemoteError::new(ErrorKind::BadRequest, message))
+        } else {
+            match check_declared(&self.hello.plugin, &call.method, declared) {
+                Ok(()) => self.answer(&call, shared.as_ref(), 0),
+                Err(error) => Outcome::Err(error),
             }
+        };
+        self.count(started, &outcome, true);
+        let direct = &mut self.direct[index];
+        match send_reply(call.id, outcome, |message, shared| {
+            Ok(direct.send(message, shared)?)
+        }) {
+            Ok(()) => true,
+            Err(error) => {
+                debug!("direct channel dropped: cannot reply: {error}");
+                false
+            }
+        }
+    }
+
+    /// Answers every call buffered whole on each direct channel, then
+    /// says `Goodbye` there: what the host app sent after that was never
+    /// read, so it may send it again, to the worker that replaces this one.
+    fn goodbye(&mut self) {
+        for index in 0..self.direct.len() {
+            loop {
+                match self.direct[index].next_call() {
+                    Ok(Some(call)) => {
+                        if !self.serve_direct(index, call) {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = self.direct[index].send(&FromWorker::Goodbye, None);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.direct.clear();
+    }
+
+    /// Runs one call (`host_call_id`: the id host services are asked under,
+    /// 0 for a call the supervisor does not know).
+    fn answer(&mut self, call: &Call, shared: Option<&SharedBytes>, host_call_id: u64) -> Outcome {
+        if self.crash_on_next_call {
+            warn!("fault injected: aborting at call {}", call.id);
+            std::process::abort();
+        }
+        if let Some(stats) = &self.stats {
+            stats.begin();
+        }
+        let link = self.link;
+        let outcome = if call.method == HEALTH_METHOD {
+            if link.serving(host_call_id, || self.plugin.health()) {
+                Outcome::Ok(b"healthy".to_vec())
+            } else {
+                Outcome::Err(RemoteError::new(
+                    ErrorKind::Plugin,
+                    "the plugin reports itself unhealthy",
+                ))
+            }
+        } else {
+            let deadline = Duration::from_millis(u64::from(call.deadline_ms));
+            match shared.map(SharedBytes::map).transpose() {
+                Ok(mapped) => {
+                    let input = Input(mapped, &call.input);
+                    let result = link.serving(host_call_id, || {
+                        self.plugin.call(&call.method, input.bytes(), deadline)
+                    });
+                    match result {
+                        Ok(reply) => Outcome::Ok(reply),
+                        Err(error) => Outcome::Err(error),
+                    }
+                }
+                Err(error) => {
+                    let message = format!("cannot map the call's shared input: {error}");
+                    Outcome::Err(RemoteError::new(ErrorKind::Unavailable, message))
+                }
+            }
+        };
+        link.serving(0, || self.plugin.recover());
+        outcome
+    }
+
+    /// Ends the call begun at `started` on the stats page.
+    fn count(&self, started: Instant, outcome: &Outcome, direct: bool) {
+        if let Some(stats) = &self.stats {
+            let error = match outcome {
+                Outcome::Ok(_) => None,
+                Outcome::Err(error) => Some(error.kind),
+            };
+            stats.end(started.elapsed(), error, direct);
         }
     }
 }
 
 /// A call's input: the mapped shared payload, or the frame's bytes.
-struct Input(Option<Mapping>, Vec<u8>);
+struct Input<'a>(Option<Mapping>, &'a [u8]);
 
-impl Input {
+impl Input<'_> {
     fn bytes(&self) -> &[u8] {
         match &self.0 {
             Some(mapped) => mapped,
-            None => &self.1,
+            None => self.1,
         }
     }
 }
 
-/// Sends a call's reply; a large reply goes in a sealed memfd.
-fn send_reply(link: &Link, id: u64, outcome: Outcome) -> Result<(), ChannelError> {
+/// Sends a call's reply with `send`; a large reply goes in a sealed memfd,
+/// and one too large for a frame becomes an error reply.
+fn send_reply(
+    id: u64,
+    outcome: Outcome,
+    mut send: impl FnMut(&FromWorker, Option<&SharedBytes>) -> Result<(), ChannelError>,
+) -> Result<(), ChannelError> {
     let (outcome, shared) = match outcome {
         Outcome::Ok(bytes) => {
             let (bytes, shared) = share_large(bytes);
@@ -107,11 +326,11 @@ fn send_reply(link: &Link, id: u64, outcome: Outcome) -> Result<(), ChannelError
         }
         outcome => (outcome, None),
     };
-    match link.send_shared(&FromWorker::Reply { id, outcome }, shared.as_ref()) {
+    match send(&FromWorker::Reply { id, outcome }, shared.as_ref()) {
         Err(ChannelError::Wire(WireError::TooLarge { len, max })) => {
             let message = format!("reply of {len} bytes exceeds the frame limit of {max} bytes");
             let outcome = Outcome::Err(RemoteError::new(ErrorKind::Plugin, message));
-            link.send(&FromWorker::Reply { id, outcome })
+            send(&FromWorker::Reply { id, outcome }, None)
         }
         other => other,
     }

@@ -2,6 +2,7 @@
 //! (`[plugin] provides`) and the methods it declares (`[[methods]]`).
 
 use super::names::{check_method, check_name};
+use crate::error::{ErrorKind, RemoteError};
 use serde::Deserialize;
 use std::ops::Range;
 use toml::Spanned;
@@ -16,6 +17,29 @@ pub struct Method {
     pub name: String,
     /// One line on what it does (may be empty).
     pub description: String,
+}
+
+/// Refuses a call of `method` that `plugin` does not declare, when it
+/// declares any (`declared`); methods of the supervisor's own (`@…`) are
+/// not the plugin's to declare. The supervisor checks its calls, a worker
+/// its direct channels' calls, with the same words.
+pub fn check_declared<'a>(
+    plugin: &str,
+    method: &str,
+    declared: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<(), RemoteError> {
+    let mut names = declared.clone().into_iter().peekable();
+    if names.peek().is_none() || method.starts_with('@') || names.any(|name| name == method) {
+        return Ok(());
+    }
+    let names: Vec<&str> = declared.into_iter().collect();
+    Err(RemoteError::new(
+        ErrorKind::UnknownMethod,
+        format!(
+            "plugin `{plugin}` does not declare method `{method}` (its [[methods]]: {})",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// A `[[methods]]` entry as written.

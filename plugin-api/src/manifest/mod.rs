@@ -78,7 +78,7 @@ mod settings;
 
 pub use error::ManifestError;
 pub use limits::{Limits, LimitsTable};
-pub use methods::{MAX_DESCRIPTION_LEN, Method};
+pub use methods::{MAX_DESCRIPTION_LEN, Method, check_declared};
 pub use names::{
     MAX_METHOD_LEN, MAX_NAME_LEN, MAX_TOPIC_LEN, NameError, check_method, check_name, check_topic,
     topic_matches,

@@ -253,6 +253,20 @@ mod tests {
     }
 
     #[test]
+    fn a_borrowed_call_frame_encodes_as_a_call() {
+        let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+        encode_frame(&call(b"hi".to_vec()), &mut owned, 1024).unwrap();
+        let frame = crate::wire::CallFrame::Call {
+            id: 7,
+            method: "echo",
+            input: b"hi",
+            deadline_ms: 1000,
+        };
+        encode_frame(&frame, &mut borrowed, 1024).unwrap();
+        assert_eq!(owned, borrowed);
+    }
+
+    #[test]
     fn partial_frames_need_more_bytes() {
         let mut buf = Vec::new();
         encode_frame(&call(vec![1; 100]), &mut buf, 1024).unwrap();

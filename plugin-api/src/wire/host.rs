@@ -138,6 +138,29 @@ pub enum RequestBody {
         /// Keep sending new lines.
         follow: bool,
     },
+    /// A direct channel to `plugin`'s serving worker, for calls that do
+    /// not cross the supervisor: [`Reply::Direct`] with the channel's
+    /// socket attached to the frame (bincode connections that take shared
+    /// payloads only), then, once that worker stops serving,
+    /// [`Reply::DirectEnded`]. The channel speaks the worker protocol:
+    /// [`ToWorker::Call`](super::ToWorker::Call) frames in,
+    /// [`FromWorker::Reply`](super::FromWorker::Reply) frames out, and
+    /// [`FromWorker::Goodbye`](super::FromWorker::Goodbye) when the worker
+    /// is replaced.
+    Direct {
+        /// Plugin name.
+        plugin: String,
+    },
+    /// Trouble with the worker behind this connection's direct channel to
+    /// `plugin` ([`DirectReport`]); answered with the plugin's status once
+    /// the supervisor has acted on it. Refused unless this connection
+    /// holds a direct channel to the plugin's serving worker.
+    DirectReport {
+        /// Plugin name.
+        plugin: String,
+        /// What went wrong.
+        report: DirectReport,
+    },
 }
 
 /// An admin action on a plugin.
@@ -215,6 +238,43 @@ pub enum Reply {
         /// No more chunks follow.
         done: bool,
     },
+    /// A direct channel is open (its socket travels with this frame).
+    Direct(DirectChannel),
+    /// The worker behind a direct channel stopped serving; the channel's
+    /// calls that got no reply failed with `error` (`retired`: none did,
+    /// a newer generation took over and they may be sent again).
+    DirectEnded {
+        /// Replaced by a newer generation (hot reload, install).
+        retired: bool,
+        /// Why the worker stopped, as calls in flight on it fail.
+        error: RemoteError,
+    },
+}
+
+/// What a host app reports about the worker behind its direct channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DirectReport {
+    /// It sent what the protocol forbids (`why`): the supervisor kills it.
+    Broken {
+        /// What it sent.
+        why: String,
+    },
+    /// A call got no reply within the plugin's deadline: the supervisor
+    /// pings the worker and kills it when it does not answer at once, as
+    /// it kills a worker that misses a relayed call's deadline.
+    Overdue,
+}
+
+/// A direct channel to a worker ([`RequestBody::Direct`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectChannel {
+    /// The worker's pid.
+    pub pid: u32,
+    /// The plugin's deadline for one call, in milliseconds: a worker busy
+    /// with a call for longer is killed.
+    pub deadline_ms: u64,
+    /// Largest frame body the worker accepts.
+    pub max_frame: u32,
 }
 
 /// A publication, as a subscriber receives it.

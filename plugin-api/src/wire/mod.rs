@@ -8,8 +8,11 @@
 
 mod codec;
 mod host;
+pub mod latency;
 #[cfg(target_os = "linux")]
 mod shared;
+#[cfg(target_os = "linux")]
+mod stats;
 mod stream;
 mod worker;
 
@@ -18,22 +21,25 @@ pub use codec::{
     encode_frame, encode_frame_with, mark_shared, violation_frame,
 };
 pub use host::{
-    Action, ClientHello, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, HEALTH_METHOD,
-    Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply, Request, RequestBody,
-    Response, ServerHello,
+    Action, ClientHello, DirectChannel, DirectReport, EffectiveLimits, Event, EventKind, ExitCause,
+    ExitInfo, HEALTH_METHOD, Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply,
+    Request, RequestBody, Response, ServerHello,
 };
 #[cfg(target_os = "linux")]
 pub use shared::{
     Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, recv_with_fds,
     send_frame, send_with_fd, share_large, write_message,
 };
+#[cfg(target_os = "linux")]
+pub use stats::{DirectCounts, StatsPage, monotonic_ns};
 pub use stream::{read_frame, write_frame};
 pub use worker::{
-    Call, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready, ToWorker,
+    Call, CallFrame, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready,
+    ToWorker,
 };
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -50,6 +50,13 @@ pub struct SharedBytes {
     len: usize,
 }
 
+/// Whether `fd` is a memfd carrying every seal of a shared payload.
+fn is_sealed_payload(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GET_SEALS takes no argument; a non-memfd fails.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & SEALS == SEALS
+}
+
 impl SharedBytes {
     /// Copies `bytes` into a new sealed memfd.
     pub fn copy_from(bytes: &[u8]) -> io::Result<Self> {
@@ -82,10 +89,7 @@ impl SharedBytes {
     /// sealed against writing, growing and shrinking, of at most `max`
     /// bytes.
     pub fn adopt(fd: OwnedFd, max: u32) -> Result<Self, WireError> {
-        // SAFETY: F_GET_SEALS takes no argument; an fd that is not a memfd
-        // makes it fail with EINVAL.
-        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & SEALS != SEALS {
+        if !is_sealed_payload(&fd) {
             return Err(WireError::Attachment(
                 "the fd sent with the frame is not a memfd sealed against writing, growing and \
                  shrinking"
@@ -207,6 +211,10 @@ pub struct Frame {
     body: std::ops::Range<usize>,
     /// The frame's shared payload, checked.
     pub shared: Option<SharedBytes>,
+    /// Any other fd that came with the frame (a socket, a stats page),
+    /// only on a buffer that [accepts them](FrameBuffer::accept_fds): the
+    /// message says what it must be.
+    pub fd: Option<OwnedFd>,
 }
 
 /// Buffered frame reading from a Unix socket with the fds that arrive
@@ -228,6 +236,8 @@ pub struct FrameBuffer {
     broken: Option<String>,
     /// See [`drained`](Self::drained).
     last_read_drained: bool,
+    /// See [`accept_fds`](Self::accept_fds).
+    accept_fds: bool,
 }
 
 /// Bytes a buffer keeps between frames; it grows for a larger frame and
@@ -245,7 +255,16 @@ impl FrameBuffer {
             max,
             broken: None,
             last_read_drained: false,
+            accept_fds: false,
         }
+    }
+
+    /// Hands out an fd that comes with a frame and is not a sealed memfd
+    /// as [`Frame::fd`] instead of refusing it: for channels from a peer
+    /// that passes sockets and pages (the supervisor, to a worker or a
+    /// host app), whose messages say what the fd must be.
+    pub fn accept_fds(&mut self) {
+        self.accept_fds = true;
     }
 
     /// Adopts a new frame limit (the one the peer announced).
@@ -288,17 +307,21 @@ impl FrameBuffer {
             self.make_room(frame_len);
             return Ok(None);
         }
-        let shared = if header.shared {
+        let (shared, fd) = if header.shared {
             let fd = self.fds.pop_front().ok_or_else(|| {
                 WireError::Attachment("a frame announced a shared payload without its fd".into())
             })?;
-            Some(SharedBytes::adopt(fd, self.max)?)
+            if self.accept_fds && !is_sealed_payload(&fd) {
+                (None, Some(fd))
+            } else {
+                (Some(SharedBytes::adopt(fd, self.max)?), None)
+            }
         } else {
-            None
+            (None, None)
         };
         let body = self.start + HEADER_LEN..self.start + frame_len;
         self.start += frame_len;
-        Ok(Some(Frame { body, shared }))
+        Ok(Some(Frame { body, shared, fd }))
     }
 
     /// Whether the last [`recv`](Self::recv) read every byte the socket

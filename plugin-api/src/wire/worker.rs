@@ -18,7 +18,9 @@ pub enum PluginKind {
     Wasm,
 }
 
-/// The supervisor's first frame to a worker.
+/// The supervisor's first frame to a worker. A memfd travels with it:
+/// the worker's [`StatsPage`](super::StatsPage), where it counts the calls
+/// of its direct channels for the supervisor to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Must stay the first field: read on its own when the rest is foreign.
@@ -74,6 +76,10 @@ pub struct Hello {
     /// [`crate::seccomp`]); without one, refused syscalls fail with
     /// `EPERM` in the kernel, uncounted.
     pub listener_fd: Option<i32>,
+    /// The manifest's `[[methods]]` names: when any are declared, a call
+    /// of another method on a direct channel is refused, as the supervisor
+    /// refuses it on its own channel.
+    pub methods: Vec<String>,
 }
 
 /// The worker's answer to [`Hello`] once the plugin is loaded.
@@ -114,6 +120,25 @@ pub struct Call {
     pub deadline_ms: u32,
 }
 
+/// A [`ToWorker::Call`] frame to encode from borrowed parts, so that a
+/// caller keeps its input (to send again elsewhere) without a copy: it
+/// encodes exactly as `ToWorker::Call(Call { .. })` does.
+#[derive(Debug, Serialize)]
+pub enum CallFrame<'a> {
+    /// Must stay variant 0, as [`ToWorker::Call`] is.
+    Call {
+        /// See [`Call::id`].
+        id: u64,
+        /// See [`Call::method`].
+        method: &'a str,
+        /// See [`Call::input`].
+        #[serde(with = "serde_bytes")]
+        input: &'a [u8],
+        /// See [`Call::deadline_ms`].
+        deadline_ms: u32,
+    },
+}
+
 /// Frames from the supervisor to a worker, after [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -138,6 +163,11 @@ pub enum ToWorker {
     Activate,
     /// A fault a test asked for (`corral serve --faults`); not answered.
     Fault(Fault),
+    /// A direct channel to a host app: its socket travels with this
+    /// frame. The worker serves [`ToWorker::Call`] frames from it next to
+    /// this channel's, replies on it, and says [`FromWorker::Goodbye`] on
+    /// it before it exits after [`ToWorker::Shutdown`].
+    Attach,
 }
 
 /// A fault a test injects into a worker, to see what the supervisor and
@@ -215,6 +245,11 @@ pub enum FromWorker {
     /// A spare's answer to a [`Hello`] with `standby` set: the sandbox is
     /// in force and no plugin code is loaded; [`ToWorker::Activate`] next.
     Standby,
+    /// The last frame on a direct channel of a worker that is shutting
+    /// down: every call read from the channel has been answered, and
+    /// nothing more is read, so calls without a reply may be sent again
+    /// (to the worker that replaced this one).
+    Goodbye,
 }
 
 impl FromWorker {
@@ -228,6 +263,7 @@ impl FromWorker {
             Self::Violation { .. } => "Violation",
             Self::HostCall(_) => "HostCall",
             Self::Standby => "Standby",
+            Self::Goodbye => "Goodbye",
         }
     }
 }

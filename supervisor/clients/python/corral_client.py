@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 _HEADER = struct.Struct("<I")
 
 

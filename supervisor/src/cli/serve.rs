@@ -72,6 +72,10 @@ pub(super) struct ServeArgs {
     /// 127.0.0.1:9464) [default: off]
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Largest frame or payload either side of a channel may send, in MiB
+    /// (a 4K RGBA video frame is 32 MiB) [default: 16]
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_frame_mb: Option<u32>,
     /// Log filter (tracing syntax: info, debug, corral=trace, ...)
     #[arg(long, env = "CORRAL_LOG", default_value = "info")]
     log: String,
@@ -94,6 +98,7 @@ impl ServeArgs {
             cgroup,
             state_dir,
             metrics_addr,
+            max_frame_mb,
             log,
         } = self;
         init_logging(&log)?;
@@ -145,6 +150,9 @@ impl ServeArgs {
         }
         if metrics_addr.is_some() {
             config.metrics_addr = metrics_addr;
+        }
+        if let Some(mb) = max_frame_mb {
+            config.max_frame = mb << 20;
         }
         serve(config)
     }

@@ -3,6 +3,7 @@
 //! One [`Client`] is one connection; it is cheap to share (`&self`
 //! methods) and many calls may be in flight on it at once.
 
+use crate::client::direct::{DirectLink, Sent};
 use crate::client::requests::{
     self, ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, share_input,
     unexpected, with_shared_reply,
@@ -10,15 +11,16 @@ use crate::client::requests::{
 use crate::transport::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
     self, Action, DEFAULT_MAX_FRAME, Event, Fault, Message, PluginDetails, PluginInfo, Reply,
-    Request, RequestBody, Response,
+    Request, RequestBody, Response, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -38,12 +40,33 @@ type Slots = HashMap<u64, Slot>;
 /// the connection waits for the stream's reader.
 const STREAM_BUFFER: usize = 256;
 
+/// The connection, shared by the client's handle and its reader task.
 struct Shared {
     writer: tokio::sync::Mutex<FrameWriter>,
     /// `None` once the connection is gone.
     slots: Mutex<Option<Slots>>,
     next_id: AtomicU64,
+    /// Sockets that came with replies (direct channels), by request id,
+    /// until the request's opener takes them.
+    fds: Mutex<HashMap<u64, OwnedFd>>,
+    /// Direct channels by plugin.
+    directs: tokio::sync::Mutex<HashMap<String, Direct>>,
+    /// Calls use direct channels ([`Client::set_direct`]).
+    use_direct: AtomicBool,
+    /// Direct channels' reports for the supervisor.
+    reports: mpsc::UnboundedSender<RequestBody>,
 }
+
+/// A plugin's direct channel, or why there is none for now.
+enum Direct {
+    Open(Arc<DirectLink>),
+    /// The supervisor declined; calls go relayed until then.
+    Declined(tokio::time::Instant),
+}
+
+/// How long calls to a plugin go relayed after it declined a direct
+/// channel, before the client asks again.
+const DECLINED_FOR: Duration = Duration::from_secs(1);
 
 /// An async connection to a corral supervisor.
 pub struct Client {
@@ -65,15 +88,27 @@ impl Client {
             .map_err(connect_error)?;
         let stream = Stream::connect(name).await.map_err(connect_error)?;
         let (read, write) = unix_stream(stream).map_err(connect_error)?.into_split();
-        let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME);
+        let mut reader = FrameReader::accepting_fds(read, DEFAULT_MAX_FRAME);
         let mut writer = FrameWriter::new(write, DEFAULT_MAX_FRAME);
         writer.send(&client_hello()).await?;
         let body = reader.next_body().await?.ok_or(ClientError::Disconnected)?;
         let server = check_server_hello(body)?;
+        let (reports, mut reported) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             writer: tokio::sync::Mutex::new(writer),
             slots: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
+            fds: Mutex::new(HashMap::new()),
+            directs: tokio::sync::Mutex::new(HashMap::new()),
+            use_direct: AtomicBool::new(true),
+            reports,
+        });
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            while let Some(report) = reported.recv().await {
+                let Some(shared) = weak.upgrade() else { return };
+                let _ = shared.send(report, None).await;
+            }
         });
         let reader = tokio::spawn(read_responses(reader, shared.clone()));
         Ok(Self {
@@ -99,8 +134,12 @@ impl Client {
             .await
     }
 
-    /// Calls `method` of `plugin`; the supervisor fails the call with a
-    /// timeout error if it takes longer than `timeout`.
+    /// Calls `method` of `plugin`; the call fails with a timeout error if
+    /// it takes longer than `timeout`.
+    ///
+    /// The call goes on a direct channel to the plugin's worker when it
+    /// can (opened on the first call, reopened after a restart), and
+    /// through the supervisor when not ([`set_direct`](Self::set_direct)).
     pub async fn call_with_timeout(
         &self,
         plugin: &str,
@@ -108,8 +147,68 @@ impl Client {
         input: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
+        // `@` methods are corral's own: the supervisor answers for them.
+        if self.shared.use_direct.load(Ordering::Relaxed)
+            && !method.starts_with('@')
+            && let Some(link) = self.direct(plugin).await
+        {
+            match link.call(method, &input, timeout).await {
+                Sent::Done(result) => return result,
+                Sent::Again => {} // the worker was replaced: relayed, to the new one
+            }
+        }
         self.run(requests::call(plugin, method, input, timeout))
             .await
+    }
+
+    /// Whether calls use direct channels to the workers (the default) or
+    /// always go through the supervisor.
+    pub fn set_direct(&self, direct: bool) {
+        self.shared.use_direct.store(direct, Ordering::Relaxed);
+    }
+
+    /// The plugin's direct channel: the open one, or a new one; `None`
+    /// when the supervisor declines (calls then go relayed for a while).
+    async fn direct(&self, plugin: &str) -> Option<Arc<DirectLink>> {
+        let mut directs = self.shared.directs.lock().await;
+        match directs.get(plugin) {
+            Some(Direct::Open(link)) if !link.is_closed() => return Some(link.clone()),
+            Some(Direct::Declined(until)) if tokio::time::Instant::now() < *until => return None,
+            _ => {}
+        }
+        match self.open_direct(plugin).await {
+            Ok(link) => {
+                let link = Arc::new(link);
+                directs.insert(plugin.to_owned(), Direct::Open(link.clone()));
+                Some(link)
+            }
+            Err(error) => {
+                tracing::debug!(plugin, "no direct channel, calls go relayed: {error}");
+                let until = tokio::time::Instant::now() + DECLINED_FOR;
+                directs.insert(plugin.to_owned(), Direct::Declined(until));
+                None
+            }
+        }
+    }
+
+    async fn open_direct(&self, plugin: &str) -> Result<DirectLink, ClientError> {
+        let body = RequestBody::Direct {
+            plugin: plugin.to_owned(),
+        };
+        let mut stream = self.stream(body).await?;
+        let channel = match stream.next().await {
+            Some(Ok(Reply::Direct(channel))) => channel,
+            Some(Ok(other)) => return Err(unexpected(&other)),
+            Some(Err(error)) => return Err(error),
+            None => return Err(ClientError::Disconnected),
+        };
+        let socket = lock(&self.shared.fds).remove(&stream.id).ok_or_else(|| {
+            ClientError::Wire(WireError::Attachment(
+                "a direct channel came without its socket".into(),
+            ))
+        })?;
+        let end = Box::pin(async move { stream.next().await.and_then(Result::ok) });
+        DirectLink::start(plugin, socket, &channel, end, self.shared.reports.clone())
     }
 
     /// Every plugin's status.
@@ -203,26 +302,7 @@ impl Client {
 
     /// Registers `slot` under a fresh id and sends the request.
     async fn send(&self, body: RequestBody, slot: Slot) -> Result<u64, ClientError> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (body, shared) = share_input(body);
-        match lock(&self.shared.slots).as_mut() {
-            Some(slots) => slots.insert(id, slot),
-            None => return Err(ClientError::Disconnected),
-        };
-        let sent = self
-            .shared
-            .writer
-            .lock()
-            .await
-            .send_shared(&Request { id, body }, shared.as_ref())
-            .await;
-        if let Err(error) = sent {
-            if let Some(slots) = lock(&self.shared.slots).as_mut() {
-                slots.remove(&id);
-            }
-            return Err(error.into());
-        }
-        Ok(id)
+        self.shared.send(body, Some(slot)).await
     }
 
     /// Sends `op`'s request and reads its answer.
@@ -251,6 +331,35 @@ impl Client {
     }
 }
 
+impl Shared {
+    /// Registers `slot` (none: the answer is not awaited) under a fresh id
+    /// and sends the request.
+    async fn send(&self, body: RequestBody, slot: Option<Slot>) -> Result<u64, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (body, shared) = share_input(body);
+        match (lock(&self.slots).as_mut(), slot) {
+            (Some(slots), Some(slot)) => {
+                slots.insert(id, slot);
+            }
+            (Some(_), None) => {}
+            (None, _) => return Err(ClientError::Disconnected),
+        }
+        let sent = self
+            .writer
+            .lock()
+            .await
+            .send_shared(&Request { id, body }, shared.as_ref())
+            .await;
+        if let Err(error) = sent {
+            if let Some(slots) = lock(&self.slots).as_mut() {
+                slots.remove(&id);
+            }
+            return Err(error.into());
+        }
+        Ok(id)
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         self.reader.abort();
@@ -265,6 +374,9 @@ async fn read_responses(mut reader: FrameReader, shared: Arc<Shared>) {
             Ok(None) => break ClientError::Disconnected,
             Err(error) => Err(error),
         };
+        if let (Some(fd), Ok(response)) = (reader.take_fd(), &response) {
+            lock(&shared.fds).insert(response.id, fd);
+        }
         match response {
             Ok(Response {
                 id: 0,

@@ -7,21 +7,23 @@
 //! # Ok::<(), corral::ClientError>(())
 //! ```
 
+use crate::client::blocking_direct::{BlockingDirect, Called};
 use crate::client::requests::{
     self, ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, share_input,
     unexpected, with_shared_reply,
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, Event, Fault, FrameBuffer, Message, PluginDetails, PluginInfo,
-    Reply, Request, RequestBody, Response, WireError,
+    self, Action, DEFAULT_MAX_FRAME, DirectReport, Event, Fault, FrameBuffer, Message,
+    PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, WireError,
 };
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
+use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A blocking connection to a corral supervisor.
 pub struct Client {
@@ -34,7 +36,31 @@ pub struct Client {
     recv_timeout: Option<Duration>,
     /// Set after a timeout or I/O error: the stream may be mid-frame.
     broken: bool,
+    /// Calls use direct channels ([`set_direct`](Self::set_direct)).
+    use_direct: bool,
+    /// Direct channels by plugin.
+    directs: HashMap<String, Direct>,
+    /// How workers behind direct channels ended, by the id of the request
+    /// that opened the channel, as the supervisor said.
+    ended: HashMap<u64, (bool, RemoteError)>,
+    /// The fd that came with the reply read last.
+    fd: Option<OwnedFd>,
 }
+
+/// A plugin's direct channel, or why there is none for now.
+enum Direct {
+    Open(BlockingDirect),
+    /// The supervisor declined: calls go relayed until then.
+    Declined(Instant),
+}
+
+/// How long calls to a plugin go relayed after it declined a direct
+/// channel, before the client asks again.
+const DECLINED_FOR: Duration = Duration::from_secs(1);
+
+/// How long a closed direct channel waits for the supervisor to say how
+/// its worker ended.
+const END_WAIT: Duration = Duration::from_secs(1);
 
 impl Client {
     /// Connects to the supervisor listening on `socket` and shakes hands.
@@ -48,14 +74,20 @@ impl Client {
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_error)?;
         let stream = Stream::connect(name).map_err(connect_error)?;
+        let mut frames = FrameBuffer::new(DEFAULT_MAX_FRAME);
+        frames.accept_fds(); // direct channels' sockets
         let mut client = Self {
             stream,
-            frames: FrameBuffer::new(DEFAULT_MAX_FRAME),
+            frames,
             write_buf: Vec::new(),
             next_id: 1,
             server: String::new(),
             recv_timeout: None,
             broken: false,
+            use_direct: true,
+            directs: HashMap::new(),
+            ended: HashMap::new(),
+            fd: None,
         };
         wire::write_message(
             unix_fd(&client.stream),
@@ -86,8 +118,12 @@ impl Client {
         self.call_with_timeout(plugin, method, input, DEFAULT_CALL_TIMEOUT)
     }
 
-    /// Calls `method` of `plugin`; the supervisor fails the call with a
-    /// timeout error if it takes longer than `timeout`.
+    /// Calls `method` of `plugin`; the call fails with a timeout error if
+    /// it takes longer than `timeout`.
+    ///
+    /// The call goes on a direct channel to the plugin's worker when it
+    /// can (opened on the first call, reopened after a restart), and
+    /// through the supervisor when not ([`set_direct`](Self::set_direct)).
     pub fn call_with_timeout(
         &mut self,
         plugin: &str,
@@ -95,7 +131,129 @@ impl Client {
         input: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
+        // `@` methods are corral's own: the supervisor answers for them.
+        let direct = if method.starts_with('@') {
+            None
+        } else {
+            self.direct(plugin)
+        };
+        if let Some(mut direct) = direct {
+            match direct.call(plugin, method, input, timeout) {
+                Called::Overdue(error) => {
+                    self.directs.insert(plugin.to_owned(), Direct::Open(direct));
+                    let report = RequestBody::DirectReport {
+                        plugin: plugin.to_owned(),
+                        report: DirectReport::Overdue,
+                    };
+                    let _ = self.request(report, END_WAIT * 5);
+                    return Err(error.into());
+                }
+                Called::Done(result) => {
+                    self.directs.insert(plugin.to_owned(), Direct::Open(direct));
+                    return result;
+                }
+                Called::Again => {} // replaced: relayed, to the new worker
+                Called::Closed => match self.direct_end(direct.request) {
+                    Some((true, _)) => {}
+                    Some((false, error)) => return Err(error.into()),
+                    None => {
+                        return Err(RemoteError::new(
+                            corral_plugin_api::ErrorKind::Crashed,
+                            format!("plugin `{plugin}`: its direct channel closed"),
+                        )
+                        .into());
+                    }
+                },
+                Called::Broken(why) => {
+                    tracing::warn!(
+                        plugin,
+                        "the worker broke the protocol on its direct channel: {why}"
+                    );
+                    let report = RequestBody::DirectReport {
+                        plugin: plugin.to_owned(),
+                        report: DirectReport::Broken { why: why.clone() },
+                    };
+                    let _ = self.request(report, END_WAIT * 5);
+                    return Err(RemoteError::new(
+                        corral_plugin_api::ErrorKind::Protocol,
+                        format!(
+                            "plugin `{plugin}` broke the protocol on its direct channel: {why}"
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
         self.run(requests::call(plugin, method, input.to_vec(), timeout))
+    }
+
+    /// Whether calls use direct channels to the workers (the default) or
+    /// always go through the supervisor.
+    pub fn set_direct(&mut self, direct: bool) {
+        self.use_direct = direct;
+        if !direct {
+            self.directs.clear();
+        }
+    }
+
+    /// Takes the plugin's direct channel out of the map (the caller puts
+    /// it back while it serves): the open one, or a new one; `None` when
+    /// there is none for now.
+    fn direct(&mut self, plugin: &str) -> Option<BlockingDirect> {
+        if !self.use_direct || self.broken {
+            return None;
+        }
+        match self.directs.remove(plugin) {
+            Some(Direct::Open(direct)) => return Some(direct),
+            Some(Direct::Declined(until)) if Instant::now() < until => {
+                self.directs
+                    .insert(plugin.to_owned(), Direct::Declined(until));
+                return None;
+            }
+            _ => {}
+        }
+        match self.open_direct(plugin) {
+            Ok(direct) => Some(direct),
+            Err(error) => {
+                tracing::debug!(plugin, "no direct channel, calls go relayed: {error}");
+                let until = Instant::now() + DECLINED_FOR;
+                self.directs
+                    .insert(plugin.to_owned(), Direct::Declined(until));
+                None
+            }
+        }
+    }
+
+    fn open_direct(&mut self, plugin: &str) -> Result<BlockingDirect, ClientError> {
+        let body = RequestBody::Direct {
+            plugin: plugin.to_owned(),
+        };
+        self.fd = None;
+        let reply = self.request(body, DEFAULT_CALL_TIMEOUT)?;
+        let Reply::Direct(channel) = reply else {
+            return Err(unexpected(&reply));
+        };
+        let socket = self.fd.take().ok_or_else(|| {
+            WireError::Attachment("a direct channel came without its socket".into())
+        })?;
+        Ok(BlockingDirect::new(self.next_id - 1, socket, &channel))
+    }
+
+    /// How the worker behind the direct channel that request `request`
+    /// opened ended (replaced, why), as the supervisor says within
+    /// [`END_WAIT`].
+    fn direct_end(&mut self, request: u64) -> Option<(bool, RemoteError)> {
+        if let Some(end) = self.ended.remove(&request) {
+            return Some(end);
+        }
+        if self.broken || self.stream.set_recv_timeout(Some(END_WAIT)).is_err() {
+            return None;
+        }
+        self.recv_timeout = Some(END_WAIT);
+        match self.read_reply(request) {
+            Ok(Reply::DirectEnded { retired, error }) => Some((retired, error)),
+            _ => None,
+        }
     }
 
     /// Every plugin's status.
@@ -313,7 +471,8 @@ impl Client {
         Ok(id)
     }
 
-    /// Reads responses until the one for request `id`.
+    /// Reads responses until the one for request `id`, keeping the ends of
+    /// direct channels that come meanwhile.
     fn read_reply(&mut self, id: u64) -> Result<Reply, ClientError> {
         loop {
             let Some(frame) = self.frames.read_frame(unix_fd(&self.stream))? else {
@@ -322,7 +481,14 @@ impl Client {
             let response: Response = wire::decode_body(self.frames.body(&frame))?;
             let response = with_shared_reply(response, frame.shared)?;
             match response {
+                Response {
+                    id: got,
+                    reply: Reply::DirectEnded { retired, error },
+                } if got != id => {
+                    self.ended.insert(got, (retired, error));
+                }
                 Response { id: got, reply } if got == id => {
+                    self.fd = frame.fd;
                     return match reply {
                         Reply::Error(error) => Err(ClientError::Remote(error)),
                         reply => Ok(reply),

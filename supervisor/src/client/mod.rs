@@ -6,6 +6,8 @@
 
 pub(crate) mod async_client;
 pub mod blocking;
+mod blocking_direct;
+mod direct;
 pub(crate) mod requests;
 
 pub use async_client::{Client, EventStream, Subscription};

@@ -274,6 +274,8 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
         Reply::Subscribed => "subscription receipt",
         Reply::Message(_) => "published message",
         Reply::Logs { .. } => "log lines",
+        Reply::Direct(_) => "direct channel",
+        Reply::DirectEnded { .. } => "direct channel's end",
     };
     ClientError::Remote(RemoteError::new(
         ErrorKind::Protocol,

@@ -8,26 +8,26 @@
 //! 0 and is disconnected; nothing else is affected.
 
 use crate::host::encoding::Encoding;
+use crate::host::stream::{Answer, Directs, Stream, Writer};
 use crate::observe::events::Events;
-use crate::observe::logfile::LogFile;
 use crate::process::worker::Chain;
 use crate::services::Services;
 use crate::supervise::handle::Order;
 use crate::supervise::handle::PluginHandle;
 use crate::supervise::registry::Registry;
-use crate::transport::framed::{FrameReader, Outgoing, unix_stream, write_queued};
+use crate::transport::framed::{FrameReader, unix_stream};
 use crate::transport::payload::Payload;
 use corral_plugin_api::manifest::check_topic;
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, EventKind, Fault, Message, PROTOCOL_VERSION, Reply, Request,
-    RequestBody, Response, ServerHello, SharedBytes,
+    self, Action, ClientHello, EventKind, Fault, PROTOCOL_VERSION, Reply, Request, RequestBody,
+    Response, ServerHello, SharedBytes,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::{Listener, Stream as Connection};
 use interprocess::local_socket::traits::tokio::Listener as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::{debug, warn};
 
 /// Requests one connection may have in flight.
@@ -73,63 +73,6 @@ impl Access {
             Some(Role::App)
         } else {
             None
-        }
-    }
-}
-
-/// Frames to one client, written in order by the connection's writer task,
-/// which gathers the answers that are ready into one write.
-#[derive(Clone)]
-struct Writer {
-    queue: mpsc::Sender<Outgoing>,
-    max_frame: u32,
-    /// Bincode until the client's hello says JSON.
-    encoding: Encoding,
-}
-
-/// Frames queued for one client at most; past that, answering waits for
-/// the client to read (a client that never reads holds up only itself).
-const WRITE_QUEUE: usize = 256;
-
-impl Writer {
-    fn start(channel: tokio::net::unix::OwnedWriteHalf, max_frame: u32) -> Self {
-        let (queue, frames) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(async move {
-            if let Err(error) = write_queued(channel, frames).await {
-                debug!("client write failed: {error}");
-            }
-        });
-        Self {
-            queue,
-            max_frame,
-            encoding: Encoding::Bincode,
-        }
-    }
-
-    /// Queues `message` with `shared` as its payload; false when the frame
-    /// cannot be made or the client is gone.
-    async fn send<T: serde::Serialize>(&self, message: &T, shared: Option<SharedBytes>) -> bool {
-        match self.encoding.encode(message, shared, self.max_frame) {
-            Ok(frame) => self.queue.send(frame).await.is_ok(),
-            Err(error) => {
-                debug!("cannot answer client: {error}");
-                false
-            }
-        }
-    }
-}
-
-/// A reply, with the shared payload that goes with it.
-struct Answer {
-    reply: Reply,
-    shared: Option<SharedBytes>,
-}
-
-impl From<Reply> for Answer {
-    fn from(reply: Reply) -> Self {
-        Self {
-            reply,
-            shared: None,
         }
     }
 }
@@ -194,6 +137,7 @@ impl Server {
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         // Dropped when this connection ends: its streams stop.
         let (_open, open) = watch::channel(());
+        let directs = Directs::default();
         let encoding = writer.encoding;
         loop {
             let (request, shared) = match reader.next().await {
@@ -223,6 +167,7 @@ impl Server {
                 return;
             };
             let (server, writer, open) = (self.clone(), writer.clone(), open.clone());
+            let directs = directs.clone();
             tokio::spawn(async move {
                 let admin_only = match &request.body {
                     RequestBody::Control { action, .. } => Some(action.as_str()),
@@ -236,6 +181,7 @@ impl Server {
                     writer,
                     open,
                     shared_replies,
+                    directs,
                 };
                 let answer = match admin_only.filter(|_| role == Role::App) {
                     Some(what) => {
@@ -391,10 +337,17 @@ impl Server {
             RequestBody::Inspect { plugin } => {
                 Reply::Inspected(Box::new(self.plugin(&plugin)?.details()))
             }
+            RequestBody::Direct { plugin } => {
+                self.direct(&plugin, stream).await?;
+                return Ok(None);
+            }
+            RequestBody::DirectReport { plugin, report } => {
+                self.direct_report(&plugin, report, stream).await?
+            }
         })))
     }
 
-    fn plugin(&self, name: &str) -> Result<Arc<PluginHandle>, RemoteError> {
+    pub(super) fn plugin(&self, name: &str) -> Result<Arc<PluginHandle>, RemoteError> {
         self.registry.get(name).ok_or_else(|| {
             RemoteError::new(
                 ErrorKind::UnknownPlugin,
@@ -449,134 +402,6 @@ impl Server {
         }
         outcome.await.map_err(|_| gone("went away"))??;
         Ok(Reply::Controlled(Box::new(handle.info())))
-    }
-}
-
-/// Where the replies to one request go: one, or many for a stream
-/// (subscriptions, followed events and logs), which ends when the
-/// connection does.
-struct Stream {
-    id: u64,
-    writer: Writer,
-    open: watch::Receiver<()>,
-    /// The client takes shared payloads (sealed memfds) in replies.
-    shared_replies: bool,
-}
-
-/// Log lines per [`Reply::Logs`] chunk.
-const LOG_CHUNK: usize = 512;
-
-impl Stream {
-    /// Sends one reply; false when the client is gone.
-    async fn send(&self, reply: Reply) -> bool {
-        self.answer(reply.into()).await
-    }
-
-    /// Sends one reply with its shared payload; false when the client is
-    /// gone.
-    async fn answer(&self, answer: Answer) -> bool {
-        let response = Response {
-            id: self.id,
-            reply: answer.reply,
-        };
-        self.writer.send(&response, answer.shared).await
-    }
-
-    /// Resolves when the client's connection has ended.
-    async fn closed(&self) {
-        let mut open = self.open.clone();
-        while open.changed().await.is_ok() {}
-    }
-
-    /// Forwards publications until the client goes away.
-    async fn messages(&self, mut messages: mpsc::Receiver<Message>) {
-        loop {
-            tokio::select! {
-                message = messages.recv() => {
-                    let Some(message) = message else { return };
-                    if !self.send(Reply::Message(message)).await {
-                        return;
-                    }
-                }
-                () = self.closed() => return,
-            }
-        }
-    }
-
-    /// Sends the events after `after`, then each new one, until the client
-    /// goes away.
-    async fn events(&self, events: &Events, mut after: u64) {
-        let mut recorded = events.watch();
-        loop {
-            let new = events.after(after);
-            if let Some(last) = new.last() {
-                after = last.seq;
-                if !self.send(Reply::Events(new)).await {
-                    return;
-                }
-            }
-            tokio::select! {
-                changed = recorded.changed() => if changed.is_err() { return },
-                () = self.closed() => return,
-            }
-        }
-    }
-
-    /// Sends the log lines written since `since_unix_ms`, in chunks; then,
-    /// when following, each new line until the client goes away.
-    async fn logs(&self, log: Arc<LogFile>, since_unix_ms: u64, follow: bool) {
-        let (mut new_lines, mark) = if follow {
-            let (lines, mark) = log.follow();
-            (Some(lines), mark)
-        } else {
-            (None, log.mark())
-        };
-        let (chunks, mut kept) = mpsc::channel::<Vec<String>>(2);
-        let reading = tokio::task::spawn_blocking(move || {
-            let mut chunk = Vec::with_capacity(LOG_CHUNK);
-            let read = log.read_to(&mark, since_unix_ms, |line| {
-                chunk.push(line.to_owned());
-                if chunk.len() == LOG_CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOG_CHUNK));
-                    let _ = chunks.blocking_send(full);
-                }
-            });
-            if let Err(error) = read {
-                chunk.push(format!("[corral: cannot read the log: {error}]"));
-            }
-            let _ = chunks.blocking_send(chunk);
-        });
-        while let Some(lines) = kept.recv().await {
-            if !lines.is_empty() && !self.send(Reply::Logs { lines, done: false }).await {
-                reading.abort();
-                return;
-            }
-        }
-        let Some(new_lines) = &mut new_lines else {
-            self.send(Reply::Logs {
-                lines: Vec::new(),
-                done: true,
-            })
-            .await;
-            return;
-        };
-        loop {
-            let line = tokio::select! {
-                line = new_lines.recv() => line,
-                () = self.closed() => return,
-            };
-            let line = match line {
-                Ok(line) => line.to_string(),
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    format!("[corral: {skipped} lines skipped: this reader fell behind]")
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            let lines = vec![line];
-            if !self.send(Reply::Logs { lines, done: false }).await {
-                return;
-            }
-        }
     }
 }
 

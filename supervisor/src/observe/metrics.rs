@@ -4,6 +4,8 @@
 //! for status and scrapes; it is not a time series.
 
 use corral_plugin_api::ErrorKind;
+use corral_plugin_api::wire::DirectCounts;
+use corral_plugin_api::wire::latency::{BUCKETS, bucket, quantile};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -37,22 +39,47 @@ impl CallMetrics {
         self.in_flight.load(Relaxed)
     }
 
-    /// Everything counted so far.
-    pub(crate) fn snapshot(&self) -> CallStats {
-        let counts = self.latency.counts();
-        let calls = counts.iter().sum();
+    /// Everything counted so far, with the calls a worker counted on its
+    /// direct channels (`direct`) added.
+    pub(crate) fn snapshot(&self, direct: Option<&DirectCounts>) -> CallStats {
+        let mut counts = self.latency.counts();
+        let mut errors: [u64; ErrorKind::ALL.len()] =
+            std::array::from_fn(|index| self.errors[index].load(Relaxed));
+        let mut in_flight = self.in_flight();
+        if let Some(direct) = direct {
+            // A worker's counts are its own word: wrapping, never a panic.
+            for (count, more) in counts.iter_mut().zip(&direct.latency) {
+                *count = count.wrapping_add(*more);
+            }
+            for (count, more) in errors.iter_mut().zip(&direct.errors) {
+                *count = count.wrapping_add(*more);
+            }
+            in_flight += u64::from(direct.busy);
+        }
+        let calls = counts
+            .iter()
+            .fold(0u64, |sum, count| sum.saturating_add(*count));
         let errors = ErrorKind::ALL
             .into_iter()
-            .zip(&self.errors)
-            .map(|(kind, count)| (kind, count.load(Relaxed)))
+            .zip(errors)
             .filter(|(_, count)| *count > 0)
             .collect();
         CallStats {
             calls,
             errors,
-            in_flight: self.in_flight(),
+            in_flight,
             p50_us: quantile(&counts, 50),
             p99_us: quantile(&counts, 99),
+        }
+    }
+
+    /// Adds the calls an ended worker counted on its direct channels.
+    pub(crate) fn absorb(&self, direct: &DirectCounts) {
+        for (count, more) in self.latency.buckets.iter().zip(&direct.latency) {
+            count.fetch_add(*more, Relaxed);
+        }
+        for (count, more) in self.errors.iter().zip(&direct.errors) {
+            count.fetch_add(*more, Relaxed);
         }
     }
 
@@ -114,15 +141,6 @@ pub(crate) struct CallStats {
     pub(crate) p99_us: Option<u64>,
 }
 
-/// log2 of the sub-buckets per power of two.
-const SUB_BITS: u32 = 3;
-/// Sub-buckets per power of two: a bucket is at most 1/8 of its lower
-/// bound wide, so its midpoint is within 1/16 (6.25%) of any value in it.
-const SUB: usize = 1 << SUB_BITS;
-/// Values below `SUB` have a bucket each; above, each power of two up to
-/// 2^63 has `SUB` buckets. Every `u64` has a bucket: nothing is clamped.
-const BUCKETS: usize = SUB + (64 - SUB_BITS as usize) * SUB;
-
 /// Latencies in microseconds, counted in log-linear buckets.
 struct Histogram {
     /// Samples per bucket; see [`bucket`].
@@ -159,52 +177,10 @@ impl Histogram {
     }
 }
 
-/// The bucket of a value: the value itself below `SUB`, then for a value
-/// in `[2^e, 2^(e+1))` one of `SUB` equal slices of that range.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "the values cast are below 64"
-)]
-fn bucket(us: u64) -> usize {
-    if us < SUB as u64 {
-        return us as usize;
-    }
-    let shift = us.ilog2() - SUB_BITS;
-    let slice = (us >> shift) as usize - SUB;
-    (shift as usize + 1) * SUB + slice
-}
-
-/// The value that stands for a bucket's samples: its midpoint.
-fn midpoint(index: usize) -> u64 {
-    if index < SUB {
-        return index as u64;
-    }
-    let shift = index / SUB - 1;
-    let low = ((SUB + index % SUB) as u64) << shift;
-    low + (1 << shift) / 2
-}
-
-/// The `percent` quantile of the samples in `counts`: the midpoint of the
-/// bucket holding the `ceil(percent/100 · n)`-th smallest sample; `None`
-/// without samples.
-fn quantile(counts: &[u64; BUCKETS], percent: u64) -> Option<u64> {
-    let total: u64 = counts.iter().sum();
-    let rank = (u128::from(total) * u128::from(percent)).div_ceil(100);
-    // At most `total`, so it fits; at least 1, so 0 samples give `None`.
-    let rank = u64::try_from(rank).unwrap_or(total).max(1);
-    let mut seen = 0;
-    for (index, count) in counts.iter().enumerate() {
-        seen += count;
-        if seen >= rank {
-            return Some(midpoint(index));
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corral_plugin_api::wire::latency::midpoint;
 
     /// The quantiles the histogram reports for `samples`.
     fn reported(samples: &[u64]) -> (Option<u64>, Option<u64>) {
@@ -311,7 +287,7 @@ mod tests {
 
     #[test]
     fn no_quantiles_before_the_first_call() {
-        let stats = CallMetrics::default().snapshot();
+        let stats = CallMetrics::default().snapshot(None);
         assert_eq!(stats, CallStats::default());
         assert_eq!((stats.p50_us, stats.p99_us), (None, None));
     }
@@ -324,7 +300,7 @@ mod tests {
         metrics.record(30, Some(ErrorKind::Crashed));
         metrics.record(40, Some(ErrorKind::Timeout));
         metrics.record(50, Some(ErrorKind::LimitExceeded));
-        let stats = metrics.snapshot();
+        let stats = metrics.snapshot(None);
         assert_eq!(stats.calls, 5);
         assert_eq!(
             stats.errors,
@@ -344,14 +320,14 @@ mod tests {
         let first = metrics.begin();
         let second = metrics.begin();
         assert_eq!(metrics.in_flight(), 2);
-        assert_eq!(metrics.snapshot().in_flight, 2);
+        assert_eq!(metrics.snapshot(None).in_flight, 2);
 
         first.finish(Some(ErrorKind::Plugin));
         assert_eq!(metrics.in_flight(), 1);
-        assert_eq!(metrics.snapshot().calls, 1);
+        assert_eq!(metrics.snapshot(None).calls, 1);
 
         drop(second);
-        let stats = metrics.snapshot();
+        let stats = metrics.snapshot(None);
         assert_eq!(stats.in_flight, 0);
         assert_eq!(stats.calls, 1, "a dropped call is not counted");
         assert_eq!(stats.errors, [(ErrorKind::Plugin, 1)]);
@@ -363,7 +339,7 @@ mod tests {
         let call = metrics.begin();
         std::thread::sleep(std::time::Duration::from_millis(2));
         call.finish(None);
-        let stats = metrics.snapshot();
+        let stats = metrics.snapshot(None);
         // The bucket midpoint may be up to 1/16 below the true latency.
         assert!(stats.p50_us >= Some(1_875), "{stats:?}");
     }
@@ -389,7 +365,7 @@ mod tests {
                 });
             }
         });
-        let stats = metrics.snapshot();
+        let stats = metrics.snapshot(None);
         let per_tenth = THREADS * CALLS / 10;
         assert_eq!(stats.calls, THREADS * CALLS - per_tenth);
         assert_eq!(

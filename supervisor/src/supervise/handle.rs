@@ -12,19 +12,21 @@ use crate::process::sandbox::ChildSetup;
 use crate::process::spawn::{Spawner, WorkerCommand};
 use crate::process::watchdog::Watchdog;
 use crate::process::worker::Chain;
-use crate::process::worker::{Called, Worker};
+use crate::process::worker::{Called, Lease, Worker};
 use crate::services::{PluginEvents, Services};
 use crate::supervise::discovery::Discovered;
 use crate::supervise::limits::Defaults;
 use crate::transport::payload::Payload;
+use corral_plugin_api::manifest::check_declared;
 use corral_plugin_api::seccomp::Tier;
 use corral_plugin_api::wire::{
-    Action, EffectiveLimits, EventKind, ExitInfo, Hello, Layer, PROTOCOL_VERSION, PluginDetails,
-    PluginInfo, PluginState, Refusal,
+    Action, DirectChannel, DirectCounts, EffectiveLimits, EventKind, ExitInfo, Hello, Layer,
+    PROTOCOL_VERSION, PluginDetails, PluginInfo, PluginState, Refusal,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -286,7 +288,11 @@ impl PluginHandle {
     pub(crate) fn info(&self) -> PluginInfo {
         let spec = self.spec();
         let (rss_bytes, cpu_percent) = self.serving().map_or((None, None), |worker| worker.usage());
-        let calls = self.metrics.snapshot();
+        let direct = self
+            .serving()
+            .filter(|worker| !worker.is_closed())
+            .and_then(|worker| worker.direct_counts());
+        let calls = self.metrics.snapshot(direct.as_ref());
         let status = self.status();
         PluginInfo {
             name: self.name.clone(),
@@ -392,6 +398,14 @@ impl PluginHandle {
         refused
     }
 
+    /// Adds what an ended worker counted on its direct channels to the
+    /// plugin's metrics.
+    pub(crate) fn absorb_direct(&self, direct: Option<&DirectCounts>) {
+        if let Some(direct) = direct {
+            self.metrics.absorb(direct);
+        }
+    }
+
     /// Calls `method` for the plugins on `chain` (empty for a host app);
     /// waits for a starting worker (starting a lazy one), fails at once
     /// when there is none. The call gets the plugin's deadline, or the
@@ -421,21 +435,8 @@ impl PluginHandle {
     ) -> Result<Payload, RemoteError> {
         let started = tokio::time::Instant::now();
         let spec = self.spec();
-        let declared = &spec.plugin.manifest.methods;
-        if !declared.is_empty()
-            && !method.starts_with('@')
-            && !declared.iter().any(|declared| declared.name == method)
-        {
-            let names: Vec<&str> = declared.iter().map(|m| m.name.as_str()).collect();
-            return Err(RemoteError::new(
-                ErrorKind::UnknownMethod,
-                format!(
-                    "plugin `{}` does not declare method `{method}` (its [[methods]]: {})",
-                    self.name,
-                    names.join(", ")
-                ),
-            ));
-        }
+        let declared = spec.plugin.manifest.methods.iter();
+        check_declared(&self.name, &method, declared.map(|m| m.name.as_str()))?;
         let plugin_deadline = Duration::from_millis(spec.limits.call_timeout_ms);
         drop(spec);
         let (budget, kill_on_timeout) = match caller_timeout {
@@ -472,6 +473,25 @@ impl PluginHandle {
                 } => (method, input) = (unsent_method, unsent_input),
             }
         }
+    }
+
+    /// A direct channel to the serving worker (waiting for a starting
+    /// one, within the plugin's deadline): the host app's end, its lease,
+    /// the worker, and what the host app is told about it.
+    pub(crate) async fn direct(
+        &self,
+    ) -> Result<(OwnedFd, Lease, Arc<Worker>, DirectChannel), RemoteError> {
+        let deadline = Duration::from_millis(self.spec().limits.call_timeout_ms);
+        let worker = self
+            .wait_for_worker(tokio::time::Instant::now(), deadline)
+            .await?;
+        let (socket, lease) = worker.attach(deadline)?;
+        let channel = DirectChannel {
+            pid: worker.pid(),
+            deadline_ms: self.spec().limits.call_timeout_ms,
+            max_frame: worker.max_frame(),
+        };
+        Ok((socket, lease, worker, channel))
     }
 
     /// Waits while a worker is starting (asking a lazy plugin to start);
@@ -578,6 +598,13 @@ impl PluginHandle {
             },
             profile: spec.profile,
             listener_fd: Some(crate::process::sandbox::LISTENER_FD),
+            methods: spec
+                .plugin
+                .manifest
+                .methods
+                .iter()
+                .map(|method| method.name.clone())
+                .collect(),
         }
     }
 

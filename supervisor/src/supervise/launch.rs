@@ -129,6 +129,7 @@ pub(crate) async fn launch(
             .as_ref()
             .and_then(crate::process::cgroup::Cgroup::oom_kills);
         let mut ended = worker::run_until_exit(started, stopped, grace).await;
+        plugin.absorb_direct(ended.direct.as_ref());
         if plugin
             .cgroup
             .as_ref()
@@ -246,6 +247,7 @@ pub(crate) async fn join(
             description: format!("lost: its supervision task failed: {error}"),
             output: Vec::new(),
         },
+        direct: None,
     })
 }
 

@@ -37,7 +37,7 @@ impl Corral {
         Neighbour {
             stop,
             errors,
-            thread,
+            thread: Some(thread),
         }
     }
 
@@ -122,18 +122,27 @@ impl Corral {
 pub struct Neighbour {
     stop: Arc<AtomicBool>,
     errors: Arc<AtomicUsize>,
-    thread: JoinHandle<usize>,
+    thread: Option<JoinHandle<usize>>,
 }
 
 impl Neighbour {
     /// Stops calling; panics unless the neighbour answered every call (and
     /// was called at least once).
-    pub fn finish(self) {
+    pub fn finish(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let calls = self.thread.join().expect("neighbour thread");
+        let thread = self.thread.take().expect("joined once");
+        let calls = thread.join().expect("neighbour thread");
         let errors = self.errors.load(Ordering::Relaxed);
         assert!(calls > 0, "the neighbour was never called");
         assert_eq!(errors, 0, "the neighbour failed {errors} of {calls} calls");
+    }
+}
+
+impl Drop for Neighbour {
+    /// A test that fails before [`finish`](Self::finish) stops the calls
+    /// too, instead of leaving them looping on a dead supervisor.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

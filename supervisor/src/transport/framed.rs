@@ -2,11 +2,12 @@
 //! codec and the fd-carrying [`FrameBuffer`] in `corral_plugin_api::wire`.
 
 use corral_plugin_api::wire::{
-    FrameBuffer, SharedBytes, WireError, encode_shared_frame, send_with_fd,
+    FrameBuffer, SharedBytes, WireError, encode_frame, encode_shared_frame, mark_shared,
+    send_with_fd,
 };
 use serde::Serialize;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use tokio::io::Interest;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -16,6 +17,8 @@ use tokio::sync::mpsc;
 pub(crate) struct FrameReader {
     inner: OwnedReadHalf,
     frames: FrameBuffer,
+    /// The fd that came with the last frame, when fds are accepted.
+    fd: Option<OwnedFd>,
 }
 
 impl FrameReader {
@@ -23,14 +26,29 @@ impl FrameReader {
         Self {
             inner,
             frames: FrameBuffer::new(max),
+            fd: None,
         }
+    }
+
+    /// A reader that also takes fds other than shared payloads (sockets,
+    /// from the supervisor): see [`take_fd`](Self::take_fd).
+    pub(crate) fn accepting_fds(inner: OwnedReadHalf, max: u32) -> Self {
+        let mut reader = Self::new(inner, max);
+        reader.frames.accept_fds();
+        reader
+    }
+
+    /// The fd that came with the frame read last, if any.
+    pub(crate) fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fd.take()
     }
 
     /// The next frame's body and shared payload; `None` on a clean end of
     /// stream between frames. Cancel-safe: bytes read stay buffered.
     pub(crate) async fn next(&mut self) -> Result<Option<(&[u8], Option<SharedBytes>)>, WireError> {
         loop {
-            if let Some(frame) = self.frames.next_frame()? {
+            if let Some(mut frame) = self.frames.next_frame()? {
+                self.fd = frame.fd.take();
                 return Ok(Some((self.frames.body(&frame), frame.shared)));
             }
             let stream = self.inner.as_ref();
@@ -94,6 +112,20 @@ impl FrameWriter {
         self.send_shared(message, None).await
     }
 
+    /// Encodes `message` and writes it as one frame with `fd` attached (a
+    /// page or a socket the message names; see `FrameBuffer::accept_fds`).
+    pub(crate) async fn send_fd<T: Serialize>(
+        &mut self,
+        message: &T,
+        fd: BorrowedFd<'_>,
+    ) -> Result<(), WireError> {
+        self.buf.clear();
+        encode_frame(message, &mut self.buf, self.max)?;
+        mark_shared(&mut self.buf);
+        write_frame(&self.inner, &self.buf, Some(fd)).await?;
+        Ok(())
+    }
+
     /// Encodes `message` and writes it as one frame, with `shared` as its
     /// payload when given (the message's own payload bytes left empty).
     pub(crate) async fn send_shared<T: Serialize>(
@@ -136,11 +168,27 @@ pub(crate) async fn write_frame(
     Ok(())
 }
 
-/// An encoded frame for a writer task, with the shared payload that goes
-/// with it.
+/// An encoded frame for a writer task, with the fd that goes with it.
 pub(crate) struct Outgoing {
     frame: Vec<u8>,
-    shared: Option<SharedBytes>,
+    shared: Option<Attached>,
+}
+
+/// The fd attached to an outgoing frame.
+enum Attached {
+    /// A shared payload.
+    Shared(SharedBytes),
+    /// A socket or page the message names.
+    Fd(OwnedFd),
+}
+
+impl AsFd for Attached {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Shared(shared) => shared.as_fd(),
+            Self::Fd(fd) => fd.as_fd(),
+        }
+    }
 }
 
 impl Outgoing {
@@ -166,7 +214,26 @@ impl Outgoing {
     ) -> Result<Self, WireError> {
         let mut frame = Vec::new();
         encode_shared_frame(message, shared.as_ref(), &mut frame, max)?;
-        Ok(Self { frame, shared })
+        Ok(Self {
+            frame,
+            shared: shared.map(Attached::Shared),
+        })
+    }
+
+    /// Encodes `message` as a frame with `fd` attached (a socket or page
+    /// the message names).
+    pub(crate) fn with_fd<T: Serialize>(
+        message: &T,
+        fd: OwnedFd,
+        max: u32,
+    ) -> Result<Self, WireError> {
+        let mut frame = Vec::new();
+        encode_frame(message, &mut frame, max)?;
+        mark_shared(&mut frame);
+        Ok(Self {
+            frame,
+            shared: Some(Attached::Fd(fd)),
+        })
     }
 }
 

@@ -160,3 +160,37 @@ fn the_python_client_example_runs_against_the_real_supervisor() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown_method"));
 }
+
+#[test]
+fn json_clients_get_no_direct_channel_and_cannot_report_a_worker() {
+    let corral = Corral::builder().hello("hello").start();
+    let pid = corral.wait_ready("hello").pid;
+    let mut stream = connect(&corral);
+    send(&mut stream, &json!({"protocol": PROTOCOL_VERSION}));
+    receive(&mut stream).expect("a hello");
+    send(
+        &mut stream,
+        &json!({"id": 1, "body": {"Direct": {"plugin": "hello"}}}),
+    );
+    let refused = receive(&mut stream).unwrap();
+    assert_eq!(
+        refused["reply"]["Error"]["kind"], "bad_request",
+        "{refused}"
+    );
+    send(
+        &mut stream,
+        &json!({"id": 2, "body": {"DirectReport": {"plugin": "hello", "report": "Overdue"}}}),
+    );
+    let refused = receive(&mut stream).unwrap();
+    assert_eq!(
+        refused["reply"]["Error"]["kind"], "bad_request",
+        "{refused}"
+    );
+    assert!(
+        refused["reply"]["Error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("holds no direct channel")),
+        "{refused}"
+    );
+    assert_eq!(corral.plugin("hello").pid, pid, "the worker lives");
+}

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod crash;
 mod debug;
+mod direct;
 mod extensions;
 mod help;
 mod install;

@@ -81,6 +81,7 @@ impl Worker {
             syscalls: Vec::new(),
             profile: false,
             listener_fd: None,
+            methods: Vec::new(),
         };
         self.send(&hello);
         self.recv().expect("an answer to hello")

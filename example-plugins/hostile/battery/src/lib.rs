@@ -220,6 +220,26 @@ impl Plugin for Hostile {
                 std::thread::spawn(|| spin());
                 Ok(b"spinning in the background".to_vec())
             }
+            "scribble" => {
+                // Garbage on every socket but the supervisor channel: the
+                // host apps' direct channels, this call's among them.
+                let mut hit = 0;
+                for fd in CHANNEL_FD + 1..256 {
+                    // SAFETY: fstat only writes `stat`; a closed fd fails.
+                    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+                    // SAFETY: as above.
+                    let is_socket = unsafe { libc::fstat(fd, &mut stat) } == 0
+                        && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+                    if is_socket {
+                        let garbage =
+                            [8u8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8];
+                        // SAFETY: writes from a live buffer to an open fd.
+                        unsafe { libc::write(fd, garbage.as_ptr().cast(), garbage.len()) };
+                        hit += 1;
+                    }
+                }
+                Ok(format!("scribbled on {hit} sockets").into_bytes())
+            }
             "flood" => {
                 // 64 KiB of 64-byte lines
                 let block: Vec<u8> = (0..1 << 16)

@@ -8,15 +8,17 @@
 use crate::transport::framed::Outgoing;
 use crate::transport::framed::write_queued;
 use crate::transport::payload::Payload;
-use corral_plugin_api::wire::{Call, ExitCause, Fault, HostCall, Outcome, ToWorker, WireError};
+use corral_plugin_api::wire::{
+    Call, ExitCause, Fault, HostCall, Outcome, StatsPage, ToWorker, WireError,
+};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout_at};
 use tracing::debug;
 
@@ -113,6 +115,24 @@ pub(crate) struct Worker {
     /// CPU use in percent over the watchdog's window (`u64::MAX`: not
     /// known yet).
     pub(super) cpu_percent: AtomicU64,
+    /// Where the worker counts its direct calls (see `super::direct`).
+    pub(super) stats: Option<StatsPage>,
+    /// Set once the worker stops serving: what its direct channels learn.
+    pub(super) ended: watch::Sender<Option<DirectEnd>>,
+    /// Direct channels handed out and not yet released.
+    pub(super) direct: AtomicUsize,
+    /// The nonce of the last `Pong`.
+    pub(super) pong: watch::Sender<u64>,
+}
+
+/// How a worker stopped serving, for the host apps with a direct channel
+/// to it.
+#[derive(Debug, Clone)]
+pub(crate) struct DirectEnd {
+    /// A newer generation took over: calls without a reply were not read.
+    pub(crate) retired: bool,
+    /// Why, as the calls it had in flight fail.
+    pub(crate) error: RemoteError,
 }
 
 /// Removes a call's slot when the caller stops waiting (timeout, or the
@@ -131,6 +151,11 @@ impl Drop for SlotGuard<'_> {
 impl Worker {
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The largest frame body the worker takes.
+    pub(crate) fn max_frame(&self) -> u32 {
+        self.max_frame
     }
 
     pub(super) fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -272,6 +297,16 @@ impl Worker {
         let mut pending = self.pending();
         pending.retired = true;
         let _ = self.send(&ToWorker::Shutdown);
+        self.ended.send_if_modified(|ended| {
+            ended.get_or_insert_with(|| DirectEnd {
+                retired: true,
+                error: RemoteError::new(
+                    ErrorKind::Unavailable,
+                    format!("plugin `{}`: replaced by a newer generation", self.plugin),
+                ),
+            });
+            true
+        });
     }
 
     /// Whether a newer generation replaced this worker.
@@ -353,6 +388,13 @@ impl Worker {
             pending.closed = Some(error.clone());
             std::mem::take(&mut pending.calls)
         };
+        self.ended.send_if_modified(|ended| {
+            ended.get_or_insert_with(|| DirectEnd {
+                retired: false,
+                error: error.clone(),
+            });
+            true
+        });
         for (_, slot) in calls {
             let _ = slot.reply.send(Err(error.clone()));
         }

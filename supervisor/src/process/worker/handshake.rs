@@ -14,18 +14,20 @@ use crate::process::spawn::SpawnedWorker;
 use crate::transport::framed::{FrameReader, FrameWriter};
 use corral_plugin_api::seccomp;
 use corral_plugin_api::wire::{
-    self, ExitCause, ExitInfo, FromWorker, Hello, Layer, PROTOCOL_VERSION, ToWorker, WireError,
+    self, ExitCause, ExitInfo, FromWorker, Hello, Layer, PROTOCOL_VERSION, StatsPage, ToWorker,
+    WireError,
 };
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use std::io;
-use std::sync::atomic::AtomicU64;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Why a worker did not get to `Ready`.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,9 @@ pub(crate) struct Greeted {
     plugin: Arc<str>,
     host: Arc<dyn HostCalls>,
     max_frame: u32,
+    /// The worker's stats page; `None` when it could not be made (the
+    /// worker then takes no direct channels).
+    stats: Option<StatsPage>,
 }
 
 impl Greeted {
@@ -195,7 +200,17 @@ pub(crate) async fn greet(
         }
     };
     let mut writer = FrameWriter::new(write_half, max_frame);
-    if let Err(error) = writer.send(&hello).await {
+    let (stats, sent) = match StatsPage::create() {
+        Ok((stats, fd)) => (Some(stats), writer.send_fd(&hello, fd.as_fd()).await),
+        Err(error) => {
+            warn!(
+                pid = process.pid(),
+                "no stats page (direct channels refused): {error}"
+            );
+            (None, writer.send(&hello).await)
+        }
+    };
+    if let Err(error) = sent {
         // The worker died at once: its exit status says why.
         debug!(pid = process.pid(), "cannot send hello: {error}");
         return Err(refuse(process, output, None, String::new()).await);
@@ -208,6 +223,7 @@ pub(crate) async fn greet(
         plugin,
         host,
         max_frame,
+        stats,
     })
 }
 
@@ -226,6 +242,7 @@ async fn until_ready(
         plugin,
         host,
         max_frame,
+        stats,
     } = greeted;
     let first = async {
         loop {
@@ -283,6 +300,10 @@ async fn until_ready(
                 condemned: Notify::new(),
                 rss_bytes: AtomicU64::new(0),
                 cpu_percent: AtomicU64::new(u64::MAX),
+                stats,
+                ended: watch::Sender::new(None),
+                direct: AtomicUsize::new(0),
+                pong: watch::Sender::new(0),
             });
             return Ok(Started {
                 worker,

@@ -8,11 +8,13 @@
 //! callers never hang on a dead worker.
 
 mod calls;
+mod direct;
 mod handshake;
 mod process;
 mod serve;
 
 pub(crate) use calls::{BoxFuture, Called, Chain, HostCalls, Origin, Worker};
+pub(crate) use direct::Lease;
 pub(crate) use handshake::{
     Greeted, Standby, StartError, Started, WorkerContext, activate, greet, until_ready_within,
     until_standby,

@@ -10,7 +10,7 @@ use crate::process::exit::{exit_info, with_output};
 use crate::transport::framed::FrameReader;
 use crate::transport::payload::Payload;
 use corral_plugin_api::wire::{
-    self, ExitCause, ExitInfo, FromWorker, Outcome, ToWorker, WireError,
+    self, DirectCounts, ExitCause, ExitInfo, FromWorker, Outcome, ToWorker, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError, seccomp};
 use nix::sys::signal::Signal;
@@ -23,6 +23,8 @@ use tracing::{debug, warn};
 /// How a served worker ended.
 pub(crate) struct Ended {
     pub(crate) exit: ExitInfo,
+    /// What the worker counted on its direct channels, all told.
+    pub(crate) direct: Option<DirectCounts>,
 }
 
 /// Serves replies from a ready worker until it exits, then fails whatever
@@ -134,7 +136,10 @@ pub(crate) async fn run_until_exit(
     worker.close(error);
     let exit = with_output(exit, last_output(output).await);
     debug!(plugin = %worker.plugin, pid = process.pid(), "worker {}", exit.description);
-    Ended { exit }
+    Ended {
+        exit,
+        direct: worker.direct_counts(),
+    }
 }
 
 /// Delivers replies until end of stream (`None`) or a protocol violation
@@ -169,7 +174,9 @@ async fn read_replies(
                 worker.complete(id, result);
             }
             (_, Some(_)) => return Some("a shared payload with a frame that has none".into()),
-            (Ok(FromWorker::Pong { .. }), None) => {}
+            (Ok(FromWorker::Pong { nonce }), None) => {
+                worker.pong.send_replace(nonce);
+            }
             (Ok(FromWorker::HostCall(call)), None) => {
                 if !worker.serve_host_call(&host, call) {
                     return Some(format!("more than {MAX_HOST_CALLS} host calls in flight"));
