@@ -70,10 +70,10 @@ impl<'a> Server<'a> {
                     return Ok(());
                 }
             }
-            if self.serve_buffered_direct() {
-                continue;
-            }
-            if self.wait()? {
+            // After serving, only look for more (no waiting), so that the
+            // supervisor's frames are read between busy direct channels'.
+            let served = self.serve_buffered_direct();
+            if self.wait(if served { 0 } else { -1 })? {
                 let received = self.link.recv()?;
                 if let Flow::Stop = self.supervisor_frame(received)? {
                     return Ok(());
@@ -107,9 +107,10 @@ impl<'a> Server<'a> {
         served
     }
 
-    /// Waits until a channel is readable, reading the direct channels that
-    /// are; true when the supervisor channel is.
-    fn wait(&mut self) -> Result<bool, ChannelError> {
+    /// Waits until a channel is readable (up to `timeout_ms`; -1: for as
+    /// long as it takes), reading the direct channels that are; true when
+    /// the supervisor channel is.
+    fn wait(&mut self, timeout_ms: libc::c_int) -> Result<bool, ChannelError> {
         let mut fds: Vec<libc::pollfd> = std::iter::once(self.link.raw_socket())
             .chain(self.direct.iter().map(Direct::raw_fd))
             .map(|fd| libc::pollfd {
@@ -122,7 +123,7 @@ impl<'a> Server<'a> {
         #[allow(unsafe_code, reason = "poll(2)")]
         // SAFETY: `fds` is a live array of `count` pollfds whose fds stay
         // open for the call (owned by the link and the channels).
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, -1) };
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
         if ready < 0 {
             let error = std::io::Error::last_os_error();
             if error.kind() == std::io::ErrorKind::Interrupted {

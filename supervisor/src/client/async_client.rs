@@ -50,18 +50,21 @@ struct Shared {
     /// until the request's opener takes them.
     fds: Mutex<HashMap<u64, OwnedFd>>,
     /// Direct channels by plugin.
-    directs: tokio::sync::Mutex<HashMap<String, Direct>>,
+    directs: Mutex<HashMap<String, Direct>>,
     /// Calls use direct channels ([`Client::set_direct`]).
     use_direct: AtomicBool,
     /// Direct channels' reports for the supervisor.
     reports: mpsc::UnboundedSender<RequestBody>,
 }
 
-/// A plugin's direct channel, or why there is none for now.
-enum Direct {
-    Open(Arc<DirectLink>),
-    /// The supervisor declined; calls go relayed until then.
-    Declined(tokio::time::Instant),
+/// A plugin's direct channel, if open.
+#[derive(Default)]
+struct Direct {
+    link: Option<Arc<DirectLink>>,
+    /// The supervisor declined one: calls go relayed until then.
+    declined_until: Option<tokio::time::Instant>,
+    /// Held by the caller that opens the channel.
+    opening: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How long calls to a plugin go relayed after it declined a direct
@@ -99,7 +102,7 @@ impl Client {
             slots: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
             fds: Mutex::new(HashMap::new()),
-            directs: tokio::sync::Mutex::new(HashMap::new()),
+            directs: Mutex::new(HashMap::new()),
             use_direct: AtomicBool::new(true),
             reports,
         });
@@ -169,26 +172,52 @@ impl Client {
 
     /// The plugin's direct channel: the open one, or a new one; `None`
     /// when the supervisor declines (calls then go relayed for a while).
+    /// One caller opens it while the others wait; calls to other plugins
+    /// do not.
     async fn direct(&self, plugin: &str) -> Option<Arc<DirectLink>> {
-        let mut directs = self.shared.directs.lock().await;
-        match directs.get(plugin) {
-            Some(Direct::Open(link)) if !link.is_closed() => return Some(link.clone()),
-            Some(Direct::Declined(until)) if tokio::time::Instant::now() < *until => return None,
-            _ => {}
+        let opening = match self.known_direct(plugin) {
+            Ok(known) => return known,
+            Err(opening) => opening,
+        };
+        let _opening = opening.lock().await;
+        if let Ok(known) = self.known_direct(plugin) {
+            return known; // another caller opened it meanwhile
         }
-        match self.open_direct(plugin).await {
+        let opened = self.open_direct(plugin).await;
+        let mut directs = lock(&self.shared.directs);
+        let entry = directs.entry(plugin.to_owned()).or_default();
+        match opened {
             Ok(link) => {
                 let link = Arc::new(link);
-                directs.insert(plugin.to_owned(), Direct::Open(link.clone()));
+                entry.link = Some(link.clone());
                 Some(link)
             }
             Err(error) => {
                 tracing::debug!(plugin, "no direct channel, calls go relayed: {error}");
-                let until = tokio::time::Instant::now() + DECLINED_FOR;
-                directs.insert(plugin.to_owned(), Direct::Declined(until));
+                entry.declined_until = Some(tokio::time::Instant::now() + DECLINED_FOR);
                 None
             }
         }
+    }
+
+    /// What is known of the plugin's direct channel: open (`Some`), or
+    /// declined a moment ago (`None`); otherwise the lock to open it under.
+    fn known_direct(
+        &self,
+        plugin: &str,
+    ) -> Result<Option<Arc<DirectLink>>, Arc<tokio::sync::Mutex<()>>> {
+        let mut directs = lock(&self.shared.directs);
+        let entry = directs.entry(plugin.to_owned()).or_default();
+        if let Some(link) = entry.link.as_ref().filter(|link| !link.is_closed()) {
+            return Ok(Some(link.clone()));
+        }
+        if entry
+            .declined_until
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+        {
+            return Ok(None);
+        }
+        Err(entry.opening.clone())
     }
 
     async fn open_direct(&self, plugin: &str) -> Result<DirectLink, ClientError> {
@@ -450,6 +479,7 @@ impl Drop for ReplyStream {
         if let Some(slots) = lock(&self.shared.slots).as_mut() {
             slots.remove(&self.id);
         }
+        lock(&self.shared.fds).remove(&self.id);
     }
 }
 
