@@ -61,6 +61,11 @@ impl Direct {
         }
     }
 
+    /// Whether bytes of a next call are buffered.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.frames.is_mid_frame()
+    }
+
     /// The next call buffered whole; `None` when more bytes are needed.
     pub(crate) fn next_call(&mut self) -> Result<Option<DirectCall>, WireError> {
         let Some(frame) = self.frames.next_frame()? else {

@@ -70,10 +70,11 @@ impl<'a> Server<'a> {
                     return Ok(());
                 }
             }
-            // After serving, only look for more (no waiting), so that the
-            // supervisor's frames are read between busy direct channels'.
-            let served = self.serve_buffered_direct();
-            if self.wait(if served { 0 } else { -1 })? {
+            // While direct channels have more buffered, only look for
+            // more (no waiting), so that the supervisor's frames are read
+            // between busy direct channels'.
+            let busy = self.serve_buffered_direct() && self.direct.iter().any(Direct::has_buffered);
+            if self.wait(if busy { 0 } else { -1 })? {
                 let received = self.link.recv()?;
                 if let Flow::Stop = self.supervisor_frame(received)? {
                     return Ok(());

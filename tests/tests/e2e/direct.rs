@@ -225,3 +225,42 @@ fn a_worker_that_corrupts_its_direct_channel_is_killed_and_the_call_fails() {
     corral.wait_replaced("hostile", Some(first));
     assert_eq!(client.call("hostile", "echo", b"ok").unwrap(), b"ok");
 }
+
+#[test]
+fn busy_direct_channels_do_not_starve_relayed_calls() {
+    let corral = Corral::builder().hello("hello").start();
+    worker_pid(&corral, "hello");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let client = Client::connect(&corral.socket).await.unwrap();
+                let callers = (0..16).map(|_| async {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        client.call("hello", "echo", vec![1; 64]).await.unwrap();
+                    }
+                });
+                let mut callers: Vec<_> = callers.map(Box::pin).collect();
+                crate::calls::futures_join_all(&mut callers).await;
+            });
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let mut relayed = corral.client();
+        relayed.set_direct(false);
+        for n in 0..50 {
+            let started = Instant::now();
+            let input = format!("relayed {n}").into_bytes();
+            assert_eq!(relayed.call("hello", "echo", &input).unwrap(), input);
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "a relayed call waited {:?} behind direct ones",
+                started.elapsed()
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
