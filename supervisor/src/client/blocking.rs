@@ -146,7 +146,7 @@ impl Client {
                         report: DirectReport::Overdue,
                     };
                     let _ = self.request(report, END_WAIT * 5);
-                    return Err(error.into());
+                    return Err(error);
                 }
                 Called::Done(result) => {
                     self.directs.insert(plugin.to_owned(), Direct::Open(direct));

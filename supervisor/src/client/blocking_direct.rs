@@ -4,10 +4,8 @@
 //! channel fails it with how the worker died; a broken frame fails it and
 //! is reported so that the worker is killed.
 
-use crate::client::requests::ClientError;
-use corral_plugin_api::wire::{
-    self, CallFrame, DirectChannel, FrameBuffer, FromWorker, Outcome, SharedBytes, WireError,
-};
+use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
+use corral_plugin_api::wire::{self, DirectChannel, FrameBuffer, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -34,7 +32,7 @@ pub(crate) enum Called {
     Done(Result<Vec<u8>, ClientError>),
     /// No reply within the plugin's own deadline (the error says so): the
     /// supervisor is to check the worker.
-    Overdue(RemoteError),
+    Overdue(ClientError),
     /// The worker was replaced and did not read it: send it again, relayed.
     Again,
     /// The channel closed: the worker died; its end says how.
@@ -69,15 +67,7 @@ impl BlockingDirect {
         self.next_id += 1;
         let overdue_kills = timeout >= self.deadline;
         let wait = timeout.min(self.deadline).max(Duration::from_millis(1));
-        let shared = (input.len() >= wire::SHARED_MIN)
-            .then(|| SharedBytes::copy_from(input).ok())
-            .flatten();
-        let frame = CallFrame::Call {
-            id,
-            method,
-            input: if shared.is_some() { &[] } else { input },
-            deadline_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
-        };
+        let (frame, shared) = direct_call(id, method, input, wait);
         let sent = wire::write_message(
             self.socket.as_fd(),
             &frame,
@@ -110,38 +100,19 @@ impl BlockingDirect {
                 {
                     // What was read stays buffered; a late reply is skipped
                     // by the next call.
-                    let error = RemoteError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "plugin `{plugin}` did not answer within {} ms",
-                            wait.as_millis()
-                        ),
-                    );
+                    let error = direct_timeout(plugin, wait);
                     if overdue_kills {
                         return Called::Overdue(error);
                     }
-                    return Called::Done(Err(error.into()));
+                    return Called::Done(Err(error));
                 }
                 Err(WireError::Io(_)) => return Called::Closed,
                 Err(error) => return Called::Broken(error.to_string()),
             };
-            let message = wire::decode_body::<FromWorker>(self.frames.body(&frame));
-            let (got, outcome) = match (message, frame.shared) {
-                (Ok(FromWorker::Reply { id: got, outcome }), shared) => match (outcome, shared) {
-                    (Outcome::Ok(bytes), None) => (got, Ok(bytes)),
-                    (Outcome::Ok(bytes), Some(shared)) if bytes.is_empty() => match shared.to_vec()
-                    {
-                        Ok(bytes) => (got, Ok(bytes)),
-                        Err(error) => return Called::Broken(format!("unreadable reply: {error}")),
-                    },
-                    (Outcome::Err(error), None) => (got, Err(ClientError::Remote(error))),
-                    _ => return Called::Broken("a shared payload where none belongs".into()),
-                },
-                (Ok(FromWorker::Goodbye), None) => return Called::Again,
-                (Ok(other), _) => {
-                    return Called::Broken(format!("unexpected {} frame", other.name()));
-                }
-                (Err(error), _) => return Called::Broken(error.to_string()),
+            let (got, outcome) = match from_direct(self.frames.body(&frame), frame.shared) {
+                FromDirect::Reply(got, outcome) => (got, outcome),
+                FromDirect::Goodbye => return Called::Again,
+                FromDirect::Broken(why) => return Called::Broken(why),
             };
             match got.cmp(&id) {
                 std::cmp::Ordering::Equal => return Called::Done(outcome),

@@ -11,12 +11,9 @@
 //! - the worker breaks the protocol on it: the calls fail, and the client
 //!   tells the supervisor, which kills the worker.
 
-use crate::client::requests::ClientError;
+use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
 use crate::transport::framed::{FrameReader, FrameWriter};
-use corral_plugin_api::wire::{
-    self, CallFrame, DirectChannel, DirectReport, FromWorker, Outcome, Reply, RequestBody,
-    SharedBytes, WireError,
-};
+use corral_plugin_api::wire::{DirectChannel, DirectReport, Reply, RequestBody, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,16 +116,7 @@ impl DirectLink {
             Some(slots) => slots.insert(id, slot),
             None => return Sent::Again,
         };
-        let deadline_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let shared = (input.len() >= wire::SHARED_MIN)
-            .then(|| SharedBytes::copy_from(input).ok())
-            .flatten();
-        let frame = CallFrame::Call {
-            id,
-            method,
-            input: if shared.is_some() { &[] } else { input },
-            deadline_ms,
-        };
+        let (frame, shared) = direct_call(id, method, input, timeout);
         let sent = self
             .writer
             .lock()
@@ -161,14 +149,7 @@ impl DirectLink {
                     };
                     let _ = self.reports.send(report);
                 }
-                Sent::Done(Err(ClientError::Remote(RemoteError::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "plugin `{}` did not answer within {} ms",
-                        self.plugin,
-                        timeout.as_millis()
-                    ),
-                ))))
+                Sent::Done(Err(direct_timeout(&self.plugin, timeout)))
             }
         }
     }
@@ -196,19 +177,10 @@ async fn read_replies(
             Ok(None) | Err(WireError::Io(_)) => break End::Closed,
             Err(error) => break End::Broken(error.to_string()),
         };
-        let (id, result) = match (wire::decode_body::<FromWorker>(body), shared) {
-            (Ok(FromWorker::Reply { id, outcome }), shared) => match (outcome, shared) {
-                (Outcome::Ok(bytes), None) => (id, Ok(bytes)),
-                (Outcome::Ok(bytes), Some(shared)) if bytes.is_empty() => match shared.to_vec() {
-                    Ok(bytes) => (id, Ok(bytes)),
-                    Err(error) => break End::Broken(format!("unreadable reply: {error}")),
-                },
-                (Outcome::Err(error), None) => (id, Err(ClientError::Remote(error))),
-                _ => break End::Broken("a shared payload where none belongs".into()),
-            },
-            (Ok(FromWorker::Goodbye), None) => break End::Replaced,
-            (Ok(other), _) => break End::Broken(format!("unexpected {} frame", other.name())),
-            (Err(error), _) => break End::Broken(error.to_string()),
+        let (id, result) = match from_direct(body, shared) {
+            FromDirect::Reply(id, result) => (id, result),
+            FromDirect::Goodbye => break End::Replaced,
+            FromDirect::Broken(why) => break End::Broken(why),
         };
         let slot = lock(&slots).as_mut().and_then(|slots| slots.remove(&id));
         match slot {

@@ -4,8 +4,9 @@
 //! request and wait for its reply.
 
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, Event, Fault, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply,
-    RequestBody, Response, ServerHello, SharedBytes, WireError, share_large,
+    self, Action, CallFrame, ClientHello, Event, Fault, FromWorker, Outcome, PROTOCOL_VERSION,
+    PluginDetails, PluginInfo, Reply, RequestBody, Response, ServerHello, SharedBytes, WireError,
+    share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::path::PathBuf;
@@ -280,5 +281,64 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
     ClientError::Remote(RemoteError::new(
         ErrorKind::Protocol,
         format!("unexpected {what} from corral"),
+    ))
+}
+
+/// A call's frame for a direct channel, and its input in a sealed memfd
+/// when it is large (then the frame's own input is empty).
+pub(crate) fn direct_call<'a>(
+    id: u64,
+    method: &'a str,
+    input: &'a [u8],
+    wait: Duration,
+) -> (CallFrame<'a>, Option<SharedBytes>) {
+    let shared = (input.len() >= wire::SHARED_MIN)
+        .then(|| SharedBytes::copy_from(input).ok())
+        .flatten();
+    let frame = CallFrame::Call {
+        id,
+        method,
+        input: if shared.is_some() { &[] } else { input },
+        deadline_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+    };
+    (frame, shared)
+}
+
+/// A frame from a worker on a direct channel, read.
+pub(crate) enum FromDirect {
+    /// The reply to call `0`.
+    Reply(u64, Result<Vec<u8>, ClientError>),
+    /// The worker is replaced; it reads no more.
+    Goodbye,
+    /// What the protocol forbids, and why.
+    Broken(String),
+}
+
+/// Reads a frame from a worker on a direct channel.
+pub(crate) fn from_direct(body: &[u8], shared: Option<SharedBytes>) -> FromDirect {
+    match (wire::decode_body::<FromWorker>(body), shared) {
+        (Ok(FromWorker::Reply { id, outcome }), shared) => match (outcome, shared) {
+            (Outcome::Ok(bytes), None) => FromDirect::Reply(id, Ok(bytes)),
+            (Outcome::Ok(bytes), Some(shared)) if bytes.is_empty() => match shared.to_vec() {
+                Ok(bytes) => FromDirect::Reply(id, Ok(bytes)),
+                Err(error) => FromDirect::Broken(format!("unreadable reply: {error}")),
+            },
+            (Outcome::Err(error), None) => FromDirect::Reply(id, Err(ClientError::Remote(error))),
+            _ => FromDirect::Broken("a shared payload where none belongs".into()),
+        },
+        (Ok(FromWorker::Goodbye), None) => FromDirect::Goodbye,
+        (Ok(other), _) => FromDirect::Broken(format!("unexpected {} frame", other.name())),
+        (Err(error), _) => FromDirect::Broken(error.to_string()),
+    }
+}
+
+/// A direct call's timeout.
+pub(crate) fn direct_timeout(plugin: &str, wait: Duration) -> ClientError {
+    ClientError::Remote(RemoteError::new(
+        ErrorKind::Timeout,
+        format!(
+            "plugin `{plugin}` did not answer within {} ms",
+            wait.as_millis()
+        ),
     ))
 }
