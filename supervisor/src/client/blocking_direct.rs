@@ -24,6 +24,9 @@ pub(crate) struct BlockingDirect {
     max_frame: u32,
     /// The plugin's deadline: no call waits longer.
     deadline: Duration,
+    /// The receive timeout set on the socket now (one syscall saved a
+    /// call while it stays).
+    read_timeout: Option<Duration>,
 }
 
 /// What became of a call on a direct channel.
@@ -51,6 +54,7 @@ impl BlockingDirect {
             next_id: 1,
             max_frame: channel.max_frame,
             deadline: Duration::from_millis(channel.deadline_ms),
+            read_timeout: None,
         }
     }
 
@@ -85,8 +89,11 @@ impl BlockingDirect {
                 return Called::Done(Err(error.into()));
             }
         }
-        if let Err(error) = self.socket.set_read_timeout(Some(wait)) {
-            return Called::Done(Err(WireError::Io(error).into()));
+        if self.read_timeout != Some(wait) {
+            if let Err(error) = self.socket.set_read_timeout(Some(wait)) {
+                return Called::Done(Err(WireError::Io(error).into()));
+            }
+            self.read_timeout = Some(wait);
         }
         loop {
             let frame = match self.frames.read_frame(self.socket.as_fd()) {
