@@ -13,6 +13,10 @@
 //! [`FrameBuffer`] is the reading side for every channel, blocking or
 //! not: it reads with `recvmsg`, so an fd that arrives with a frame is
 //! never dropped, and hands out whole frames with their fds.
+//!
+//! Longer than most modules because the payloads and the socket I/O that
+//! carries their fds are one protocol, and their tests (fds claimed in
+//! order, refused, over the limit) are here beside both.
 #![allow(
     unsafe_code,
     reason = "memfd, mmap and SCM_RIGHTS have no safe std API"
