@@ -1,6 +1,7 @@
 //! Syscalls per call: `strace -c -f` attached to the host client (this
 //! process), the supervisor and the worker while sequential `echo` calls
-//! of 64 bytes and of 1 MiB go through, divided by the number of calls.
+//! of 64 bytes and of 1 MiB go through, relayed by the supervisor and then
+//! on a direct channel, divided by the number of calls.
 //!
 //! Needs `strace` (skipped, saying so, without it). Runs pinned to CPU 0
 //! unless `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_CALLS` sets the number
@@ -44,7 +45,14 @@ fn main() {
         bench::mode(pinned)
     );
     let mut json = Vec::new();
-    for (what, size, count) in [("64 B", 64, calls), ("1 MiB", 1 << 20, calls / 10)] {
+    let cases = [
+        ("64 B", 64, calls, false),
+        ("1 MiB", 1 << 20, calls / 10, false),
+        ("64 B direct", 64, calls, true),
+        ("1 MiB direct", 1 << 20, calls / 10, true),
+    ];
+    for (what, size, count, direct) in cases {
+        client.set_direct(direct);
         let input = vec![0x5a; size];
         client.call("hello", "echo", &input).expect("warm-up");
         let traced = trace(corral.dir(), &processes, || {
@@ -71,6 +79,7 @@ fn main() {
             );
             json.push(serde_json::json!({
                 "payload": what,
+                "route": if direct { "direct" } else { "relayed" },
                 "calls": count,
                 "process": process,
                 "per_call": per_call(total),

@@ -152,7 +152,11 @@ impl Client {
                     self.directs.insert(plugin.to_owned(), Direct::Open(direct));
                     return result;
                 }
-                Called::Again => {} // replaced: relayed, to the new worker
+                // Replaced: relayed, to the new worker. The channel's end,
+                // if it came already, is of no use now.
+                Called::Again => {
+                    self.ended.remove(&direct.request);
+                }
                 Called::Closed => match self.direct_end(direct.request) {
                     Some((true, _)) => {}
                     Some((false, error)) => return Err(error.into()),
