@@ -35,6 +35,9 @@ pub(crate) struct Server<'a> {
     /// What the worker was told in `Hello`.
     hello: &'a Hello,
     direct: Vec<Direct>,
+    /// What `poll` waits on, refilled for each wait (kept to save an
+    /// allocation a call).
+    pollfds: Vec<libc::pollfd>,
     crash_on_next_call: bool,
 }
 
@@ -57,6 +60,7 @@ impl<'a> Server<'a> {
             stats,
             hello,
             direct: Vec::new(),
+            pollfds: Vec::new(),
             crash_on_next_call: false,
         }
     }
@@ -112,14 +116,17 @@ impl<'a> Server<'a> {
     /// long as it takes), reading the direct channels that are; true when
     /// the supervisor channel is.
     fn wait(&mut self, timeout_ms: libc::c_int) -> Result<bool, ChannelError> {
-        let mut fds: Vec<libc::pollfd> = std::iter::once(self.link.raw_socket())
-            .chain(self.direct.iter().map(Direct::raw_fd))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let mut fds = std::mem::take(&mut self.pollfds);
+        fds.clear();
+        fds.extend(
+            std::iter::once(self.link.raw_socket())
+                .chain(self.direct.iter().map(Direct::raw_fd))
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
         #[allow(unsafe_code, reason = "poll(2)")]
         // SAFETY: `fds` is a live array of `count` pollfds whose fds stay
@@ -149,7 +156,9 @@ impl<'a> Server<'a> {
                 }
             }
         }
-        Ok(fds[0].revents != 0)
+        let supervisor = fds[0].revents != 0;
+        self.pollfds = fds;
+        Ok(supervisor)
     }
 
     /// Acts on one frame from the supervisor (`None`: it closed the
