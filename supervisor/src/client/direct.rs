@@ -12,7 +12,7 @@
 //!   tells the supervisor, which kills the worker.
 
 use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
-use crate::transport::framed::{FrameReader, FrameWriter};
+use crate::transport::framed::{FrameReader, Outgoing, write_queued};
 use corral_plugin_api::wire::{DirectChannel, DirectReport, Reply, RequestBody, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::HashMap;
@@ -46,7 +46,10 @@ pub(crate) type EndReply = Pin<Box<dyn Future<Output = Option<Reply>> + Send>>;
 /// One direct channel, from the host app's side.
 pub(crate) struct DirectLink {
     plugin: String,
-    writer: tokio::sync::Mutex<FrameWriter>,
+    /// Frames for the channel's writer task.
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// The largest frame the worker takes.
+    max_frame: u32,
     /// `None` once the channel has ended.
     slots: Arc<Mutex<Option<Slots>>>,
     /// The next call's id; replies to ids from here on were never asked.
@@ -81,6 +84,15 @@ impl DirectLink {
         let (read, write) = stream.into_split();
         let slots = Arc::new(Mutex::new(Some(HashMap::new())));
         let next_id = Arc::new(AtomicU64::new(1));
+        // Frames go through one writer task, so that a caller that gives
+        // up mid-write never leaves half a frame on the channel; frames
+        // queued together go in one write.
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if let Err(error) = write_queued(write, queue).await {
+                debug!("direct channel write failed: {error}");
+            }
+        });
         let reader = tokio::spawn(read_replies(
             FrameReader::new(read, channel.max_frame),
             slots.clone(),
@@ -91,7 +103,8 @@ impl DirectLink {
         ));
         Ok(Self {
             plugin: plugin.to_owned(),
-            writer: tokio::sync::Mutex::new(FrameWriter::new(write, channel.max_frame)),
+            outgoing,
+            max_frame: channel.max_frame,
             slots,
             next_id,
             deadline: Duration::from_millis(channel.deadline_ms),
@@ -117,23 +130,17 @@ impl DirectLink {
             None => return Sent::Again,
         };
         let (frame, shared) = direct_call(id, method, input, timeout);
-        let sent = self
-            .writer
-            .lock()
-            .await
-            .send_shared(&frame, shared.as_ref())
-            .await;
-        if let Err(error) = sent {
-            self.forget(id);
-            return match error {
-                // The worker is gone or going: its end is for the reader
-                // to learn; the call was not read, so it may go again.
-                WireError::Io(_) => Sent::Again,
-                error => Sent::Done(Err(ClientError::Remote(RemoteError::new(
+        match Outgoing::encode(&frame, shared, self.max_frame) {
+            // A writer task that is gone met a closed channel: the reader
+            // settles this call with the channel's end.
+            Ok(frame) => drop(self.outgoing.send(frame)),
+            Err(error) => {
+                self.forget(id);
+                return Sent::Done(Err(ClientError::Remote(RemoteError::new(
                     ErrorKind::BadRequest,
                     format!("plugin `{}`: {error}", self.plugin),
-                )))),
-            };
+                ))));
+            }
         }
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(sent)) => sent,
