@@ -13,8 +13,10 @@
 //!
 //! Runs pinned to CPU 0 (every child inherits it) unless
 //! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_CALLS` sets the number of timed
-//! calls. Prints a table and writes the figures to
-//! `target/bench/call_latency.json`. It reports; it asserts no speed.
+//! calls; `CORRAL_BENCH_ROWS=TEXT` runs only the rows whose name contains
+//! TEXT beside the floors (to profile one path, e.g. `direct`). Prints a
+//! table and writes the figures to `target/bench/call_latency.json`. It
+//! reports; it asserts no speed.
 //!
 //! The floor's helper processes are this binary again, told their role by
 //! `CORRAL_BENCH_ROLE` and their sockets' fds by `CORRAL_BENCH_FDS`.
@@ -51,38 +53,49 @@ fn main() {
     let calls = bench::count_from_env("CORRAL_BENCH_CALLS", DEFAULT_CALLS);
     let message: Vec<u8> = (0..MESSAGE_LEN).collect();
 
+    let only = std::env::var("CORRAL_BENCH_ROWS").unwrap_or_default();
+    let wanted = |what: &str| what.contains(only.as_str());
     let mut rows = vec![
         ("raw floor, 1 hop", raw_floor(1, &message, calls)),
         ("raw floor, 2 hops", raw_floor(2, &message, calls)),
-        (
-            "corral (host→sup→worker)",
-            corral(&message, calls, Plugin::Native, Route::Relayed),
-        ),
-        (
-            "corral direct (host→worker)",
-            corral(&message, calls, Plugin::Native, Route::Direct),
-        ),
     ];
+    let corral_row = |what: &'static str, plugin: Plugin, route: Route| {
+        wanted(what).then(|| (what, corral(&message, calls, plugin, route)))
+    };
+    rows.extend(corral_row(
+        "corral (host→sup→worker)",
+        Plugin::Native,
+        Route::Relayed,
+    ));
+    rows.extend(corral_row(
+        "corral direct (host→worker)",
+        Plugin::Native,
+        Route::Direct,
+    ));
     match go_plugin_binary.and_then(|binary| go_plugin(&binary, calls)) {
-        Ok(stats) => rows.push((GO_PLUGIN_ROW, stats)),
+        Ok(stats) if wanted(GO_PLUGIN_ROW) => rows.push((GO_PLUGIN_ROW, stats)),
+        Ok(_) => {}
         Err(reason) => eprintln!("go-plugin row skipped: {reason}"),
     }
     if corral_tests::wasm_module("hello").is_file() {
-        rows.push((
+        rows.extend(corral_row(
             "corral, wasm worker",
-            corral(&message, calls, Plugin::Wasm, Route::Relayed),
+            Plugin::Wasm,
+            Route::Relayed,
         ));
-        rows.push((
+        rows.extend(corral_row(
             "corral direct, wasm worker",
-            corral(&message, calls, Plugin::Wasm, Route::Direct),
+            Plugin::Wasm,
+            Route::Direct,
         ));
     } else {
         eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
     }
     rows.push(("raw floor, 4 hops", raw_floor(4, &message, calls)));
-    rows.push((
+    rows.extend(corral_row(
         "corral, plugin→plugin call",
-        corral(&message, calls, Plugin::Dependent, Route::Relayed),
+        Plugin::Dependent,
+        Route::Relayed,
     ));
     report(&rows, pinned, calls);
 }
