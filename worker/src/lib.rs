@@ -64,6 +64,8 @@ impl WorkerError {
 
 /// Runs the worker: the whole of `corral-worker`'s `main`.
 pub fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    name_process();
     init_logging();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,6 +116,19 @@ fn run() -> Result<(), WorkerError> {
     handshake::send_ready(&link, &hello, layers)?;
     serve::Server::new(&link, plugin.as_mut(), stats, &hello).serve()?;
     Ok(())
+}
+
+/// Names the process `corral-worker` for `top`, `ps -e` and `pgrep`: the
+/// supervisor executes it through `/proc/self/fd/N`, which would leave
+/// the fd's number as its name (its command line names the plugin).
+#[cfg(target_os = "linux")]
+fn name_process() {
+    #[allow(unsafe_code, reason = "prctl(2)")]
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes, which this is.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"corral-worker".as_ptr());
+    }
 }
 
 /// Stops this process until a debugger (or `kill -CONT`) continues it:

@@ -581,3 +581,14 @@ fn a_spare_killed_while_waiting_is_reaped_and_replaced() {
     assert_eq!(after.restarts, 1);
     assert_eq!(corral.client().call("hello", "echo", b"up").unwrap(), b"up");
 }
+
+#[test]
+fn workers_are_named_for_ps_top_and_pgrep() {
+    let corral = Corral::builder().hello("hello").start();
+    let pid = corral.wait_ready("hello").pid.expect("a worker");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim_end(), "corral-worker");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(cmdline.starts_with("corral-worker: hello@"), "{cmdline}");
+}
