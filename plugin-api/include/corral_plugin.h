@@ -1,15 +1,22 @@
-/* corral native plugin ABI, version 1.
+/* corral native plugin ABI, versions 1 and 2.
  *
- * A native plugin is a shared library exporting one function,
- * corral_plugin_v1_entry, which returns a pointer to a static table.
- * The worker refuses a library without the symbol or with another
- * abi_version. This header is the normative form of the ABI; the Rust
- * macro export_plugin! produces exactly this.
+ * A native plugin is a shared library exporting corral_plugin_v2_entry
+ * or corral_plugin_v1_entry (or both), each returning a pointer to a
+ * static table. The worker takes v2 when it is there; it refuses a
+ * library with neither symbol, or whose table's abi_version is not its
+ * symbol's. This header is the normative form of the ABI; the Rust macro
+ * export_plugin! produces both entries.
  *
- * Memory: bytes the plugin returns (corral_owned) are allocated by the
- * plugin and released by the worker through the table's free_owned;
- * bytes the host returns are released through the host's free_owned.
- * Borrowed bytes (corral_bytes) are valid only during the call.
+ * The versions differ in call only. In v1 the plugin allocates its reply
+ * (corral_owned) and the worker copies it, then releases it through the
+ * table's free_owned. In v2 the plugin asks the worker for the reply's
+ * bytes (corral_output.reserve) and writes them there: when the call came
+ * on a host app's direct channel and the reply is large (64 KiB or more),
+ * those bytes are shared memory the host app reads in place, so the reply
+ * is written once and copied by nobody. Bytes the host returns are
+ * released through the host's free_owned. Borrowed bytes (corral_bytes)
+ * are valid only during the call; a large input may be shared memory the
+ * host app wrote, which the plugin can only read.
  */
 #ifndef CORRAL_PLUGIN_H
 #define CORRAL_PLUGIN_H
@@ -22,6 +29,7 @@ extern "C" {
 #endif
 
 #define CORRAL_ABI_VERSION 1
+#define CORRAL_ABI_VERSION_2 2
 
 /* call results */
 #define CORRAL_CALL_OK 0
@@ -84,7 +92,30 @@ typedef struct {
   void (*free_owned)(corral_owned out);
 } corral_plugin_v1;
 
-const corral_plugin_v1 *corral_plugin_v1_entry(void);  /* the one exported symbol */
+const corral_plugin_v1 *corral_plugin_v1_entry(void);
+
+/* v2: where call writes its reply (or, when it fails, its UTF-8 message).
+   reserve returns len writable bytes that become the reply, replacing
+   what an earlier reserve of the same call returned (which must not be
+   used after); NULL when they cannot be had (over the frame limit). They
+   hold old bytes, not zeroes: write all len of them. Valid during call. */
+typedef struct corral_output {
+  void *ctx;
+  uint8_t *(*reserve)(void *ctx, size_t len);
+} corral_output;
+
+typedef struct {
+  uint32_t abi_version;                                /* CORRAL_ABI_VERSION_2 */
+  void *(*create)(const corral_host *host);            /* NULL = init failed */
+  /* CORRAL_CALL_OK: the bytes last reserved from out are the reply;
+     otherwise they are a UTF-8 message */
+  int32_t (*call)(void *instance, corral_bytes method, corral_bytes input,
+                  const corral_output *out);
+  int32_t (*health)(void *instance);                   /* 0 = healthy */
+  void (*destroy)(void *instance);
+} corral_plugin_v2;
+
+const corral_plugin_v2 *corral_plugin_v2_entry(void);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,13 @@
-//! The native plugin ABI, version 1: `#[repr(C)]` mirrors of
+//! The native plugin ABI: `#[repr(C)]` mirrors of
 //! `include/corral_plugin.h`, which is the normative form.
 //!
-//! A native plugin is a shared library exporting one symbol,
-//! [`ENTRY_SYMBOL`], a function returning a pointer to a static
-//! [`PluginV1`]. The worker refuses a library whose symbol is missing or
-//! whose `abi_version` differs from [`ABI_VERSION`].
+//! A native plugin is a shared library exporting [`ENTRY_SYMBOL_V2`] (a
+//! function returning a pointer to a static [`PluginV2`]), or
+//! [`ENTRY_SYMBOL`] (a [`PluginV1`]), or both; the worker takes v2 when it
+//! is there. Version 2 differs in `call` only: the plugin writes its reply
+//! where the worker says ([`OutputV2`]), which on a direct channel is
+//! shared memory the host app reads in place. The worker refuses a library
+//! whose symbols are missing or whose `abi_version` is not the symbol's.
 #![allow(unsafe_code, reason = "raw views of C ABI buffers")]
 
 use std::ffi::c_void;
@@ -12,8 +15,14 @@ use std::ffi::c_void;
 /// The ABI version this crate speaks.
 pub const ABI_VERSION: u32 = 1;
 
-/// The one symbol a native plugin exports, NUL-terminated for `dlsym`.
+/// The v1 entry symbol, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL: &[u8] = b"corral_plugin_v1_entry\0";
+
+/// The version a [`PluginV2`] table says.
+pub const ABI_VERSION_2: u32 = 2;
+
+/// The v2 entry symbol, NUL-terminated for `dlsym`.
+pub const ENTRY_SYMBOL_V2: &[u8] = b"corral_plugin_v2_entry\0";
 
 /// `call` result: success, `out` holds the reply.
 pub const CALL_OK: i32 = 0;
@@ -185,3 +194,44 @@ pub struct PluginV1 {
 
 /// The entry function's type.
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginV1;
+
+/// Where a v2 `call` writes its reply, or its error message when it
+/// fails; valid for the duration of that call.
+#[repr(C)]
+pub struct OutputV2 {
+    /// Opaque worker state passed back to `reserve`.
+    pub ctx: *mut c_void,
+    /// Returns `len` writable bytes that become the reply (or the error
+    /// message), replacing whatever an earlier `reserve` of the same call
+    /// returned, which must not be used after; NULL when they cannot be
+    /// had. The bytes hold old data, not zeroes: write all `len` of them.
+    pub reserve: extern "C" fn(ctx: *mut c_void, len: usize) -> *mut u8,
+}
+
+/// A v2 call of `method` with `input`, writing the reply to `out`; see the
+/// `CALL_*` codes.
+pub type CallV2Fn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    method: Bytes,
+    input: Bytes,
+    out: *const OutputV2,
+) -> i32;
+
+/// The table a v2 entry function returns: [`PluginV1`] with the v2
+/// `call`, and no `free_owned` (the plugin owns nothing it hands over).
+#[repr(C)]
+pub struct PluginV2 {
+    /// Must equal [`ABI_VERSION_2`].
+    pub abi_version: u32,
+    /// See [`CreateFn`].
+    pub create: Option<CreateFn>,
+    /// See [`CallV2Fn`].
+    pub call: Option<CallV2Fn>,
+    /// See [`HealthFn`].
+    pub health: Option<HealthFn>,
+    /// See [`DestroyFn`].
+    pub destroy: Option<DestroyFn>,
+}
+
+/// The v2 entry function's type.
+pub type EntryV2Fn = unsafe extern "C" fn() -> *const PluginV2;

@@ -24,6 +24,7 @@ mod error;
 #[doc(hidden)]
 pub mod export;
 pub mod manifest;
+mod output;
 mod plugin;
 pub mod seccomp;
 #[cfg(not(target_arch = "wasm32"))]
@@ -33,4 +34,5 @@ mod wasm_host;
 pub mod wire;
 
 pub use error::{ErrorKind, RemoteError};
+pub use output::Output;
 pub use plugin::{Host, LogLevel, Plugin, PluginError};

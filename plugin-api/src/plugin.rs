@@ -3,6 +3,7 @@
 
 use crate::abi;
 use crate::error::{ErrorKind, RemoteError};
+use crate::output::Output;
 use std::fmt;
 
 /// A corral plugin. One instance lives in its own worker process and gets
@@ -36,6 +37,23 @@ pub trait Plugin {
     /// Handles one call. Unknown methods should return
     /// [`PluginError::unknown_method`].
     fn call(&mut self, host: &Host, method: &str, input: &[u8]) -> Result<Vec<u8>, PluginError>;
+
+    /// Handles one call, writing the reply to `out`: on a direct channel
+    /// a large reply then lands in shared memory that the host app reads
+    /// in place, with no copy by corral. corral calls this; the default
+    /// calls [`call`](Self::call) and copies its reply once. Implement it
+    /// for large replies (video frames, images), and `call` through it
+    /// (see [`Output`]).
+    fn call_into(
+        &mut self,
+        host: &Host,
+        method: &str,
+        input: &[u8],
+        out: &mut Output<'_>,
+    ) -> Result<(), PluginError> {
+        let reply = self.call(host, method, input)?;
+        out.write(&reply)
+    }
 
     /// Reports whether the plugin can serve; called periodically.
     fn health(&mut self, host: &Host) -> Result<(), PluginError> {

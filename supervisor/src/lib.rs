@@ -64,7 +64,9 @@ pub use admin::scaffold;
 #[cfg(target_os = "linux")]
 pub use admin::{check, install, profile, signing};
 #[cfg(target_os = "linux")]
-pub use client::{Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, Subscription, blocking};
+pub use client::{
+    Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, ReplyView, Subscription, blocking,
+};
 pub use config::ServeConfig;
 pub use config::paths::{default_socket_path, default_state_dir};
 pub use config::settings;

@@ -7,6 +7,13 @@
 //! the relayed client's own limit is the default 16 MiB, so the relayed
 //! 32 MiB row is empty.
 //!
+//! The direct rows are what a host app that moves frames does: it writes
+//! its input in place in the channel's shared memory (`call_with`, one
+//! copy of its data, as the floor's `write` is one) and reads the reply in
+//! place (`ReplyView`); the plugin writes its reply once (`call_into`).
+//! `direct_vec` is the plain `Vec` API on the same channel, which copies
+//! the input in and the reply out.
+//!
 //! Runs pinned to CPU 0 unless `CORRAL_BENCH_UNPINNED=1`;
 //! `CORRAL_BENCH_SECONDS` sets how long the pipelined run lasts (3 s).
 //! Prints a table and writes `target/bench/throughput.json`. It reports; it
@@ -51,15 +58,23 @@ fn main() {
          {pipelined_relayed:.0} calls/s relayed, {pipelined_direct:.0} calls/s direct"
     );
     println!(
-        "{:<8} {:>12} {:>12} {:>10} {:>12} {:>10}   relayed / direct vs floor",
-        "payload", "floor MB/s", "relayed MB/s", "relayed ms", "direct MB/s", "direct ms"
+        "{:<8} {:>12} {:>12} {:>10} {:>12} {:>10} {:>12} {:>10}   relayed / direct vs floor",
+        "payload",
+        "floor MB/s",
+        "relayed MB/s",
+        "relayed ms",
+        "direct MB/s",
+        "direct ms",
+        "d. Vec MB/s",
+        "d. Vec ms"
     );
     let mut rows = Vec::new();
     for (what, size) in PAYLOADS {
         let rounds = ((256 << 20) / size).max(4); // about 256 MiB each way
         let floor = raw_echo(size, rounds);
-        let relayed = corral_echo(&corral, size, rounds, false);
-        let direct = corral_echo(&corral, size, rounds, true);
+        let relayed = corral_echo(&corral, size, rounds, Path::Relayed);
+        let direct = corral_echo(&corral, size, rounds, Path::InPlace);
+        let direct_vec = corral_echo(&corral, size, rounds, Path::DirectVec);
         let show = |echo: Option<(f64, Duration)>| match echo {
             Some((rate, took)) => (
                 format!("{:.0}", rate / 1e6),
@@ -70,8 +85,9 @@ fn main() {
         };
         let (relayed_rate, relayed_ms, relayed_ratio) = show(relayed);
         let (direct_rate, direct_ms, direct_ratio) = show(direct);
+        let (vec_rate, vec_ms, _) = show(direct_vec);
         println!(
-            "{what:<8} {:>12.0} {relayed_rate:>12} {relayed_ms:>10} {direct_rate:>12} {direct_ms:>10}   {relayed_ratio} / {direct_ratio}",
+            "{what:<8} {:>12.0} {relayed_rate:>12} {relayed_ms:>10} {direct_rate:>12} {direct_ms:>10} {vec_rate:>12} {vec_ms:>10}   {relayed_ratio} / {direct_ratio}",
             floor / 1e6,
         );
         rows.push(serde_json::json!({
@@ -82,6 +98,8 @@ fn main() {
             "corral_round_trip_ms": relayed.map(|(_, took)| took.as_secs_f64() * 1e3),
             "direct_bytes_per_s": direct.map(|(rate, _)| rate),
             "direct_round_trip_ms": direct.map(|(_, took)| took.as_secs_f64() * 1e3),
+            "direct_vec_bytes_per_s": direct_vec.map(|(rate, _)| rate),
+            "direct_vec_round_trip_ms": direct_vec.map(|(_, took)| took.as_secs_f64() * 1e3),
         }));
     }
     let json = serde_json::json!({
@@ -142,26 +160,41 @@ fn pipelined(corral: &Corral, time: Duration, direct: bool) -> f64 {
     })
 }
 
+/// How a payload goes through corral.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    /// Through the supervisor, `Vec` in and out.
+    Relayed,
+    /// On a direct channel, written and read in place.
+    InPlace,
+    /// On a direct channel, `Vec` in and out.
+    DirectVec,
+}
+
 /// Bytes/s and round trip of `rounds` echoes of `size` bytes through
-/// corral, on a direct channel or relayed; `None` when the payload is over
-/// what that path takes (the warm-up echo says why).
-fn corral_echo(
-    corral: &Corral,
-    size: usize,
-    rounds: usize,
-    direct: bool,
-) -> Option<(f64, Duration)> {
+/// corral on `path`; `None` when the payload is over what that path takes
+/// (the warm-up echo says why).
+fn corral_echo(corral: &Corral, size: usize, rounds: usize, path: Path) -> Option<(f64, Duration)> {
     let mut client = corral.client();
-    client.set_direct(direct);
+    client.set_direct(path != Path::Relayed);
     let payload = vec![0x5a; size];
-    if let Err(error) = client.call("hello", "echo", &payload) {
-        eprintln!("{size} B echo (direct: {direct}) skipped: {error}");
+    let mut echo = || match path {
+        Path::InPlace => client
+            .call_with("hello", "echo", size, |input| {
+                input.copy_from_slice(&payload)
+            })
+            .map(|reply| reply.len()),
+        _ => client
+            .call("hello", "echo", &payload)
+            .map(|reply| reply.len()),
+    };
+    if let Err(error) = echo() {
+        eprintln!("{size} B echo ({path:?}) skipped: {error}");
         return None;
     }
     let started = Instant::now();
     for _ in 0..rounds {
-        let reply = client.call("hello", "echo", &payload).expect("echo");
-        assert_eq!(reply.len(), size);
+        assert_eq!(echo().expect("echo"), size);
     }
     let took = started.elapsed();
     Some((

@@ -27,6 +27,7 @@ mod direct;
 mod handshake;
 mod host;
 mod link;
+mod reply;
 mod runtime;
 #[cfg(target_os = "linux")]
 mod sandbox;

@@ -158,7 +158,12 @@ impl Link {
                         .map_err(|error| lost(op, &error))?;
                 }
                 Some(
-                    ToWorker::Call(_) | ToWorker::Shutdown | ToWorker::Fault(_) | ToWorker::Attach,
+                    ToWorker::Call(_)
+                    | ToWorker::Shutdown
+                    | ToWorker::Fault(_)
+                    | ToWorker::Attach
+                    | ToWorker::CallIn { .. }
+                    | ToWorker::Release { .. },
                 ) => {
                     state.queued.extend(received);
                 }

@@ -5,12 +5,13 @@
 //! served before waiting, frames from the supervisor first.
 
 use crate::channel::ChannelError;
-use crate::direct::{Direct, DirectCall, MAX_CHANNELS};
+use crate::direct::{Direct, DirectCall, Input, MAX_CHANNELS};
 use crate::link::{Link, Received};
+use crate::reply::{ReplyBuf, Written};
 use crate::runtime::Runtime;
 use corral_plugin_api::manifest::check_declared;
 use corral_plugin_api::wire::{
-    Call, Fault, FromWorker, HEALTH_METHOD, Hello, Mapping, Outcome, SharedBytes, StatsPage,
+    Arena, Call, Fault, FromWorker, HEALTH_METHOD, Hello, Outcome, SharedBytes, StatsPage,
     ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -177,8 +178,17 @@ impl<'a> Server<'a> {
         match message {
             ToWorker::Call(call) => {
                 let started = Instant::now();
-                let outcome = self.answer(&call, shared.as_ref(), call.id);
-                self.count(started, &outcome, false);
+                let input = shared.map_or(Input::Inline, Input::Shared);
+                let mut out = ReplyBuf::new(None, self.hello.max_frame);
+                let outcome = match self.answer(&call, input, call.id, &mut out) {
+                    Ok(()) => Outcome::Ok(out.into_vec()),
+                    Err(error) => Outcome::Err(error),
+                };
+                let error = match &outcome {
+                    Outcome::Ok(_) => None,
+                    Outcome::Err(error) => Some(error.kind),
+                };
+                self.count(started, error, false);
                 let link = self.link;
                 send_reply(call.id, outcome, |message, shared| {
                     link.send_shared(message, shared)
@@ -197,6 +207,9 @@ impl<'a> Server<'a> {
             ToWorker::Activate => debug!("Activate, but this worker is no spare"),
             ToWorker::Fault(Fault::CrashOnNextCall) => self.crash_on_next_call = true,
             ToWorker::Fault(Fault::FillMemory) => fill_memory(),
+            ToWorker::CallIn { .. } | ToWorker::Release { .. } => {
+                warn!("an arena frame on the supervisor's channel, where none belongs: ignored");
+            }
             ToWorker::Shutdown => {
                 debug!("shutdown requested");
                 self.goodbye();
@@ -208,23 +221,36 @@ impl<'a> Server<'a> {
 
     /// Serves a call from direct channel `index`; false when the channel
     /// is to be dropped (its host app does not take the reply).
-    fn serve_direct(&mut self, index: usize, (call, shared): DirectCall) -> bool {
+    fn serve_direct(&mut self, index: usize, (call, input): DirectCall) -> bool {
         let started = Instant::now();
+        // The reply may go in the channel's arena while the plugin runs.
+        let mut arena = std::mem::replace(&mut self.direct[index].arena, Arena::new(0));
+        let mut out = ReplyBuf::new(Some(&mut arena), self.hello.max_frame);
         let declared = self.hello.methods.iter().map(String::as_str);
-        let outcome = if call.method.starts_with('@') {
+        let result = if call.method.starts_with('@') {
             let message = format!("method {:?} is corral's own, not a host app's", call.method);
-            Outcome::Err(RemoteError::new(ErrorKind::BadRequest, message))
+            Err(RemoteError::new(ErrorKind::BadRequest, message))
         } else {
-            match check_declared(&self.hello.plugin, &call.method, declared) {
-                Ok(()) => self.answer(&call, shared.as_ref(), 0),
-                Err(error) => Outcome::Err(error),
-            }
+            check_declared(&self.hello.plugin, &call.method, declared)
+                .and_then(|()| self.answer(&call, input, 0, &mut out))
         };
-        self.count(started, &outcome, true);
+        let result = result.map(|()| out.finish());
+        let error = result.as_ref().err().map(|error| error.kind);
+        self.count(started, error, true);
         let direct = &mut self.direct[index];
-        match send_reply(call.id, outcome, |message, shared| {
-            Ok(direct.send(message, shared)?)
-        }) {
+        direct.arena = arena;
+        let sent = match result {
+            Ok(Written::Slot(slot)) => direct.send_placed(call.id, slot).map_err(Into::into),
+            Ok(Written::Bytes(bytes)) => {
+                send_reply(call.id, Outcome::Ok(bytes), |message, shared| {
+                    Ok(direct.send(message, shared)?)
+                })
+            }
+            Err(error) => send_reply(call.id, Outcome::Err(error), |message, shared| {
+                Ok(direct.send(message, shared)?)
+            }),
+        };
+        match sent {
             Ok(()) => true,
             Err(error) => {
                 debug!("direct channel dropped: cannot reply: {error}");
@@ -256,9 +282,16 @@ impl<'a> Server<'a> {
         self.direct.clear();
     }
 
-    /// Runs one call (`host_call_id`: the id host services are asked under,
-    /// 0 for a call the supervisor does not know).
-    fn answer(&mut self, call: &Call, shared: Option<&SharedBytes>, host_call_id: u64) -> Outcome {
+    /// Runs one call, its reply going to `out` (`host_call_id`: the id
+    /// host services are asked under, 0 for a call the supervisor does not
+    /// know).
+    fn answer(
+        &mut self,
+        call: &Call,
+        input: Input,
+        host_call_id: u64,
+        out: &mut ReplyBuf<'_>,
+    ) -> Result<(), RemoteError> {
         if self.crash_on_next_call {
             warn!("fault injected: aborting at call {}", call.id);
             std::process::abort();
@@ -267,58 +300,46 @@ impl<'a> Server<'a> {
             stats.begin();
         }
         let link = self.link;
-        let outcome = if call.method == HEALTH_METHOD {
+        let result = if call.method == HEALTH_METHOD {
             if link.serving(host_call_id, || self.plugin.health()) {
-                Outcome::Ok(b"healthy".to_vec())
+                out.put(b"healthy".to_vec());
+                Ok(())
             } else {
-                Outcome::Err(RemoteError::new(
+                Err(RemoteError::new(
                     ErrorKind::Plugin,
                     "the plugin reports itself unhealthy",
                 ))
             }
         } else {
             let deadline = Duration::from_millis(u64::from(call.deadline_ms));
-            match shared.map(SharedBytes::map).transpose() {
-                Ok(mapped) => {
-                    let input = Input(mapped, &call.input);
-                    let result = link.serving(host_call_id, || {
-                        self.plugin.call(&call.method, input.bytes(), deadline)
-                    });
-                    match result {
-                        Ok(reply) => Outcome::Ok(reply),
-                        Err(error) => Outcome::Err(error),
+            let mapped;
+            let input: &[u8] = match &input {
+                Input::Inline => &call.input,
+                Input::Slot(view) => view,
+                Input::Bad(error) => return Err(error.clone()),
+                Input::Shared(shared) => match shared.map() {
+                    Ok(mapping) => {
+                        mapped = mapping;
+                        &mapped
                     }
-                }
-                Err(error) => {
-                    let message = format!("cannot map the call's shared input: {error}");
-                    Outcome::Err(RemoteError::new(ErrorKind::Unavailable, message))
-                }
-            }
+                    Err(error) => {
+                        let message = format!("cannot map the call's shared input: {error}");
+                        return Err(RemoteError::new(ErrorKind::Unavailable, message));
+                    }
+                },
+            };
+            link.serving(host_call_id, || {
+                self.plugin.call(&call.method, input, deadline, out)
+            })
         };
         link.serving(0, || self.plugin.recover());
-        outcome
+        result
     }
 
     /// Ends the call begun at `started` on the stats page.
-    fn count(&self, started: Instant, outcome: &Outcome, direct: bool) {
+    fn count(&self, started: Instant, error: Option<ErrorKind>, direct: bool) {
         if let Some(stats) = &self.stats {
-            let error = match outcome {
-                Outcome::Ok(_) => None,
-                Outcome::Err(error) => Some(error.kind),
-            };
             stats.end(started.elapsed(), error, direct);
-        }
-    }
-}
-
-/// A call's input: the mapped shared payload, or the frame's bytes.
-struct Input<'a>(Option<Mapping>, &'a [u8]);
-
-impl Input<'_> {
-    fn bytes(&self) -> &[u8] {
-        match &self.0 {
-            Some(mapped) => mapped,
-            None => self.1,
         }
     }
 }

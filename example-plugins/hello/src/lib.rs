@@ -12,7 +12,7 @@
 //! `crash` and `sleep` exist so tests and the demo can show what the
 //! supervisor does when a plugin dies or hangs.
 
-use corral_plugin_api::{Host, LogLevel, Plugin, PluginError, export_plugin};
+use corral_plugin_api::{Host, LogLevel, Output, Plugin, PluginError, export_plugin};
 use std::time::Duration;
 
 /// The plugin; it keeps no state.
@@ -44,6 +44,22 @@ impl Plugin for Hello {
                 std::process::abort()
             }
             other => Err(PluginError::unknown_method(other)),
+        }
+    }
+
+    /// What corral calls: `echo` writes its reply once, where the worker
+    /// says (on a direct channel, shared memory the host app reads in
+    /// place); the other methods go through `call`.
+    fn call_into(
+        &mut self,
+        host: &Host,
+        method: &str,
+        input: &[u8],
+        out: &mut Output<'_>,
+    ) -> Result<(), PluginError> {
+        match method {
+            "echo" => out.write(input),
+            _ => out.write(&self.call(host, method, input)?),
         }
     }
 }

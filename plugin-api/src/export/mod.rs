@@ -3,6 +3,7 @@
 //! around one shared call path. Not a public API.
 
 use crate::abi;
+use crate::output::Output;
 use crate::plugin::{Host, Plugin, PluginError};
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,7 +14,7 @@ pub mod native;
 pub mod wasm;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::vtable;
+pub use native::{vtable, vtable_v2};
 
 /// A plugin and the host services it was given.
 struct Instance<P> {
@@ -25,24 +26,35 @@ impl<P: Plugin> Instance<P> {
     /// Runs one call: the ABI result code and the reply or error message.
     /// A panic comes back as [`abi::CALL_ERR_PANIC`] (where panics unwind).
     fn dispatch(&mut self, method: &[u8], input: &[u8]) -> (i32, Vec<u8>) {
+        let mut reply = Vec::new();
+        let code = self.dispatch_into(method, input, &mut Output::from(&mut reply));
+        (code, reply)
+    }
+
+    /// Runs one call writing to `out`: the ABI result code, with the reply
+    /// or error message in `out`.
+    fn dispatch_into(&mut self, method: &[u8], input: &[u8], out: &mut Output<'_>) -> i32 {
         let result = catch_unwind(AssertUnwindSafe(|| match std::str::from_utf8(method) {
             Ok(method) => match method.strip_prefix(abi::EVENT_METHOD_PREFIX) {
                 Some(topic) => self
                     .plugin
                     .on_event(&self.host, topic, input)
-                    .map(|()| Vec::new()),
-                None => self.plugin.call(&self.host, method, input),
+                    .and_then(|()| out.write(&[])),
+                None => self.plugin.call_into(&self.host, method, input, out),
             },
             Err(_) => Err(PluginError::new("method name is not UTF-8")),
         }));
-        match result {
-            Ok(Ok(reply)) => (abi::CALL_OK, reply),
-            Ok(Err(error)) => (error.abi_code(), error.into_message().into_bytes()),
+        let (code, message) = match result {
+            Ok(Ok(())) => return abi::CALL_OK,
+            Ok(Err(error)) => (error.abi_code(), error.into_message()),
             Err(panic) => (
                 abi::CALL_ERR_PANIC,
-                format!("plugin panicked: {}", panic_message(&*panic)).into_bytes(),
+                format!("plugin panicked: {}", panic_message(&*panic)),
             ),
-        }
+        };
+        // Out of room even for the message: the code still says it failed.
+        let _ = out.write(message.as_bytes());
+        code
     }
 
     fn health(&mut self) -> i32 {
@@ -65,7 +77,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 
 /// Exports a [`Plugin`](crate::Plugin) type (which must implement
 /// `Default`) as a corral plugin. Built as a `cdylib` for the host it
-/// exports the native C ABI entry `corral_plugin_v1_entry`; built for
+/// exports the native C ABI entries `corral_plugin_v2_entry` (which the
+/// worker takes) and `corral_plugin_v1_entry` (for older workers); built for
 /// `wasm32` it exports the guest ABI (`alloc`, `dealloc`, `init`, `call`,
 /// `health`, `shutdown`, `corral_abi_version`) and imports host functions
 /// from module `corral`.
@@ -77,6 +90,14 @@ macro_rules! export_plugin {
         #[unsafe(no_mangle)]
         pub extern "C" fn corral_plugin_v1_entry() -> *const $crate::abi::PluginV1 {
             static VTABLE: $crate::abi::PluginV1 = $crate::export::vtable::<$plugin>();
+            &VTABLE
+        }
+
+        /// corral plugin ABI v2 entry point.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn corral_plugin_v2_entry() -> *const $crate::abi::PluginV2 {
+            static VTABLE: $crate::abi::PluginV2 = $crate::export::vtable_v2::<$plugin>();
             &VTABLE
         }
 

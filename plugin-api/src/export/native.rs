@@ -7,6 +7,7 @@
 
 use super::Instance;
 use crate::abi;
+use crate::output::Output;
 use crate::plugin::{Host, LogLevel, Plugin};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,6 +21,17 @@ pub const fn vtable<P: Plugin + Default>() -> abi::PluginV1 {
         health: Some(health::<P>),
         destroy: Some(destroy::<P>),
         free_owned: Some(free_owned),
+    }
+}
+
+/// Builds the v2 ABI table for `P`.
+pub const fn vtable_v2<P: Plugin + Default>() -> abi::PluginV2 {
+    abi::PluginV2 {
+        abi_version: abi::ABI_VERSION_2,
+        create: Some(create::<P>),
+        call: Some(call_v2::<P>),
+        health: Some(health::<P>),
+        destroy: Some(destroy::<P>),
     }
 }
 
@@ -61,6 +73,23 @@ unsafe extern "C" fn call<P: Plugin>(
         unsafe { out.write(abi::Owned::from_vec(bytes)) };
     }
     code
+}
+
+unsafe extern "C" fn call_v2<P: Plugin>(
+    instance: *mut c_void,
+    method: abi::Bytes,
+    input: abi::Bytes,
+    out: *const abi::OutputV2,
+) -> i32 {
+    // SAFETY: as in `call`.
+    let instance = unsafe { &mut *instance.cast::<Instance<P>>() };
+    // SAFETY: as in `call`.
+    let (method, input) = unsafe { (method.as_slice(), input.as_slice()) };
+    // SAFETY: the worker passes a valid output for the call, or null.
+    match unsafe { out.as_ref() } {
+        Some(out) => instance.dispatch_into(method, input, &mut Output::abi(out)),
+        None => abi::CALL_ERR_PLUGIN,
+    }
 }
 
 unsafe extern "C" fn health<P: Plugin>(instance: *mut c_void) -> i32 {

@@ -6,6 +6,8 @@
 //! version ([`PROTOCOL_VERSION`]); a peer speaking another version gets an
 //! error naming both. Only this module names bincode.
 
+#[cfg(target_os = "linux")]
+mod arena;
 mod codec;
 mod host;
 pub mod latency;
@@ -16,6 +18,8 @@ mod stats;
 mod stream;
 mod worker;
 
+#[cfg(target_os = "linux")]
+pub use arena::{Arena, MAX_SEGMENTS, PeerArena, SEGMENT_MIN, View};
 pub use codec::{
     FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
     encode_frame, encode_frame_with, mark_shared, violation_frame,
@@ -28,18 +32,18 @@ pub use host::{
 #[cfg(target_os = "linux")]
 pub use shared::{
     Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, recv_with_fds,
-    send_frame, send_with_fd, share_large, write_message,
+    send_frame, send_with_fd, share_large, write_message, write_message_fd,
 };
 #[cfg(target_os = "linux")]
 pub use stats::{DirectCounts, StatsPage, monotonic_ns};
 pub use stream::{read_frame, write_frame};
 pub use worker::{
-    Call, CallFrame, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready,
+    Call, CallFrame, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready, Slot,
     ToWorker,
 };
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

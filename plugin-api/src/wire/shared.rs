@@ -54,6 +54,18 @@ pub struct SharedBytes {
     len: usize,
 }
 
+/// A new, empty memfd named `name` that takes seals.
+pub(super) fn sealable_memfd(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: the name is a NUL-terminated string; the flags are valid.
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 /// Whether `fd` is a memfd carrying every seal of a shared payload.
 fn is_sealed_payload(fd: &OwnedFd) -> bool {
     // SAFETY: F_GET_SEALS takes no argument; a non-memfd fails.
@@ -64,18 +76,7 @@ fn is_sealed_payload(fd: &OwnedFd) -> bool {
 impl SharedBytes {
     /// Copies `bytes` into a new sealed memfd.
     pub fn copy_from(bytes: &[u8]) -> io::Result<Self> {
-        // SAFETY: the name is a NUL-terminated string; the flags are valid.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"corral-payload".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = sealable_memfd(c"corral-payload")?;
         let mut file = std::fs::File::from(fd);
         io::Write::write_all(&mut file, bytes)?;
         let fd = OwnedFd::from(file);
@@ -504,7 +505,33 @@ pub fn write_message<T: serde::Serialize>(
 ) -> Result<(), WireError> {
     buf.clear();
     encode_shared_frame(message, shared, buf, max)?;
-    send_frame(socket, buf, shared.map(AsFd::as_fd))?;
+    send_buffered(socket, buf, shared.map(AsFd::as_fd))
+}
+
+/// Encodes `message` as one frame (in `buf`, scratch space) and writes it
+/// to a blocking socket with `fd` attached (an arena's segment, a socket).
+pub fn write_message_fd<T: serde::Serialize>(
+    socket: BorrowedFd<'_>,
+    message: &T,
+    fd: Option<BorrowedFd<'_>>,
+    buf: &mut Vec<u8>,
+    max: u32,
+) -> Result<(), WireError> {
+    buf.clear();
+    encode_frame(message, buf, max)?;
+    if fd.is_some() {
+        mark_shared(buf);
+    }
+    send_buffered(socket, buf, fd)
+}
+
+/// Sends the frames in `buf`, then lets a large buffer go.
+fn send_buffered(
+    socket: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<(), WireError> {
+    send_frame(socket, buf, fd)?;
     if buf.capacity() > BUFFER_LEN * 16 {
         *buf = Vec::new(); // do not keep a large frame's buffer around
     }

@@ -14,7 +14,7 @@
 use super::latency::{BUCKETS, bucket};
 use crate::error::ErrorKind;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -63,18 +63,7 @@ impl StatsPage {
     /// shrinking and growing, so that neither side's mapping can lose its
     /// pages (a `SIGBUS`) whatever the other does.
     pub fn create() -> io::Result<(Self, OwnedFd)> {
-        // SAFETY: the name is a NUL-terminated string; the flags are valid.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"corral-stats".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a new fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = super::shared::sealable_memfd(c"corral-stats")?;
         let len = libc::off_t::try_from(LEN).map_err(io::Error::other)?;
         // SAFETY: plain calls on our own fd.
         unsafe {
@@ -211,6 +200,7 @@ pub fn monotonic_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::FromRawFd;
 
     #[test]
     fn both_sides_see_the_same_counts() {

@@ -139,6 +139,18 @@ pub enum CallFrame<'a> {
     },
 }
 
+/// Where a payload lies in its sender's arena (see `wire::Arena`): on
+/// direct channels only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The segment, numbered from 0 in the order they were sent.
+    pub segment: u32,
+    /// The first byte's offset in the segment.
+    pub offset: u64,
+    /// The payload's length in bytes.
+    pub len: u64,
+}
+
 /// Frames from the supervisor to a worker, after [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -168,6 +180,21 @@ pub enum ToWorker {
     /// this channel's, replies on it, and says [`FromWorker::Goodbye`] on
     /// it before it exits after [`ToWorker::Shutdown`].
     Attach,
+    /// On a direct channel: a call whose input is a slot of the host
+    /// app's arena (`call.input` is empty); the slot's segment fd travels
+    /// with the first frame that names it.
+    CallIn {
+        /// The call.
+        call: Call,
+        /// Its input.
+        slot: Slot,
+    },
+    /// On a direct channel: the host app is done with these replies (see
+    /// [`FromWorker::ReplyIn`]); their slots may be reused.
+    Release {
+        /// The replies' slots.
+        slots: Vec<Slot>,
+    },
 }
 
 /// A fault a test injects into a worker, to see what the supervisor and
@@ -250,6 +277,15 @@ pub enum FromWorker {
     /// nothing more is read, so calls without a reply may be sent again
     /// (to the worker that replaced this one).
     Goodbye,
+    /// On a direct channel: the successful reply to a call, in a slot of
+    /// the worker's arena, lent to the host app until it says
+    /// [`ToWorker::Release`].
+    ReplyIn {
+        /// The call's id.
+        id: u64,
+        /// The reply.
+        slot: Slot,
+    },
 }
 
 impl FromWorker {
@@ -264,6 +300,7 @@ impl FromWorker {
             Self::HostCall(_) => "HostCall",
             Self::Standby => "Standby",
             Self::Goodbye => "Goodbye",
+            Self::ReplyIn { .. } => "ReplyIn",
         }
     }
 }

@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 _HEADER = struct.Struct("<I")
 
 

@@ -3,6 +3,7 @@
 //! One [`Client`] is one connection; it is cheap to share (`&self`
 //! methods) and many calls may be in flight on it at once.
 
+use crate::client::arena::{Payload, ReplyView};
 use crate::client::direct::{DirectLink, Sent};
 use crate::client::requests::{
     self, ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, share_input,
@@ -150,18 +151,63 @@ impl Client {
         input: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
+        self.call_payload(plugin, method, Payload::Owned(input), timeout)
+            .await
+            .map(ReplyView::into_vec)
+    }
+
+    /// Calls `method` of `plugin` with the default deadline, and returns
+    /// the reply as a [`ReplyView`]: a large reply on a direct channel is
+    /// read in place in the worker's shared memory, not copied.
+    pub async fn call_view(
+        &self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+    ) -> Result<ReplyView, ClientError> {
+        let payload = Payload::Bytes(input);
+        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+            .await
+    }
+
+    /// Calls `method` of `plugin` with an input of `len` bytes that `fill`
+    /// writes in place: on a direct channel a large input is written
+    /// straight into shared memory the worker reads, and the reply is a
+    /// [`ReplyView`] read in place, so neither is copied by corral. The
+    /// default deadline applies.
+    pub async fn call_with(
+        &self,
+        plugin: &str,
+        method: &str,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) + Send,
+    ) -> Result<ReplyView, ClientError> {
+        let payload = Payload::Fill(len, Box::new(fill));
+        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+            .await
+    }
+
+    /// A call, on the plugin's direct channel when there is one.
+    async fn call_payload(
+        &self,
+        plugin: &str,
+        method: &str,
+        mut payload: Payload<'_>,
+        timeout: Duration,
+    ) -> Result<ReplyView, ClientError> {
         // `@` methods are corral's own: the supervisor answers for them.
         if self.shared.use_direct.load(Ordering::Relaxed)
             && !method.starts_with('@')
             && let Some(link) = self.direct(plugin).await
         {
-            match link.call(method, &input, timeout).await {
+            match link.call(method, &mut payload, timeout).await {
                 Sent::Done(result) => return result,
                 Sent::Again => {} // the worker was replaced: relayed, to the new one
             }
         }
-        self.run(requests::call(plugin, method, input, timeout))
+        self.run(requests::call(plugin, method, payload.take_vec(), timeout))
             .await
+            .map(ReplyView::from)
     }
 
     /// Whether calls use direct channels to the workers (the default) or

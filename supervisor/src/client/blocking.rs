@@ -7,6 +7,7 @@
 //! # Ok::<(), corral::ClientError>(())
 //! ```
 
+use crate::client::arena::{Payload, ReplyView};
 use crate::client::blocking_direct::{BlockingDirect, Called};
 use crate::client::requests::{
     self, ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, share_input,
@@ -49,7 +50,7 @@ pub struct Client {
 
 /// A plugin's direct channel, or why there is none for now.
 enum Direct {
-    Open(BlockingDirect),
+    Open(Box<BlockingDirect>),
     /// The supervisor declined: calls go relayed until then.
     Declined(Instant),
 }
@@ -131,6 +132,57 @@ impl Client {
         input: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
+        self.call_payload(plugin, method, Payload::Bytes(input), timeout)
+            .map(ReplyView::into_vec)
+    }
+
+    /// Calls `method` of `plugin` with the default deadline, and returns
+    /// the reply as a [`ReplyView`]: a large reply on a direct channel is
+    /// read in place in the worker's shared memory, not copied.
+    pub fn call_view(
+        &mut self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+    ) -> Result<ReplyView, ClientError> {
+        self.call_payload(plugin, method, Payload::Bytes(input), DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// Calls `method` of `plugin` with an input of `len` bytes that `fill`
+    /// writes in place: on a direct channel a large input is written
+    /// straight into shared memory the worker reads, and the reply is a
+    /// [`ReplyView`] read in place, so neither is copied by corral. The
+    /// default deadline applies.
+    ///
+    /// ```no_run
+    /// # fn frame(client: &mut corral::blocking::Client) -> Result<(), corral::ClientError> {
+    /// let (width, height) = (1920, 1080);
+    /// let reply = client.call_with("blur", "frame", width * height * 4, |pixels| {
+    ///     pixels.fill(0x80); // decode or render the frame here
+    /// })?;
+    /// assert_eq!(reply.len(), width * height * 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn call_with(
+        &mut self,
+        plugin: &str,
+        method: &str,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) + Send,
+    ) -> Result<ReplyView, ClientError> {
+        let payload = Payload::Fill(len, Box::new(fill));
+        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// A call, on the plugin's direct channel when there is one.
+    fn call_payload(
+        &mut self,
+        plugin: &str,
+        method: &str,
+        mut payload: Payload<'_>,
+        timeout: Duration,
+    ) -> Result<ReplyView, ClientError> {
         // `@` methods are corral's own: the supervisor answers for them.
         let direct = if method.starts_with('@') {
             None
@@ -138,7 +190,7 @@ impl Client {
             self.direct(plugin)
         };
         if let Some(mut direct) = direct {
-            match direct.call(plugin, method, input, timeout) {
+            match direct.call(plugin, method, &mut payload, timeout) {
                 Called::Overdue(error) => {
                     self.directs.insert(plugin.to_owned(), Direct::Open(direct));
                     let report = RequestBody::DirectReport {
@@ -188,7 +240,8 @@ impl Client {
                 }
             }
         }
-        self.run(requests::call(plugin, method, input.to_vec(), timeout))
+        self.run(requests::call(plugin, method, payload.take_vec(), timeout))
+            .map(ReplyView::from)
     }
 
     /// Whether calls use direct channels to the workers (the default) or
@@ -203,7 +256,7 @@ impl Client {
     /// Takes the plugin's direct channel out of the map (the caller puts
     /// it back while it serves): the open one, or a new one; `None` when
     /// there is none for now.
-    fn direct(&mut self, plugin: &str) -> Option<BlockingDirect> {
+    fn direct(&mut self, plugin: &str) -> Option<Box<BlockingDirect>> {
         if !self.use_direct || self.broken {
             return None;
         }
@@ -217,7 +270,7 @@ impl Client {
             _ => {}
         }
         match self.open_direct(plugin) {
-            Ok(direct) => Some(direct),
+            Ok(direct) => Some(Box::new(direct)),
             Err(error) => {
                 tracing::debug!(plugin, "no direct channel, calls go relayed: {error}");
                 let until = Instant::now() + DECLINED_FOR;

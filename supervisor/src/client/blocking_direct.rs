@@ -4,7 +4,10 @@
 //! channel fails it with how the worker died; a broken frame fails it and
 //! is reported so that the worker is killed.
 
-use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
+use crate::client::arena::{ClientArenas, Payload, ReplyView};
+use crate::client::requests::{
+    ClientError, DirectFrame, FromDirect, direct_call, direct_timeout, from_direct,
+};
 use corral_plugin_api::wire::{self, DirectChannel, FrameBuffer, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::io;
@@ -19,7 +22,6 @@ pub(crate) struct BlockingDirect {
     pub(crate) request: u64,
     socket: UnixStream,
     frames: FrameBuffer,
-    write_buf: Vec<u8>,
     next_id: u64,
     max_frame: u32,
     /// The plugin's deadline: no call waits longer.
@@ -27,12 +29,13 @@ pub(crate) struct BlockingDirect {
     /// The receive timeout set on the socket now (one syscall saved a
     /// call while it stays).
     read_timeout: Option<Duration>,
+    arenas: ClientArenas,
 }
 
 /// What became of a call on a direct channel.
 pub(crate) enum Called {
     /// Answered, failed, or timed out before the plugin's deadline.
-    Done(Result<Vec<u8>, ClientError>),
+    Done(Result<ReplyView, ClientError>),
     /// No reply within the plugin's own deadline (the error says so): the
     /// supervisor is to check the worker.
     Overdue(ClientError),
@@ -46,48 +49,65 @@ pub(crate) enum Called {
 
 impl BlockingDirect {
     pub(crate) fn new(request: u64, socket: OwnedFd, channel: &DirectChannel) -> Self {
+        let mut frames = FrameBuffer::new(channel.max_frame);
+        frames.accept_fds(); // the worker's arena segments
         Self {
             request,
             socket: UnixStream::from(socket),
-            frames: FrameBuffer::new(channel.max_frame),
-            write_buf: Vec::new(),
+            frames,
             next_id: 1,
             max_frame: channel.max_frame,
             deadline: Duration::from_millis(channel.deadline_ms),
             read_timeout: None,
+            arenas: ClientArenas::new(channel.max_frame),
         }
     }
 
     /// Calls `method`, waiting up to `timeout` (or the plugin's deadline,
-    /// when shorter) for the reply.
+    /// when shorter) for the reply. When the call is to go again, relayed,
+    /// `payload` holds its input.
     pub(crate) fn call(
         &mut self,
         plugin: &str,
         method: &str,
-        input: &[u8],
+        payload: &mut Payload<'_>,
         timeout: Duration,
     ) -> Called {
         let id = self.next_id;
         self.next_id += 1;
         let overdue_kills = timeout >= self.deadline;
         let wait = timeout.min(self.deadline).max(Duration::from_millis(1));
-        let (frame, shared) = direct_call(id, method, input, wait);
-        let sent = wire::write_message(
-            self.socket.as_fd(),
-            &frame,
-            shared.as_ref(),
-            &mut self.write_buf,
-            self.max_frame,
-        );
-        match sent {
-            Ok(()) => {}
-            // The worker is gone and did not read it: it may go again.
-            Err(WireError::Io(_)) => return Called::Again,
+        let frame = match direct_call(id, method, payload, wait, &mut self.arenas, self.max_frame) {
+            Ok(frame) => frame,
             Err(error) => {
                 let error =
                     RemoteError::new(ErrorKind::BadRequest, format!("plugin `{plugin}`: {error}"));
                 return Called::Done(Err(error.into()));
             }
+        };
+        let called = self.exchange(plugin, id, &frame, wait, overdue_kills);
+        if let Some(slot) = frame.slot {
+            if let Called::Again = called {
+                *payload = Payload::Owned(self.arenas.input(slot));
+            }
+            self.arenas.free_input(slot);
+        }
+        called
+    }
+
+    /// Sends call `id`'s frames and waits up to `wait` for its reply.
+    fn exchange(
+        &mut self,
+        plugin: &str,
+        id: u64,
+        frame: &DirectFrame,
+        wait: Duration,
+        overdue_kills: bool,
+    ) -> Called {
+        let fd = frame.fd.as_ref().map(AsFd::as_fd);
+        if wire::send_frame(self.socket.as_fd(), &frame.bytes, fd).is_err() {
+            // The worker is gone and did not read it: it may go again.
+            return Called::Again;
         }
         if self.read_timeout != Some(wait) {
             if let Err(error) = self.socket.set_read_timeout(Some(wait)) {
@@ -96,7 +116,7 @@ impl BlockingDirect {
             self.read_timeout = Some(wait);
         }
         loop {
-            let frame = match self.frames.read_frame(self.socket.as_fd()) {
+            let mut frame = match self.frames.read_frame(self.socket.as_fd()) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Called::Closed,
                 Err(WireError::Io(error))
@@ -116,7 +136,9 @@ impl BlockingDirect {
                 Err(WireError::Io(_)) => return Called::Closed,
                 Err(error) => return Called::Broken(error.to_string()),
             };
-            let (got, outcome) = match from_direct(self.frames.body(&frame), frame.shared) {
+            let fd = frame.fd.take();
+            let body = self.frames.body(&frame);
+            let (got, outcome) = match from_direct(body, frame.shared, fd, &mut self.arenas) {
                 FromDirect::Reply(got, outcome) => (got, outcome),
                 FromDirect::Goodbye => return Called::Again,
                 FromDirect::Broken(why) => return Called::Broken(why),

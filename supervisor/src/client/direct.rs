@@ -11,9 +11,10 @@
 //! - the worker breaks the protocol on it: the calls fail, and the client
 //!   tells the supervisor, which kills the worker.
 
+use crate::client::arena::{ClientArenas, Payload, ReplyView};
 use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
 use crate::transport::framed::{FrameReader, Outgoing, write_queued};
-use corral_plugin_api::wire::{DirectChannel, DirectReport, Reply, RequestBody, WireError};
+use corral_plugin_api::wire::{DirectChannel, DirectReport, Reply, RequestBody, Slot, WireError};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,7 +34,7 @@ const END_WAIT: Duration = Duration::from_secs(1);
 /// What became of a call sent on a direct channel.
 pub(crate) enum Sent {
     /// Answered (or failed, or timed out).
-    Done(Result<Vec<u8>, ClientError>),
+    Done(Result<ReplyView, ClientError>),
     /// Not read by the worker, which was replaced: send it again, relayed.
     Again,
 }
@@ -56,6 +57,8 @@ pub(crate) struct DirectLink {
     next_id: Arc<AtomicU64>,
     /// The plugin's deadline: no call waits longer.
     deadline: Duration,
+    /// The channel's arenas, shared with the reader.
+    arenas: Arc<Mutex<ClientArenas>>,
     /// Reports for the supervisor, sent on the client's connection.
     reports: mpsc::UnboundedSender<RequestBody>,
     reader: JoinHandle<()>,
@@ -84,6 +87,7 @@ impl DirectLink {
         let (read, write) = stream.into_split();
         let slots = Arc::new(Mutex::new(Some(HashMap::new())));
         let next_id = Arc::new(AtomicU64::new(1));
+        let arenas = Arc::new(Mutex::new(ClientArenas::new(channel.max_frame)));
         // Frames go through one writer task, so that a caller that gives
         // up mid-write never leaves half a frame on the channel; frames
         // queued together go in one write.
@@ -94,7 +98,8 @@ impl DirectLink {
             }
         });
         let reader = tokio::spawn(read_replies(
-            FrameReader::new(read, channel.max_frame),
+            FrameReader::accepting_fds(read, channel.max_frame), // arena segments
+            arenas.clone(),
             slots.clone(),
             next_id.clone(),
             end,
@@ -108,6 +113,7 @@ impl DirectLink {
             slots,
             next_id,
             deadline: Duration::from_millis(channel.deadline_ms),
+            arenas,
             reports,
             reader,
         })
@@ -118,9 +124,15 @@ impl DirectLink {
         lock(&self.slots).is_none()
     }
 
-    /// Calls `method` with `input` on the channel, waiting up to `timeout`
-    /// (or the plugin's deadline, when shorter).
-    pub(crate) async fn call(&self, method: &str, input: &[u8], timeout: Duration) -> Sent {
+    /// Calls `method` on the channel, waiting up to `timeout` (or the
+    /// plugin's deadline, when shorter). When the call is to go again,
+    /// relayed, `payload` holds its input.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        payload: &mut Payload<'_>,
+        timeout: Duration,
+    ) -> Sent {
         let overdue_kills = timeout >= self.deadline;
         let timeout = timeout.min(self.deadline).max(Duration::from_millis(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -129,20 +141,34 @@ impl DirectLink {
             Some(slots) => slots.insert(id, slot),
             None => return Sent::Again,
         };
-        let (frame, shared) = direct_call(id, method, input, timeout);
-        match Outgoing::encode(&frame, shared, self.max_frame) {
-            // A writer task that is gone met a closed channel: the reader
-            // settles this call with the channel's end.
-            Ok(frame) => drop(self.outgoing.send(frame)),
-            Err(error) => {
-                self.forget(id);
-                return Sent::Done(Err(ClientError::Remote(RemoteError::new(
-                    ErrorKind::BadRequest,
-                    format!("plugin `{}`: {error}", self.plugin),
-                ))));
+        let input = {
+            // Encoded and queued under the lock: a new segment goes out
+            // with the first frame that names it, before any other does.
+            let mut arenas = lock(&self.arenas);
+            match direct_call(id, method, payload, timeout, &mut arenas, self.max_frame) {
+                Ok(frame) => {
+                    // A writer task that is gone met a closed channel: the
+                    // reader settles this call with the channel's end.
+                    drop(
+                        self.outgoing
+                            .send(Outgoing::with_frames(frame.bytes, frame.fd)),
+                    );
+                    Input {
+                        arenas: self.arenas.clone(),
+                        slot: frame.slot,
+                    }
+                }
+                Err(error) => {
+                    drop(arenas);
+                    self.forget(id);
+                    return Sent::Done(Err(ClientError::Remote(RemoteError::new(
+                        ErrorKind::BadRequest,
+                        format!("plugin `{}`: {error}", self.plugin),
+                    ))));
+                }
             }
-        }
-        match tokio::time::timeout(timeout, reply).await {
+        };
+        let sent = match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(sent)) => sent,
             Ok(Err(_)) => Sent::Again,
             Err(_) => {
@@ -158,7 +184,11 @@ impl DirectLink {
                 }
                 Sent::Done(Err(direct_timeout(&self.plugin, timeout)))
             }
+        };
+        if let (Sent::Again, Some(slot)) = (&sent, input.slot) {
+            *payload = Payload::Owned(lock(&self.arenas).input(slot));
         }
+        sent
     }
 
     fn forget(&self, id: u64) {
@@ -168,10 +198,25 @@ impl DirectLink {
     }
 }
 
+/// A call's input slot, freed when the call is over (or given up).
+struct Input {
+    arenas: Arc<Mutex<ClientArenas>>,
+    slot: Option<Slot>,
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            lock(&self.arenas).free_input(slot);
+        }
+    }
+}
+
 /// Delivers replies until the channel ends, then settles every call still
 /// waiting (see the module's three ends).
 async fn read_replies(
     mut reader: FrameReader,
+    arenas: Arc<Mutex<ClientArenas>>,
     slots: Arc<Mutex<Option<Slots>>>,
     next_id: Arc<AtomicU64>,
     end_reply: EndReply,
@@ -179,12 +224,12 @@ async fn read_replies(
     plugin: String,
 ) {
     let end = loop {
-        let (body, shared) = match reader.next().await {
+        let (body, shared, fd) = match reader.next_with_fd().await {
             Ok(Some(frame)) => frame,
             Ok(None) | Err(WireError::Io(_)) => break End::Closed,
             Err(error) => break End::Broken(error.to_string()),
         };
-        let (id, result) = match from_direct(body, shared) {
+        let (id, result) = match from_direct(body, shared, fd, &mut lock(&arenas)) {
             FromDirect::Reply(id, result) => (id, result),
             FromDirect::Goodbye => break End::Replaced,
             FromDirect::Broken(why) => break End::Broken(why),

@@ -4,11 +4,13 @@
 //! Layer: may import `transport` only: a host app's client knows nothing
 //! of the supervisor's insides.
 
+mod arena;
 pub(crate) mod async_client;
 pub mod blocking;
 mod blocking_direct;
 mod direct;
 pub(crate) mod requests;
 
+pub use arena::ReplyView;
 pub use async_client::{Client, EventStream, Subscription};
 pub use requests::{ClientError, DEFAULT_CALL_TIMEOUT};

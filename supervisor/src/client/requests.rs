@@ -3,12 +3,14 @@
 //! The async and the blocking client differ only in how they send a
 //! request and wait for its reply.
 
+use crate::client::arena::{ClientArenas, Payload, ReplyView};
 use corral_plugin_api::wire::{
-    self, Action, CallFrame, ClientHello, Event, Fault, FromWorker, Outcome, PROTOCOL_VERSION,
-    PluginDetails, PluginInfo, Reply, RequestBody, Response, ServerHello, SharedBytes, WireError,
-    share_large,
+    self, Action, Call, CallFrame, ClientHello, Event, Fault, FromWorker, Outcome,
+    PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply, RequestBody, Response, ServerHello,
+    SharedBytes, Slot, ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -284,14 +286,60 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
     ))
 }
 
-/// A call's frame for a direct channel, and its input in a sealed memfd
-/// when it is large (then the frame's own input is empty).
-pub(crate) fn direct_call<'a>(
+/// A call encoded for a direct channel.
+pub(crate) struct DirectFrame {
+    /// The frames: releases of reply slots, then the call.
+    pub(crate) bytes: Vec<u8>,
+    /// The fd that goes with them: a sealed memfd holding the input, or a
+    /// segment of the arena the input is in, new to the worker.
+    pub(crate) fd: Option<OwnedFd>,
+    /// The input's slot, to free when the call is over.
+    pub(crate) slot: Option<Slot>,
+}
+
+/// Encodes a call for a direct channel, with the reply slots released
+/// since the last one: a large input goes in a slot of the channel's
+/// arena (or, when it is full, a sealed memfd of its own).
+pub(crate) fn direct_call(
     id: u64,
-    method: &'a str,
-    input: &'a [u8],
+    method: &str,
+    payload: &mut Payload<'_>,
     wait: Duration,
-) -> (CallFrame<'a>, Option<SharedBytes>) {
+    arenas: &mut ClientArenas,
+    max: u32,
+) -> Result<DirectFrame, WireError> {
+    let deadline_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+    let mut bytes = Vec::new();
+    let released = arenas.take_released();
+    if !released.is_empty() {
+        wire::encode_frame(&ToWorker::Release { slots: released }, &mut bytes, max)?;
+    }
+    let start = bytes.len();
+    if let Some(slot) = arenas.place(payload) {
+        let call = Call {
+            id,
+            method: method.to_owned(),
+            input: Vec::new(),
+            deadline_ms,
+        };
+        if let Err(error) = wire::encode_frame(&ToWorker::CallIn { call, slot }, &mut bytes, max) {
+            arenas.free_input(slot);
+            return Err(error);
+        }
+        let fd = match arenas.announce(slot) {
+            Some(fd) => {
+                wire::mark_shared(&mut bytes[start..]);
+                Some(fd.try_clone_to_owned()?)
+            }
+            None => None,
+        };
+        return Ok(DirectFrame {
+            bytes,
+            fd,
+            slot: Some(slot),
+        });
+    }
+    let input = payload.bytes();
     let shared = (input.len() >= wire::SHARED_MIN)
         .then(|| SharedBytes::copy_from(input).ok())
         .flatten();
@@ -299,32 +347,56 @@ pub(crate) fn direct_call<'a>(
         id,
         method,
         input: if shared.is_some() { &[] } else { input },
-        deadline_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        deadline_ms,
     };
-    (frame, shared)
+    wire::encode_shared_frame(&frame, shared.as_ref(), &mut bytes, max)?;
+    let fd = match shared {
+        Some(shared) => Some(shared.as_fd().try_clone_to_owned()?),
+        None => None,
+    };
+    Ok(DirectFrame {
+        bytes,
+        fd,
+        slot: None,
+    })
 }
 
 /// A frame from a worker on a direct channel, read.
 pub(crate) enum FromDirect {
     /// The reply to call `0`.
-    Reply(u64, Result<Vec<u8>, ClientError>),
+    Reply(u64, Result<ReplyView, ClientError>),
     /// The worker is replaced; it reads no more.
     Goodbye,
     /// What the protocol forbids, and why.
     Broken(String),
 }
 
-/// Reads a frame from a worker on a direct channel.
-pub(crate) fn from_direct(body: &[u8], shared: Option<SharedBytes>) -> FromDirect {
+/// Reads a frame from a worker on a direct channel, with the fd that came
+/// with it (a segment of the worker's arena).
+pub(crate) fn from_direct(
+    body: &[u8],
+    shared: Option<SharedBytes>,
+    fd: Option<OwnedFd>,
+    arenas: &mut ClientArenas,
+) -> FromDirect {
+    if let Some(fd) = fd
+        && let Err(error) = arenas.adopt(fd)
+    {
+        return FromDirect::Broken(error.to_string());
+    }
     match (wire::decode_body::<FromWorker>(body), shared) {
         (Ok(FromWorker::Reply { id, outcome }), shared) => match (outcome, shared) {
-            (Outcome::Ok(bytes), None) => FromDirect::Reply(id, Ok(bytes)),
+            (Outcome::Ok(bytes), None) => FromDirect::Reply(id, Ok(bytes.into())),
             (Outcome::Ok(bytes), Some(shared)) if bytes.is_empty() => match shared.to_vec() {
-                Ok(bytes) => FromDirect::Reply(id, Ok(bytes)),
+                Ok(bytes) => FromDirect::Reply(id, Ok(bytes.into())),
                 Err(error) => FromDirect::Broken(format!("unreadable reply: {error}")),
             },
             (Outcome::Err(error), None) => FromDirect::Reply(id, Err(ClientError::Remote(error))),
             _ => FromDirect::Broken("a shared payload where none belongs".into()),
+        },
+        (Ok(FromWorker::ReplyIn { id, slot }), None) => match arenas.reply(slot) {
+            Ok(view) => FromDirect::Reply(id, Ok(view)),
+            Err(error) => FromDirect::Broken(error.to_string()),
         },
         (Ok(FromWorker::Goodbye), None) => FromDirect::Goodbye,
         (Ok(other), _) => FromDirect::Broken(format!("unexpected {} frame", other.name())),

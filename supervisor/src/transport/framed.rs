@@ -2,7 +2,7 @@
 //! codec and the fd-carrying [`FrameBuffer`] in `corral_plugin_api::wire`.
 
 use corral_plugin_api::wire::{
-    FrameBuffer, SharedBytes, WireError, encode_frame, encode_shared_frame, mark_shared,
+    Frame, FrameBuffer, SharedBytes, WireError, encode_frame, encode_shared_frame, mark_shared,
     send_with_fd,
 };
 use serde::Serialize;
@@ -46,10 +46,27 @@ impl FrameReader {
     /// The next frame's body and shared payload; `None` on a clean end of
     /// stream between frames. Cancel-safe: bytes read stay buffered.
     pub(crate) async fn next(&mut self) -> Result<Option<(&[u8], Option<SharedBytes>)>, WireError> {
+        let Some(mut frame) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        self.fd = frame.fd.take();
+        Ok(Some((self.frames.body(&frame), frame.shared)))
+    }
+
+    /// The next frame's body, shared payload and any other fd that came
+    /// with it; as [`next`](Self::next) otherwise.
+    pub(crate) async fn next_with_fd(&mut self) -> Result<Option<FrameParts<'_>>, WireError> {
+        let Some(mut frame) = self.next_frame().await? else {
+            return Ok(None);
+        };
+        let fd = frame.fd.take();
+        Ok(Some((self.frames.body(&frame), frame.shared, fd)))
+    }
+
+    async fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
         loop {
-            if let Some(mut frame) = self.frames.next_frame()? {
-                self.fd = frame.fd.take();
-                return Ok(Some((self.frames.body(&frame), frame.shared)));
+            if let Some(frame) = self.frames.next_frame()? {
+                return Ok(Some(frame));
             }
             let stream = self.inner.as_ref();
             stream.readable().await?;
@@ -85,6 +102,9 @@ impl FrameReader {
         }
     }
 }
+
+/// A frame's body, shared payload and other fd.
+pub(crate) type FrameParts<'a> = (&'a [u8], Option<SharedBytes>, Option<OwnedFd>);
 
 /// Writes frames to a stream.
 pub(crate) struct FrameWriter {
@@ -197,6 +217,15 @@ impl Outgoing {
         Self {
             frame,
             shared: None,
+        }
+    }
+
+    /// Frames encoded already, with the fd that goes with the first one
+    /// that says it carries one.
+    pub(crate) fn with_frames(frames: Vec<u8>, fd: Option<OwnedFd>) -> Self {
+        Self {
+            frame: frames,
+            shared: fd.map(Attached::Fd),
         }
     }
 

@@ -1,4 +1,4 @@
-/* @NAME@: a corral plugin in C, native ABI v1 (see corral_plugin.h).
+/* @NAME@: a corral plugin in C, native ABI v2 (see corral_plugin.h).
  *
  *   greet NAME -> "GREETING, NAME!"  (GREETING: the `greeting` setting)
  *
@@ -43,20 +43,22 @@ static void *create(const corral_host *host) {
   return self;
 }
 
-/* out = the concatenation of the pieces; CORRAL_CALL_ERR_PLUGIN without memory. */
-static int32_t reply(int32_t code, corral_owned *out, const char *a, corral_bytes b, const char *c) {
+/* The reply (or message) a, b, c, written once where the worker says
+   (shared memory the host app reads in place, when it is large);
+   CORRAL_CALL_ERR_PLUGIN when the worker cannot hold it. */
+static int32_t reply(int32_t code, const corral_output *out, const char *a, corral_bytes b,
+                     const char *c) {
   size_t len = strlen(a) + b.len + strlen(c);
-  uint8_t *bytes = malloc(len ? len : 1);
+  uint8_t *bytes = out->reserve(out->ctx, len);
   if (!bytes) return CORRAL_CALL_ERR_PLUGIN;
   memcpy(bytes, a, strlen(a));
   if (b.len) memcpy(bytes + strlen(a), b.ptr, b.len);
   memcpy(bytes + strlen(a) + b.len, c, strlen(c));
-  out->ptr = bytes;
-  out->len = len;
   return code;
 }
 
-static int32_t call(void *self_, corral_bytes method, corral_bytes input, corral_owned *out) {
+static int32_t call(void *self_, corral_bytes method, corral_bytes input,
+                    const corral_output *out) {
   instance *self = self_;
   if (method.len == 5 && memcmp(method.ptr, "greet", 5) == 0) {
     char prefix[sizeof self->greeting + 2];
@@ -74,10 +76,8 @@ static int32_t health(void *self) {
 
 static void destroy(void *self) { free(self); }
 
-static void free_owned(corral_owned out) { free(out.ptr); }
-
-static const corral_plugin_v1 plugin = {
-  CORRAL_ABI_VERSION, create, call, health, destroy, free_owned,
+static const corral_plugin_v2 plugin = {
+  CORRAL_ABI_VERSION_2, create, call, health, destroy,
 };
 
-const corral_plugin_v1 *corral_plugin_v1_entry(void) { return &plugin; }
+const corral_plugin_v2 *corral_plugin_v2_entry(void) { return &plugin; }

@@ -33,17 +33,31 @@ static void host_free_owned(void *ctx, corral_owned out) {
   free(out.ptr);
 }
 
-static int expect(const corral_plugin_v1 *plugin, void *instance, const char *method,
+/* The worker's side of corral_output: a buffer it owns. */
+typedef struct {
+  uint8_t bytes[4096];
+  size_t len;
+} reply_buffer;
+
+static uint8_t *reserve(void *ctx, size_t len) {
+  reply_buffer *reply = ctx;
+  if (len > sizeof reply->bytes) return NULL;
+  reply->len = len;
+  return reply->bytes;
+}
+
+static int expect(const corral_plugin_v2 *plugin, void *instance, const char *method,
                   const char *input, int32_t code, const char *expected) {
   corral_bytes m = {(const uint8_t *)method, strlen(method)};
   corral_bytes in = {(const uint8_t *)input, strlen(input)};
-  corral_owned out = {NULL, 0};
+  reply_buffer reply = {{0}, 0};
+  corral_output out = {&reply, reserve};
   int32_t got = plugin->call(instance, m, in, &out);
-  int ok = got == code && out.len == strlen(expected) && memcmp(out.ptr, expected, out.len) == 0;
+  int ok = got == code && reply.len == strlen(expected) &&
+           memcmp(reply.bytes, expected, reply.len) == 0;
   if (!ok)
     fprintf(stderr, "%s(%s): got %d \"%.*s\", expected %d \"%s\"\n", method, input, got,
-            (int)out.len, (const char *)out.ptr, code, expected);
-  plugin->free_owned(out);
+            (int)reply.len, (const char *)reply.bytes, code, expected);
   return ok;
 }
 
@@ -53,16 +67,16 @@ int main(void) {
     fprintf(stderr, "%s\n", dlerror());
     return 1;
   }
-  const corral_plugin_v1 *(*entry)(void) =
-      (const corral_plugin_v1 *(*)(void))dlsym(library, "corral_plugin_v1_entry");
+  const corral_plugin_v2 *(*entry)(void) =
+      (const corral_plugin_v2 *(*)(void))dlsym(library, "corral_plugin_v2_entry");
   if (!entry) {
-    fprintf(stderr, "no corral_plugin_v1_entry\n");
+    fprintf(stderr, "no corral_plugin_v2_entry\n");
     return 1;
   }
-  const corral_plugin_v1 *plugin = entry();
+  const corral_plugin_v2 *plugin = entry();
   corral_host host = {NULL, host_log, host_now_ms, host_call, host_free_owned};
   void *instance = plugin->create(&host);
-  int ok = plugin->abi_version == CORRAL_ABI_VERSION && instance &&
+  int ok = plugin->abi_version == CORRAL_ABI_VERSION_2 && instance &&
            expect(plugin, instance, "greet", "corral", CORRAL_CALL_OK, "Hi, corral!") &&
            expect(plugin, instance, "nope", "", CORRAL_CALL_ERR_UNKNOWN_METHOD, "unknown method `nope`") &&
            plugin->health(instance) == 0;

@@ -3,6 +3,7 @@
 //! `tests/src/lib.rs`).
 
 mod access;
+mod arena;
 mod calls;
 mod check;
 mod cli;

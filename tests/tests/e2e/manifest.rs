@@ -106,10 +106,9 @@ fn library_without_the_entry_symbol_fails_with_a_clear_error() {
         .start();
     corral.wait_ready("hello");
     corral.wait_until("the bad library is reported", || {
-        corral
-            .plugin("notplugin")
-            .error
-            .is_some_and(|e| e.contains("does not export `corral_plugin_v1_entry`"))
+        corral.plugin("notplugin").error.is_some_and(|e| {
+            e.contains("exports neither `corral_plugin_v2_entry` nor `corral_plugin_v1_entry`")
+        })
     });
     let plugin = corral.plugin("notplugin");
     assert_ne!(plugin.state, PluginState::Ready);

@@ -3,10 +3,11 @@
 
 use corral_plugin_api::ErrorKind;
 use corral_plugin_api::wire::{
-    self, Call, FromWorker, Hello, Outcome, PROTOCOL_VERSION, PluginKind, ToWorker,
+    self, Arena, Call, FromWorker, Hello, Outcome, PROTOCOL_VERSION, PeerArena, PluginKind, Slot,
+    ToWorker,
 };
 use corral_tests::artifact;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -217,4 +218,155 @@ fn worker_started_by_hand_says_how_it_is_meant_to_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("fd 3 is not an open socket"), "{stderr}");
     assert!(stderr.contains("started by `corral serve`"), "{stderr}");
+}
+
+/// A direct channel attached to `worker`: the host app's end, reading the
+/// fds that come with frames (arena segments).
+struct DirectEnd {
+    socket: UnixStream,
+    frames: wire::FrameBuffer,
+    buf: Vec<u8>,
+}
+
+impl DirectEnd {
+    fn attach(worker: &mut Worker) -> Self {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        wire::write_message_fd(
+            worker.channel.as_fd(),
+            &ToWorker::Attach,
+            Some(theirs.as_fd()),
+            &mut buf,
+            MAX,
+        )
+        .unwrap();
+        let mut frames = wire::FrameBuffer::new(MAX);
+        frames.accept_fds();
+        DirectEnd {
+            socket: ours,
+            frames,
+            buf,
+        }
+    }
+
+    fn send(&mut self, message: &ToWorker, fd: Option<BorrowedFd<'_>>) {
+        wire::write_message_fd(self.socket.as_fd(), message, fd, &mut self.buf, MAX).unwrap();
+    }
+
+    fn recv(&mut self) -> (FromWorker, Option<OwnedFd>) {
+        let mut frame = self
+            .frames
+            .read_frame(self.socket.as_fd())
+            .unwrap()
+            .unwrap();
+        let message = wire::decode_body(self.frames.body(&frame)).unwrap();
+        (message, frame.fd.take())
+    }
+}
+
+fn call_in(id: u64, slot: Slot) -> ToWorker {
+    ToWorker::CallIn {
+        call: Call {
+            id,
+            method: "echo".into(),
+            input: Vec::new(),
+            deadline_ms: 1000,
+        },
+        slot,
+    }
+}
+
+#[test]
+fn direct_arenas_lend_reply_slots_until_released_and_refuse_slots_never_sent() {
+    let mut worker = Worker::start();
+    assert!(matches!(worker.hello(&hello_lib()), FromWorker::Ready(_)));
+    let mut direct = DirectEnd::attach(&mut worker);
+    let mut ours = Arena::new(64 << 20);
+    let mut theirs = PeerArena::new(64 << 20);
+    let len = 1 << 20;
+
+    // A slot in a segment the worker never got: that call fails, the
+    // channel serves on.
+    let never = Slot {
+        segment: 3,
+        offset: 0,
+        len: 10,
+    };
+    direct.send(&call_in(1, never), None);
+    match direct.recv() {
+        (
+            FromWorker::Reply {
+                id: 1,
+                outcome: Outcome::Err(error),
+            },
+            None,
+        ) => {
+            assert_eq!(error.kind, ErrorKind::BadRequest, "{error}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Input in our arena, its segment sent with the first call naming it;
+    // the reply in the worker's, its segment sent with the first reply.
+    let mut replies = Vec::new();
+    for id in 2..5u64 {
+        let input = ours.alloc(len).unwrap();
+        ours.bytes_mut(input).unwrap().fill(id.to_le_bytes()[0]);
+        let fd = ours.announce(input);
+        direct.send(&call_in(id, input), fd);
+        let (reply, fd) = direct.recv();
+        let FromWorker::ReplyIn { id: got, slot } = reply else {
+            panic!("expected a reply in the arena, got {reply:?}");
+        };
+        assert_eq!(got, id);
+        let new = replies
+            .iter()
+            .all(|seen: &Slot| seen.segment < slot.segment);
+        assert_eq!(
+            fd.is_some(),
+            new,
+            "a segment comes with its first slot: {slot:?}"
+        );
+        if let Some(fd) = fd {
+            theirs.adopt(fd).unwrap();
+        }
+        ours.free(input);
+        replies.push(slot);
+    }
+    // Unreleased replies are lent: none shares bytes with another, and
+    // each still holds its call's bytes.
+    for (index, slot) in replies.iter().enumerate() {
+        let view = theirs.view(*slot).unwrap();
+        assert!(
+            view.iter().all(|&b| usize::from(b) == index + 2),
+            "reply {index}"
+        );
+        for other in &replies[index + 1..] {
+            assert!(
+                slot.segment != other.segment
+                    || slot.offset + slot.len <= other.offset
+                    || other.offset + other.len <= slot.offset,
+                "{slot:?} overlaps {other:?}"
+            );
+        }
+    }
+    // Released, the first slot is lent again.
+    direct.send(
+        &ToWorker::Release {
+            slots: replies.clone(),
+        },
+        None,
+    );
+    let input = ours.alloc(len).unwrap();
+    direct.send(&call_in(9, input), None);
+    match direct.recv() {
+        (FromWorker::ReplyIn { id: 9, slot }, None) => assert_eq!(slot, replies[0]),
+        other => panic!("expected a reply in the released slot, got {other:?}"),
+    }
+
+    worker.send(&ToWorker::Shutdown);
+    assert_eq!(direct.recv().0, FromWorker::Goodbye);
+    assert_eq!(worker.exit().0, Some(0));
 }

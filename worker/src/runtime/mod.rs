@@ -6,6 +6,7 @@ mod wasi;
 pub(crate) mod wasm;
 
 use crate::link::Link;
+use crate::reply::ReplyBuf;
 use corral_plugin_api::wire::{Hello, PluginKind};
 use corral_plugin_api::{ErrorKind, RemoteError, abi};
 use std::sync::Arc;
@@ -13,14 +14,16 @@ use std::time::Duration;
 
 /// A loaded plugin the serve loop calls.
 pub(crate) trait Runtime {
-    /// Calls `method` with `input`; `deadline` is the time the caller
-    /// allows (a runtime that can stop a call enforces it).
+    /// Calls `method` with `input`, the reply going to `out`; `deadline`
+    /// is the time the caller allows (a runtime that can stop a call
+    /// enforces it).
     fn call(
         &mut self,
         method: &str,
         input: &[u8],
         deadline: Duration,
-    ) -> Result<Vec<u8>, RemoteError>;
+        out: &mut ReplyBuf<'_>,
+    ) -> Result<(), RemoteError>;
 
     /// The plugin's own health check: `true` when healthy.
     fn health(&mut self) -> bool;
@@ -37,14 +40,25 @@ pub(crate) fn load(hello: &Hello, link: &Arc<Link>) -> Result<Box<dyn Runtime>, 
     })
 }
 
-/// A call's result from its ABI code and bytes (reply or UTF-8 message).
-pub(crate) fn outcome(code: i32, bytes: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
-    let message = || String::from_utf8_lossy(&bytes).into_owned();
+/// A call's result from its ABI code, `out` holding the reply or, on
+/// failure, a UTF-8 message (taken out).
+pub(crate) fn outcome(code: i32, out: &mut ReplyBuf<'_>) -> Result<(), RemoteError> {
     match code {
-        abi::CALL_OK => Ok(bytes),
-        abi::CALL_ERR_UNKNOWN_METHOD => Err(RemoteError::new(ErrorKind::UnknownMethod, message())),
-        _ => Err(RemoteError::new(ErrorKind::Plugin, message())),
+        abi::CALL_OK => Ok(()),
+        abi::CALL_ERR_UNKNOWN_METHOD => Err(RemoteError::new(
+            ErrorKind::UnknownMethod,
+            out.take_message(),
+        )),
+        _ => Err(RemoteError::new(ErrorKind::Plugin, out.take_message())),
     }
+}
+
+/// A reply over the frame limit.
+pub(crate) fn too_large(len: usize) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::Plugin,
+        format!("a reply of {len} bytes exceeds the frame limit"),
+    )
 }
 
 /// The plugin could not be loaded or initialized.
@@ -56,7 +70,7 @@ pub(crate) enum LoadError {
         source: libloading::Error,
     },
     #[error(
-        "{path} is not a corral plugin: it does not export `corral_plugin_v1_entry` (use export_plugin! or include corral_plugin.h)"
+        "{path} is not a corral plugin: it exports neither `corral_plugin_v2_entry` nor `corral_plugin_v1_entry` (use export_plugin! or include corral_plugin.h)"
     )]
     MissingEntry { path: String },
     #[error(

@@ -17,6 +17,7 @@
 use super::wasi::{self, Wasi};
 use super::{LoadError, Runtime};
 use crate::link::Link;
+use crate::reply::ReplyBuf;
 use corral_plugin_api::wire::Hello;
 use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
 use sha2::{Digest, Sha256};
@@ -133,7 +134,14 @@ impl WasmPlugin {
         })
     }
 
-    fn run(&mut self, method: &str, input: &[u8]) -> wasmtime::Result<(i32, Vec<u8>)> {
+    /// Runs the guest's `call`, copying its reply (or message) once out of
+    /// linear memory into `reply`.
+    fn run(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        reply: &mut ReplyBuf<'_>,
+    ) -> wasmtime::Result<i32> {
         let store = &mut self.store;
         let e = &self.exports;
         let method_ptr = put(store, e, method.as_bytes())?;
@@ -158,17 +166,19 @@ impl WasmPlugin {
         if end > e.memory.data_size(&*store) as u64 {
             wasmtime::bail!("the reply [{ptr}, {ptr} + {len}) lies outside the module's memory");
         }
-        let mut reply = vec![0u8; len as usize];
-        e.memory.read(&*store, ptr as usize, &mut reply)?;
+        let Some(to) = reply.reserve(len as usize) else {
+            wasmtime::bail!("{}", super::too_large(len as usize).message);
+        };
+        e.memory.read(&*store, ptr as usize, to)?;
         for (ptr, len) in [
             (method_ptr, method.len()),
             (input_ptr, input.len()),
-            (ptr, reply.len()),
+            (ptr, len as usize),
             (out, 8),
         ] {
             e.dealloc.call(&mut *store, (ptr, len32(len)?))?;
         }
-        Ok((code, reply))
+        Ok(code)
     }
 
     /// Throws the instance away and makes a fresh one.
@@ -222,7 +232,8 @@ impl Runtime for WasmPlugin {
         method: &str,
         input: &[u8],
         deadline: Duration,
-    ) -> Result<Vec<u8>, RemoteError> {
+        out: &mut ReplyBuf<'_>,
+    ) -> Result<(), RemoteError> {
         self.recover();
         // Trap before the supervisor's own deadline (by a fifth, at least
         // 100 ms), so that the caller gets this worker's timeout error and
@@ -239,9 +250,9 @@ impl Runtime for WasmPlugin {
                 format!("cannot set fuel: {error:#}"),
             ));
         }
-        let result = self.run(method, input);
+        let result = self.run(method, input, out);
         match result {
-            Ok((code, reply)) => super::outcome(code, reply),
+            Ok(code) => super::outcome(code, out),
             Err(error) => {
                 let remote = match error.downcast_ref::<Trap>() {
                     Some(Trap::Interrupt) => RemoteError::new(

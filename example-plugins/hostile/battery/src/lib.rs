@@ -224,21 +224,35 @@ impl Plugin for Hostile {
                 // Garbage on every socket but the supervisor channel: the
                 // host apps' direct channels, this call's among them.
                 let mut hit = 0;
-                for fd in CHANNEL_FD + 1..256 {
-                    // SAFETY: fstat only writes `stat`; a closed fd fails.
-                    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-                    // SAFETY: as above.
-                    let is_socket = unsafe { libc::fstat(fd, &mut stat) } == 0
-                        && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK;
-                    if is_socket {
-                        let garbage =
-                            [8u8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8];
-                        // SAFETY: writes from a live buffer to an open fd.
-                        unsafe { libc::write(fd, garbage.as_ptr().cast(), garbage.len()) };
-                        hit += 1;
-                    }
+                for fd in direct_sockets() {
+                    let garbage = [8u8, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8];
+                    // SAFETY: writes from a live buffer to an open fd.
+                    unsafe { libc::write(fd, garbage.as_ptr().cast(), garbage.len()) };
+                    hit += 1;
                 }
                 Ok(format!("scribbled on {hit} sockets").into_bytes())
+            }
+            "bad_slot" => {
+                // A well-formed reply in a slot far outside any arena, on
+                // every direct channel: a worker reaching past its memory.
+                let reply = wire::FromWorker::ReplyIn {
+                    id: 1,
+                    slot: wire::Slot {
+                        segment: 0,
+                        offset: 1 << 40,
+                        len: 4096,
+                    },
+                };
+                let mut frame = Vec::new();
+                wire::encode_frame(&reply, &mut frame, wire::DEFAULT_MAX_FRAME)
+                    .map_err(|error| PluginError::new(error.to_string()))?;
+                let mut hit = 0;
+                for fd in direct_sockets() {
+                    // SAFETY: writes from a live buffer to an open fd.
+                    unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
+                    hit += 1;
+                }
+                Ok(format!("sent a bad slot on {hit} sockets").into_bytes())
             }
             "flood" => {
                 // 64 KiB of 64-byte lines
@@ -254,6 +268,17 @@ impl Plugin for Hostile {
             other => Err(PluginError::unknown_method(other)),
         }
     }
+}
+
+/// Every socket but the supervisor channel: the host apps' direct
+/// channels (and the seccomp listener's socket, if still open).
+fn direct_sockets() -> impl Iterator<Item = i32> {
+    (CHANNEL_FD + 1..256).filter(|&fd| {
+        // SAFETY: fstat only writes `stat`; a closed fd fails.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK }
+    })
 }
 
 /// The worker's channel, borrowed without taking ownership.
