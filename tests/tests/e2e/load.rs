@@ -1,6 +1,8 @@
 //! Load under faults: many clients calling while workers are killed at
 //! random, and the supervisor itself killed under load. Short by default;
-//! `CORRAL_LONG=1` runs the storm for 60 s instead of 10 s.
+//! `CORRAL_LONG=1` runs the storm for 60 s instead of 10 s. Every eighth
+//! call is large (128 KiB), so it goes through the direct channels'
+//! shared-memory arenas while their workers die.
 
 use corral::ErrorKind;
 use corral_tests::{Corral, Workspace, send_signal, start_time, still_running};
@@ -96,7 +98,11 @@ fn a_kill_storm_loses_no_call_and_touches_no_other_plugin() {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let plugin = *[STORMED, CALM].concat().get(rng.below(4)).unwrap();
-                    let input = format!("client {id} call {n}").into_bytes();
+                    let mut input = format!("client {id} call {n}").into_bytes();
+                    if n % 8 == 0 {
+                        // Large: in the direct channel's shared memory.
+                        input = input.repeat(128 * 1024 / input.len() + 1);
+                    }
                     n += 1;
                     let started = Instant::now();
                     let result = client.call_with_timeout(plugin, "echo", &input, DEADLINE);
