@@ -54,6 +54,9 @@ struct Shared {
     directs: Mutex<HashMap<String, Direct>>,
     /// Calls use direct channels ([`Client::set_direct`]).
     use_direct: AtomicBool,
+    /// The deadline of calls that name none, in ms
+    /// ([`Client::set_call_timeout`]).
+    call_timeout_ms: AtomicU64,
     /// Direct channels' reports for the supervisor.
     reports: mpsc::UnboundedSender<RequestBody>,
 }
@@ -105,6 +108,7 @@ impl Client {
             fds: Mutex::new(HashMap::new()),
             directs: Mutex::new(HashMap::new()),
             use_direct: AtomicBool::new(true),
+            call_timeout_ms: AtomicU64::new(millis(DEFAULT_CALL_TIMEOUT)),
             reports,
         });
         let weak = Arc::downgrade(&shared);
@@ -127,14 +131,15 @@ impl Client {
         &self.server
     }
 
-    /// Calls `method` of `plugin` with the default deadline (30 s).
+    /// Calls `method` of `plugin` with the client's deadline (30 s unless
+    /// [`set_call_timeout`](Self::set_call_timeout) says otherwise).
     pub async fn call(
         &self,
         plugin: &str,
         method: &str,
         input: Vec<u8>,
     ) -> Result<Vec<u8>, ClientError> {
-        self.call_with_timeout(plugin, method, input, DEFAULT_CALL_TIMEOUT)
+        self.call_with_timeout(plugin, method, input, self.call_timeout())
             .await
     }
 
@@ -156,7 +161,7 @@ impl Client {
             .map(ReplyView::into_vec)
     }
 
-    /// Calls `method` of `plugin` with the default deadline, and returns
+    /// Calls `method` of `plugin` with the client's deadline, and returns
     /// the reply as a [`ReplyView`]: a large reply on a direct channel is
     /// read in place in the worker's shared memory, not copied.
     pub async fn call_view(
@@ -166,7 +171,7 @@ impl Client {
         input: &[u8],
     ) -> Result<ReplyView, ClientError> {
         let payload = Payload::Bytes(input);
-        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+        self.call_payload(plugin, method, payload, self.call_timeout())
             .await
     }
 
@@ -174,7 +179,7 @@ impl Client {
     /// writes in place: on a direct channel a large input is written
     /// straight into shared memory the worker reads, and the reply is a
     /// [`ReplyView`] read in place, so neither is copied by corral. The
-    /// default deadline applies.
+    /// client's deadline applies.
     pub async fn call_with(
         &self,
         plugin: &str,
@@ -183,7 +188,7 @@ impl Client {
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> Result<ReplyView, ClientError> {
         let payload = Payload::Fill(len, Box::new(fill));
-        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+        self.call_payload(plugin, method, payload, self.call_timeout())
             .await
     }
 
@@ -208,6 +213,18 @@ impl Client {
         self.run(requests::call(plugin, method, payload.take_vec(), timeout))
             .await
             .map(ReplyView::from)
+    }
+
+    /// The deadline of `call`, `call_view` and `call_with` (30 s unless
+    /// set).
+    pub fn set_call_timeout(&self, timeout: Duration) {
+        self.shared
+            .call_timeout_ms
+            .store(millis(timeout), Ordering::Relaxed);
+    }
+
+    fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.shared.call_timeout_ms.load(Ordering::Relaxed))
     }
 
     /// Whether calls use direct channels to the workers (the default) or
@@ -571,4 +588,8 @@ impl EventStream {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn millis(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }

@@ -39,6 +39,9 @@ pub struct Client {
     broken: bool,
     /// Calls use direct channels ([`set_direct`](Self::set_direct)).
     use_direct: bool,
+    /// The deadline of calls that name none
+    /// ([`set_call_timeout`](Self::set_call_timeout)).
+    call_timeout: Duration,
     /// Direct channels by plugin.
     directs: HashMap<String, Direct>,
     /// How workers behind direct channels ended, by the id of the request
@@ -86,6 +89,7 @@ impl Client {
             recv_timeout: None,
             broken: false,
             use_direct: true,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             directs: HashMap::new(),
             ended: HashMap::new(),
             fd: None,
@@ -109,14 +113,15 @@ impl Client {
         &self.server
     }
 
-    /// Calls `method` of `plugin` with the default deadline (30 s).
+    /// Calls `method` of `plugin` with the client's deadline (30 s unless
+    /// [`set_call_timeout`](Self::set_call_timeout) says otherwise).
     pub fn call(
         &mut self,
         plugin: &str,
         method: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        self.call_with_timeout(plugin, method, input, DEFAULT_CALL_TIMEOUT)
+        self.call_with_timeout(plugin, method, input, self.call_timeout)
     }
 
     /// Calls `method` of `plugin`; the call fails with a timeout error if
@@ -136,7 +141,7 @@ impl Client {
             .map(ReplyView::into_vec)
     }
 
-    /// Calls `method` of `plugin` with the default deadline, and returns
+    /// Calls `method` of `plugin` with the client's deadline, and returns
     /// the reply as a [`ReplyView`]: a large reply on a direct channel is
     /// read in place in the worker's shared memory, not copied.
     pub fn call_view(
@@ -145,14 +150,14 @@ impl Client {
         method: &str,
         input: &[u8],
     ) -> Result<ReplyView, ClientError> {
-        self.call_payload(plugin, method, Payload::Bytes(input), DEFAULT_CALL_TIMEOUT)
+        self.call_payload(plugin, method, Payload::Bytes(input), self.call_timeout)
     }
 
     /// Calls `method` of `plugin` with an input of `len` bytes that `fill`
     /// writes in place: on a direct channel a large input is written
     /// straight into shared memory the worker reads, and the reply is a
     /// [`ReplyView`] read in place, so neither is copied by corral. The
-    /// default deadline applies.
+    /// client's deadline applies.
     ///
     /// ```no_run
     /// # fn frame(client: &mut corral::blocking::Client) -> Result<(), corral::ClientError> {
@@ -172,7 +177,7 @@ impl Client {
         fill: impl FnOnce(&mut [u8]) + Send,
     ) -> Result<ReplyView, ClientError> {
         let payload = Payload::Fill(len, Box::new(fill));
-        self.call_payload(plugin, method, payload, DEFAULT_CALL_TIMEOUT)
+        self.call_payload(plugin, method, payload, self.call_timeout)
     }
 
     /// A call, on the plugin's direct channel when there is one.
@@ -242,6 +247,12 @@ impl Client {
         }
         self.run(requests::call(plugin, method, payload.take_vec(), timeout))
             .map(ReplyView::from)
+    }
+
+    /// The deadline of `call`, `call_view` and `call_with` (30 s unless
+    /// set).
+    pub fn set_call_timeout(&mut self, timeout: Duration) {
+        self.call_timeout = timeout;
     }
 
     /// Whether calls use direct channels to the workers (the default) or

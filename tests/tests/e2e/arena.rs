@@ -155,3 +155,22 @@ fn a_worker_that_names_memory_outside_its_arena_is_killed_and_the_call_fails() {
     corral.wait_replaced("hostile", Some(first));
     assert_eq!(client.call("hostile", "echo", b"ok").unwrap(), b"ok");
 }
+
+#[test]
+fn in_place_calls_keep_the_clients_deadline() {
+    let corral = Corral::builder().hello("hello").start();
+    corral.wait_ready("hello");
+    let mut client = corral.client();
+    client.set_call_timeout(std::time::Duration::from_millis(200));
+    let error = client
+        .call_with("hello", "sleep", 4, |input| input.copy_from_slice(b"1000"))
+        .expect_err("past the deadline");
+    assert_eq!(error.kind(), Some(ErrorKind::Timeout), "{error}");
+    let error = client.call_view("hello", "sleep", b"1000").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Timeout), "{error}");
+    client.set_call_timeout(std::time::Duration::from_secs(5));
+    let slept = client
+        .call_with("hello", "sleep", 2, |input| input.copy_from_slice(b"10"))
+        .unwrap();
+    assert_eq!(&*slept, b"slept 10 ms");
+}
