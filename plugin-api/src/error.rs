@@ -1,5 +1,7 @@
-//! Errors that cross a process boundary: plain data with a kind to match on.
+//! Errors: [`RemoteError`], which crosses a process boundary as plain data
+//! with a kind to match on, and [`PluginError`], which a plugin returns.
 
+use crate::abi;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -139,5 +141,79 @@ mod tests {
                 "corral_plugin.h lacks `{line}`"
             );
         }
+    }
+}
+
+/// An error a plugin returns from a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    unknown_method: bool,
+    message: String,
+}
+
+impl PluginError {
+    /// A plugin failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            unknown_method: false,
+            message: message.into(),
+        }
+    }
+
+    /// The plugin has no method called `method`.
+    pub fn unknown_method(method: &str) -> Self {
+        Self {
+            unknown_method: true,
+            message: format!("unknown method `{method}`"),
+        }
+    }
+
+    /// Whether this error says the method is unknown.
+    pub fn is_unknown_method(&self) -> bool {
+        self.unknown_method
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn abi_code(&self) -> i32 {
+        if self.unknown_method {
+            abi::CALL_ERR_UNKNOWN_METHOD
+        } else {
+            abi::CALL_ERR_PLUGIN
+        }
+    }
+
+    pub(crate) fn into_message(self) -> String {
+        self.message
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for PluginError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// A failed host service becomes the call's error, so `?` works on it.
+impl From<RemoteError> for PluginError {
+    fn from(error: RemoteError) -> Self {
+        Self::new(format!("{}: {}", error.kind, error.message))
     }
 }

@@ -33,6 +33,6 @@ pub mod testing;
 mod wasm_host;
 pub mod wire;
 
-pub use error::{ErrorKind, RemoteError};
+pub use error::{ErrorKind, PluginError, RemoteError};
 pub use output::Output;
-pub use plugin::{Host, LogLevel, Plugin, PluginError};
+pub use plugin::{Host, LogLevel, Plugin};

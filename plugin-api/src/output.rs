@@ -2,7 +2,7 @@
 //! with a large reply it is shared memory that the host app reads in
 //! place, so the reply is written once and never copied by corral.
 
-use crate::plugin::PluginError;
+use crate::error::PluginError;
 
 /// Where [`Plugin::call_into`](crate::Plugin::call_into) writes its reply.
 ///

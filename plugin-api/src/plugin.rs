@@ -2,9 +2,8 @@
 //! the [`Host`] services it may use.
 
 use crate::abi;
-use crate::error::{ErrorKind, RemoteError};
+use crate::error::{ErrorKind, PluginError, RemoteError};
 use crate::output::Output;
-use std::fmt;
 
 /// A corral plugin. One instance lives in its own worker process and gets
 /// its calls one at a time.
@@ -68,80 +67,6 @@ pub trait Plugin {
     fn on_event(&mut self, host: &Host, topic: &str, payload: &[u8]) -> Result<(), PluginError> {
         let _ = (host, topic, payload);
         Ok(())
-    }
-}
-
-/// An error a plugin returns from a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginError {
-    unknown_method: bool,
-    message: String,
-}
-
-impl PluginError {
-    /// A plugin failure described by `message`.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            unknown_method: false,
-            message: message.into(),
-        }
-    }
-
-    /// The plugin has no method called `method`.
-    pub fn unknown_method(method: &str) -> Self {
-        Self {
-            unknown_method: true,
-            message: format!("unknown method `{method}`"),
-        }
-    }
-
-    /// Whether this error says the method is unknown.
-    pub fn is_unknown_method(&self) -> bool {
-        self.unknown_method
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub(crate) fn abi_code(&self) -> i32 {
-        if self.unknown_method {
-            abi::CALL_ERR_UNKNOWN_METHOD
-        } else {
-            abi::CALL_ERR_PLUGIN
-        }
-    }
-
-    pub(crate) fn into_message(self) -> String {
-        self.message
-    }
-}
-
-impl fmt::Display for PluginError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for PluginError {}
-
-impl From<String> for PluginError {
-    fn from(message: String) -> Self {
-        Self::new(message)
-    }
-}
-
-impl From<&str> for PluginError {
-    fn from(message: &str) -> Self {
-        Self::new(message)
-    }
-}
-
-/// A failed host service becomes the call's error, so `?` works on it.
-impl From<RemoteError> for PluginError {
-    fn from(error: RemoteError) -> Self {
-        Self::new(format!("{}: {}", error.kind, error.message))
     }
 }
 

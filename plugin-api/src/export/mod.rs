@@ -3,8 +3,9 @@
 //! around one shared call path. Not a public API.
 
 use crate::abi;
+use crate::error::PluginError;
 use crate::output::Output;
-use crate::plugin::{Host, Plugin, PluginError};
+use crate::plugin::{Host, Plugin};
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -99,7 +99,7 @@ fn a_kill_storm_loses_no_call_and_touches_no_other_plugin() {
                 while !stop.load(Ordering::Relaxed) {
                     let plugin = *[STORMED, CALM].concat().get(rng.below(4)).unwrap();
                     let mut input = format!("client {id} call {n}").into_bytes();
-                    if n % 8 == 0 {
+                    if n.is_multiple_of(8) {
                         // Large: in the direct channel's shared memory.
                         input = input.repeat(128 * 1024 / input.len() + 1);
                     }
