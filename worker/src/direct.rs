@@ -54,10 +54,6 @@ pub(crate) enum Input {
     Bad(RemoteError),
 }
 
-/// Bytes one arena of a channel may hold, in frame limits: room for a
-/// few payloads of the largest size in flight.
-const ARENA_FRAMES: u64 = 4;
-
 impl Direct {
     /// Takes the socket the supervisor attached.
     pub(crate) fn adopt(fd: OwnedFd, max_frame: u32) -> io::Result<Self> {
@@ -66,7 +62,7 @@ impl Direct {
         socket.set_write_timeout(Some(SEND_TIMEOUT))?;
         let mut frames = FrameBuffer::new(max_frame);
         frames.accept_fds(); // arena segments
-        let cap = ARENA_FRAMES * u64::from(max_frame);
+        let cap = wire::arena_cap(max_frame);
         Ok(Self {
             socket,
             frames,

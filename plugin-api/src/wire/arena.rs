@@ -41,6 +41,12 @@ pub const SEGMENT_MIN: usize = 2 << 20;
 /// travels as before (a sealed memfd of its own).
 pub const MAX_SEGMENTS: usize = 8;
 
+/// The bytes one arena of a direct channel may hold, both ends alike: four
+/// frame limits, room for a few payloads of the largest size in flight.
+pub fn arena_cap(max_frame: u32) -> u64 {
+    4 * u64::from(max_frame)
+}
+
 /// Slots start at multiples of this (a page: a video frame in a slot is
 /// page-aligned).
 const ALIGN: usize = 4096;

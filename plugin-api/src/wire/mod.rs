@@ -19,7 +19,7 @@ mod stream;
 mod worker;
 
 #[cfg(target_os = "linux")]
-pub use arena::{Arena, MAX_SEGMENTS, PeerArena, SEGMENT_MIN, View};
+pub use arena::{Arena, MAX_SEGMENTS, PeerArena, SEGMENT_MIN, View, arena_cap};
 pub use codec::{
     FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
     encode_frame, encode_frame_with, mark_shared, violation_frame,

@@ -3,14 +3,10 @@
 //! mapped read-only, where large replies are read in place
 //! ([`ReplyView`]).
 
-use corral_plugin_api::wire::{Arena, PeerArena, SHARED_MIN, Slot, View, WireError};
+use corral_plugin_api::wire::{Arena, PeerArena, SHARED_MIN, Slot, View, WireError, arena_cap};
 use std::ops::Deref;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// Bytes one arena of a channel may hold, in frame limits (the worker's
-/// own figure: see `corral-worker`'s direct channels).
-const ARENA_FRAMES: u64 = 4;
 
 /// Reply slots the host app is done with, released with the next call.
 type Released = Arc<Mutex<Vec<Slot>>>;
@@ -127,7 +123,7 @@ pub(crate) struct ClientArenas {
 impl ClientArenas {
     /// Arenas for a channel whose frames take at most `max_frame` bytes.
     pub(crate) fn new(max_frame: u32) -> Self {
-        let cap = ARENA_FRAMES * u64::from(max_frame);
+        let cap = arena_cap(max_frame);
         Self {
             mine: Arena::new(cap),
             theirs: PeerArena::new(cap),
