@@ -108,11 +108,7 @@ fn a_reply_held_by_the_host_app_is_never_overwritten() {
 fn the_async_client_writes_in_place_and_pipelines_large_calls() {
     let corral = Corral::builder().hello("hello").start();
     corral.wait_ready("hello");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    crate::calls::block_on(async {
         let client = Client::connect(&corral.socket).await.unwrap();
         let calls = (0..16u8).map(|seed| {
             let client = &client;

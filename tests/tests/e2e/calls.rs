@@ -100,11 +100,7 @@ fn many_concurrent_calls_from_several_clients_get_their_own_replies() {
 fn pipelined_calls_on_one_connection_are_matched_by_id() {
     let corral = Corral::builder().hello("hello").start();
     corral.wait_ready("hello");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    crate::calls::block_on(async {
         let client = Client::connect(&corral.socket).await.unwrap();
         let calls = (0..500).map(|i| {
             let client = &client;
@@ -120,6 +116,16 @@ fn pipelined_calls_on_one_connection_are_matched_by_id() {
             assert_eq!(result.unwrap(), format!("payload {i}").into_bytes());
         }
     });
+}
+
+/// Runs `future` to its end on a current-thread tokio runtime, as a host
+/// app's async client would.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
 }
 
 /// A tiny join_all: polls every future until all are done.

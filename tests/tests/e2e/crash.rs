@@ -225,11 +225,7 @@ fn segfault_mid_call_fails_every_call_in_flight_and_nothing_else() {
     let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (slow, crash, queued) = runtime.block_on(async {
+    let (slow, crash, queued) = crate::calls::block_on(async {
         let client = corral::Client::connect(&corral.socket).await.unwrap();
         // Sent in this order on one connection: while the worker runs the
         // slow call, the others queue behind it; it then crashes with two

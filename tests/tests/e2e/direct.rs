@@ -88,11 +88,7 @@ fn the_async_client_calls_directly_and_can_be_told_not_to() {
     let corral = Corral::builder().hello("hello").start();
     let pid = worker_pid(&corral, "hello");
     let before = sockets(pid);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    crate::calls::block_on(async {
         let relayed = Client::connect(&corral.socket).await.unwrap();
         relayed.set_direct(false);
         assert_eq!(
@@ -233,11 +229,7 @@ fn busy_direct_channels_do_not_starve_relayed_calls() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
+            crate::calls::block_on(async {
                 let client = Client::connect(&corral.socket).await.unwrap();
                 let callers = (0..16).map(|_| async {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {

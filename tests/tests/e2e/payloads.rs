@@ -40,11 +40,7 @@ fn large_payloads_round_trip_intact_native_and_wasm() {
         let upper = client.call(plugin, "upper", &vec![b'a'; 300_000]).unwrap();
         assert_eq!(upper, vec![b'A'; 300_000], "{plugin}");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    crate::calls::block_on(async {
         let client = Client::connect(&corral.socket).await.unwrap();
         let calls = (0..8).map(|i| {
             let client = &client;

@@ -520,11 +520,7 @@ fn the_async_client_subscribes_follows_events_and_calls_on_one_connection() {
         .native_with("ticker", "ticker", "[permissions]\nhost = [\"publish\"]\n")
         .start();
     let pid = corral.wait_ready("ticker").pid.unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    crate::calls::block_on(async {
         let client = corral::Client::connect(&corral.socket).await.unwrap();
         let mut ticks = client.subscribe(&["ticks"]).await.unwrap();
         let mut events = client.follow_events(0).await.unwrap();
