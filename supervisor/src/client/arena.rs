@@ -3,10 +3,11 @@
 //! mapped read-only, where large replies are read in place
 //! ([`ReplyView`]).
 
+use crate::client::lock;
 use corral_plugin_api::wire::{Arena, PeerArena, SHARED_MIN, Slot, View, WireError, arena_cap};
 use std::ops::Deref;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Reply slots the host app is done with, released with the next call.
 type Released = Arc<Mutex<Vec<Slot>>>;
@@ -145,15 +146,16 @@ impl ClientArenas {
         }
         let slot = self.mine.alloc(len)?;
         let to = self.mine.bytes_mut(slot)?;
-        match std::mem::replace(payload, Payload::Owned(Vec::new())) {
-            Payload::Bytes(bytes) => {
-                to.copy_from_slice(bytes);
-                *payload = Payload::Bytes(bytes);
-            }
-            Payload::Fill(_, fill) => fill(to),
-            Payload::Owned(bytes) => {
-                to.copy_from_slice(&bytes);
-                *payload = Payload::Owned(bytes);
+        match payload {
+            Payload::Bytes(bytes) => to.copy_from_slice(bytes),
+            Payload::Owned(bytes) => to.copy_from_slice(bytes),
+            Payload::Fill(..) => {
+                // Written where it goes; the payload keeps nothing.
+                if let Payload::Fill(_, fill) =
+                    std::mem::replace(payload, Payload::Owned(Vec::new()))
+                {
+                    fill(to);
+                }
             }
         }
         Some(slot)
@@ -197,8 +199,4 @@ impl ClientArenas {
             },
         })
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -5,6 +5,7 @@
 
 use crate::client::arena::{Payload, ReplyView};
 use crate::client::direct::{DirectLink, Sent};
+use crate::client::lock;
 use crate::client::requests::{
     self, ClientError, DEFAULT_CALL_TIMEOUT, check_server_hello, client_hello, share_input,
     unexpected, with_shared_reply,
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -584,10 +585,6 @@ impl EventStream {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn millis(timeout: Duration) -> u64 {

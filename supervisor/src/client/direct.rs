@@ -12,6 +12,7 @@
 //!   tells the supervisor, which kills the worker.
 
 use crate::client::arena::{ClientArenas, Payload, ReplyView};
+use crate::client::lock;
 use crate::client::requests::{ClientError, FromDirect, direct_call, direct_timeout, from_direct};
 use crate::transport::framed::{FrameReader, Outgoing, write_queued};
 use corral_plugin_api::wire::{DirectChannel, DirectReport, Reply, RequestBody, Slot, WireError};
@@ -21,7 +22,7 @@ use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -302,8 +303,4 @@ fn settle(slots: Slots, outcome: impl Fn() -> Sent) {
     for (_, slot) in slots {
         let _ = slot.send(outcome());
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -14,3 +14,11 @@ pub(crate) mod requests;
 pub use arena::ReplyView;
 pub use async_client::{Client, EventStream, Subscription};
 pub use requests::{ClientError, DEFAULT_CALL_TIMEOUT};
+
+/// Locks `mutex`, taking it even when poisoned: a caller that panicked
+/// while holding it does not stop the client's other calls.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
