@@ -65,15 +65,6 @@ impl<'a> ReplyBuf<'a> {
         Some(())
     }
 
-    /// Makes `bytes` the reply, without a copy when it stays a vector.
-    pub(crate) fn put(&mut self, bytes: Vec<u8>) {
-        if bytes.len() >= SHARED_MIN && self.arena.is_some() && self.write(&bytes).is_some() {
-            return;
-        }
-        self.release();
-        self.bytes = bytes;
-    }
-
     /// What was written, as text (an error message), leaving nothing.
     pub(crate) fn take_message(&mut self) -> String {
         let message = match (self.slot, self.arena.as_deref()) {

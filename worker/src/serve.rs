@@ -302,7 +302,7 @@ impl<'a> Server<'a> {
         let link = self.link;
         let result = if call.method == HEALTH_METHOD {
             if link.serving(host_call_id, || self.plugin.health()) {
-                out.put(b"healthy".to_vec());
+                out.write(b"healthy");
                 Ok(())
             } else {
                 Err(RemoteError::new(
