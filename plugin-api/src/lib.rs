@@ -9,6 +9,9 @@
 //! - [`seccomp`]: the syscall policy workers run under, by name.
 //! - [`wire`]: the frames exchanged between host apps, the supervisor and
 //!   workers, and their codec.
+//! - `worker_setup` (Linux): the sandbox steps every new worker process
+//!   applies to itself before the plugin, shared by the supervisor and the
+//!   zygote.
 //! - [`RemoteError`]: errors that cross a process boundary, as data.
 //! - [`testing`]: a [`Host`] for unit tests of a plugin, no supervisor
 //!   needed.
@@ -32,6 +35,8 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 mod wasm_host;
 pub mod wire;
+#[cfg(target_os = "linux")]
+pub mod worker_setup;
 
 pub use error::{ErrorKind, PluginError, RemoteError};
 pub use output::Output;

@@ -5,7 +5,7 @@ use crate::config::ServeConfig;
 use crate::config::overrides::Overrides;
 use crate::host::server::{Access, Server};
 use crate::observe::events::Events;
-use crate::process::spawn::Spawner;
+use crate::process::spawn::{Spawner, WorkerBinaries};
 use crate::process::watchdog::Watchdog;
 use crate::services::Services;
 use crate::supervise::discovery::discover;
@@ -15,7 +15,7 @@ use crate::supervise::limits::Defaults;
 use crate::supervise::registry::Registry;
 use crate::supervise::watcher;
 use corral_plugin_api::manifest::StartMode;
-use corral_plugin_api::wire::PluginState;
+use corral_plugin_api::wire::{PluginKind, PluginState};
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -93,6 +93,10 @@ pub(crate) async fn serve_until(
             path: config.worker_exe.clone(),
             source,
         })?;
+    let binaries = WorkerBinaries {
+        full: worker_exe.into(),
+        native: native_worker(&config.worker_exe),
+    };
     if let Some(state) = &config.state_dir {
         // Traversable: each wasm worker's own uid reaches its cache in it;
         // what else it holds (storage, logs) is in 0700 folders.
@@ -130,8 +134,7 @@ pub(crate) async fn serve_until(
     let registry = Arc::new(Registry::default());
     let services = Arc::new(Services::new(registry.clone(), config.state_dir.as_deref()));
     let supervision = Arc::new(Supervision {
-        spawner: Spawner::start().map_err(setup("cannot start the spawner thread"))?,
-        worker_exe: Arc::new(worker_exe.into()),
+        spawner: Spawner::start(binaries).map_err(setup("cannot start the spawner thread"))?,
         max_frame: config.max_frame,
         start_timeout: config.start_timeout,
         stop_grace: config.stop_grace,
@@ -149,6 +152,16 @@ pub(crate) async fn serve_until(
         debug: config.debug.clone(),
         profile: config.profile.clone(),
     });
+    // The zygotes start while the rest is set up.
+    for kind in [PluginKind::Native, PluginKind::Wasm] {
+        if found
+            .plugins
+            .iter()
+            .any(|plugin| plugin.manifest.kind == kind)
+        {
+            supervision.spawner.warm(kind);
+        }
+    }
     let (stop, stopped) = watch::channel(false);
     let fleet = Fleet::new(supervision, registry, config.clone(), stopped);
     for broken in found.broken {
@@ -333,19 +346,51 @@ fn listen(path: &Path, mode: u32, group: Option<u32>) -> Result<Listener, ServeE
     Ok(listener)
 }
 
-/// Raises the soft limit on open files to the hard one: each worker takes
-/// a few of the supervisor's fds (channel, pidfd, output pipe), and the
-/// usual soft limit of 1024 would cap a supervisor at a few hundred
-/// workers. Workers get their own `open_files` limit anyway.
+/// `corral-worker-native`, next to `corral-worker`, opened; `None` (and
+/// native plugins run in `corral-worker`) when it is not there.
+fn native_worker(worker: &Path) -> Option<std::os::fd::OwnedFd> {
+    let path = worker.with_file_name(NATIVE_WORKER);
+    match std::fs::File::open(&path) {
+        Ok(file) => Some(file.into()),
+        Err(error) => {
+            warn!(
+                "{}: {error}; native plugins run in {} (with the wasm runtime mapped)",
+                path.display(),
+                worker.display()
+            );
+            None
+        }
+    }
+}
+
+/// The native-only worker binary's name.
+const NATIVE_WORKER: &str = "corral-worker-native";
+
+/// Raises the limit on open files as far as it goes: to the hard limit,
+/// and as root the hard limit to the kernel's `fs.nr_open`. Each worker
+/// takes four of the supervisor's fds (channel, pidfd, seccomp listener,
+/// output pipe), and the usual soft limit of 1024 would cap a supervisor
+/// at a few hundred workers. Workers get their own `open_files` limit
+/// anyway.
 fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => debug!("open files limit raised from {soft} to {hard}"),
-            Err(error) => warn!("cannot raise the open files limit from {soft}: {error}"),
-        },
-        Ok(_) => {}
-        Err(error) => warn!("cannot read the open files limit: {error}"),
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => return warn!("cannot read the open files limit: {error}"),
+    };
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|_| nix::unistd::geteuid().is_root())
+        .map_or(hard, |nr_open| nr_open.max(hard));
+    if soft >= ceiling {
+        return;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, ceiling, ceiling)
+        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, hard, hard))
+    {
+        Ok(()) => debug!("open files limit raised from {soft}"),
+        Err(error) => warn!("cannot raise the open files limit from {soft}: {error}"),
     }
 }
 

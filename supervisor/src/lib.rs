@@ -72,7 +72,7 @@ pub use config::paths::{default_socket_path, default_state_dir};
 pub use config::settings;
 pub use corral_plugin_api::wire::{
     Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault, Layer, Message,
-    PluginDetails, PluginInfo, PluginKind, PluginState, Refusal,
+    PluginDetails, PluginInfo, PluginKind, PluginState, Refusal, SpawnMode,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

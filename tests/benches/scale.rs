@@ -42,6 +42,9 @@ fn main() {
     let supervisor = corral.pid();
     let (rss_empty, fds_empty) = (rss_kib(supervisor), fd_count(supervisor));
     let mut client = corral.client();
+    // Relayed: one client holding a direct channel to each of thousands of
+    // plugins would run out of fds itself.
+    client.set_direct(false);
     let deadline = Instant::now() + Duration::from_secs(600);
     let plugins = loop {
         let plugins = client.list().expect("ps");

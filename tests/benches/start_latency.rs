@@ -1,15 +1,17 @@
 //! Start latency: how long a plugin takes from the supervisor spawning its
-//! worker to the worker's Ready frame (exec, sandbox, loading the plugin,
-//! `init`), as the supervisor measures it (`start_us` in `corral ps`),
-//! beside the floor measured in the same run and mode: spawning `/bin/true`
-//! and waiting for it, timed here — what no worker start can go under.
+//! worker to the worker's Ready frame (fork from the zygote or exec,
+//! sandbox, loading the plugin, `init`), as the supervisor measures it
+//! (`start_us` in `corral ps`), beside the floor measured in the same run
+//! and mode: spawning `/bin/true` and waiting for it, timed here — what no
+//! fresh exec can go under.
 //!
-//! Every start is a new supervisor with one plugin, dropped once the
-//! plugin is ready: the native `hello`; `hello.wasm` with a new state
-//! folder each time, so wasmtime compiles the module; and `hello.wasm` with
-//! one state folder for every start, so it loads from the compiled-module
-//! cache (which an untimed first start fills). Each row begins with an
-//! untimed start.
+//! Rows: the native `hello` restarted in a running supervisor (`corral
+//! restart`: a new worker forked from the zygote), and the same with
+//! `[restart] fresh_exec = true` (executed afresh); `hello.wasm` with a new
+//! supervisor and state folder for every start, so wasmtime compiles the
+//! module; `hello.wasm` restarted in a running supervisor, loading from the
+//! compiled-module cache, forked and executed afresh. Each row begins with
+//! an untimed start.
 //!
 //! Runs pinned to CPU 0 (every child inherits it) unless
 //! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_STARTS` sets the number of timed
@@ -26,6 +28,9 @@ use std::time::{Duration, Instant};
 const DEFAULT_STARTS: usize = 30;
 const FLOOR: &str = "floor: spawn+wait /bin/true";
 
+/// The manifest lines that opt a plugin out of the zygote.
+const FRESH: &str = "[restart]\nfresh_exec = true\n";
+
 fn main() {
     let pinned = bench::pin_unless_unpinned();
     let starts = bench::count_from_env("CORRAL_BENCH_STARTS", DEFAULT_STARTS);
@@ -34,7 +39,14 @@ fn main() {
         (FLOOR, floor(starts)),
         (
             "native hello",
-            worker_starts(starts, || Corral::builder().hello("hello")),
+            restarts(starts, Corral::builder().hello("hello")),
+        ),
+        (
+            "native hello, fresh exec",
+            restarts(
+                starts,
+                Corral::builder().native_with("hello", "hello", FRESH),
+            ),
         ),
     ];
     let wasm = corral_tests::wasm_module("hello");
@@ -42,10 +54,10 @@ fn main() {
     if !wasm_skipped {
         let hello_wasm = || Corral::builder().wasm_with("hello", "hello", "");
         rows.push(("wasm hello, compiled", worker_starts(starts, hello_wasm)));
-        let state = shared_state_dir();
+        rows.push(("wasm hello, cached", restarts(starts, hello_wasm())));
         rows.push((
-            "wasm hello, cached",
-            worker_starts(starts, || hello_wasm().state_dir(state.path())),
+            "wasm hello, cached, fresh exec",
+            restarts(starts, Corral::builder().wasm_with("hello", "hello", FRESH)),
         ));
     }
     report(&rows, pinned, starts, wasm_skipped);
@@ -90,17 +102,22 @@ fn worker_starts(starts: usize, setup: impl Fn() -> CorralBuilder) -> Summary {
     Summary::of((0..starts).map(|_| start()).collect())
 }
 
-/// A state folder for supervisors started one after another, traversable
-/// (not listable) by the workers' uids like the harness's own.
-fn shared_state_dir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix("corral-bench-state-")
-        .tempdir()
-        .expect("temp dir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
-        .expect("chmod the shared state folder");
-    dir
+/// Starts one supervisor set up by `builder`, then restarts its `hello`
+/// (`corral restart`) once untimed and `starts` times, and summarises the
+/// start times it reported.
+fn restarts(starts: usize, builder: CorralBuilder) -> Summary {
+    let corral = builder.start();
+    corral.wait_ready("hello");
+    let restart = || {
+        corral
+            .client()
+            .control("hello", corral::Action::Restart, Duration::from_secs(10))
+            .expect("corral restart");
+        let start_us = corral.wait_ready("hello").start_us;
+        Duration::from_micros(start_us.expect("the supervisor reports start_us"))
+    };
+    restart();
+    Summary::of((0..starts).map(|_| restart()).collect())
 }
 
 /// Prints the table and writes the JSON file.

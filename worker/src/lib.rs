@@ -3,9 +3,13 @@
 //! `cargo install --path supervisor` installs both); this library is all
 //! of it.
 //!
-//! Started by `corral serve`, never by hand. The supervisor's end of a
-//! socketpair is inherited as fd 3. The worker runs the same sequence every
-//! time, each step its own module and error:
+//! Started by `corral serve`, never by hand: executed afresh, or forked by
+//! a `zygote` (the same binary started with `--zygote`, which prepares
+//! what every worker shares once and forks workers on request). Either
+//! way the supervisor's half of the sandbox
+//! ([`corral_plugin_api::worker_setup`]) is in force, and the supervisor's
+//! end of a socketpair is fd 3. The worker then runs the same sequence
+//! every time, each step its own module and error:
 //!
 //! 1. `channel`: take fd 3;
 //! 2. `handshake`: read `Hello`;
@@ -14,6 +18,11 @@
 //!    the `link`); a spare first says `Standby` and waits for `Activate`;
 //! 5. send `Ready`, then `serve` calls until `Shutdown` or end of stream,
 //!    from the supervisor and from the `direct` channels it attaches.
+//!
+//! Two binaries run this library: `corral-worker` (native and wasm
+//! plugins) and `corral-worker-native` ([`main_native`]: native plugins
+//! only; nothing it runs refers to wasmtime, so the linker leaves it out
+//! and a native worker maps a tenth of the code).
 //!
 //! Exit codes: 0 after `Shutdown` or when the supervisor is gone (end of
 //! stream on fd 3), 2 on a channel or protocol error, 3 when the plugin
@@ -34,7 +43,10 @@ mod sandbox;
 #[cfg(target_os = "linux")]
 mod seccomp;
 mod serve;
+#[cfg(target_os = "linux")]
+mod zygote;
 
+use runtime::Runtimes;
 use std::process::ExitCode;
 use tracing::error;
 
@@ -63,21 +75,43 @@ impl WorkerError {
     }
 }
 
-/// Runs the worker: the whole of `corral-worker`'s `main`.
+/// The whole of `corral-worker`'s `main`: native and wasm plugins.
 pub fn main() -> ExitCode {
-    #[cfg(target_os = "linux")]
-    name_process();
+    start(runtime::ALL)
+}
+
+/// The whole of `corral-worker-native`'s `main`: native plugins only.
+pub fn main_native() -> ExitCode {
+    start(runtime::NATIVE)
+}
+
+fn start(runtimes: Runtimes) -> ExitCode {
     init_logging();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    #[cfg(target_os = "linux")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == zygote::FLAG)
+    {
+        name_process(c"corral-zygote");
+        return zygote::serve(runtimes);
+    }
+    #[cfg(target_os = "linux")]
+    name_process(c"corral-worker");
+    ExitCode::from(run_worker(runtimes))
+}
+
+/// Runs one worker to its end; its exit code.
+fn run_worker(runtimes: Runtimes) -> u8 {
+    match run(runtimes) {
+        Ok(()) => 0,
         Err(error) => {
             error!("{error}");
-            ExitCode::from(error.exit_code())
+            error.exit_code()
         }
     }
 }
 
-fn run() -> Result<(), WorkerError> {
+fn run(runtimes: Runtimes) -> Result<(), WorkerError> {
     let mut channel = channel::Channel::from_inherited_fd()?;
     let Some((hello, stats)) = handshake::receive_hello(&mut channel)? else {
         return Ok(()); // the supervisor went away before saying hello
@@ -103,7 +137,7 @@ fn run() -> Result<(), WorkerError> {
         wait_for_debugger();
     }
     // The plugin's `init` may already use host services.
-    let mut plugin = match link.serving(0, || runtime::load(&hello, &link)) {
+    let mut plugin = match link.serving(0, || (runtimes.load)(&hello, &link)) {
         Ok(plugin) => plugin,
         Err(error) => {
             handshake::send_failed(&link, &error.to_string())?;
@@ -119,16 +153,18 @@ fn run() -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Names the process `corral-worker` for `top`, `ps -e` and `pgrep`: the
-/// supervisor executes it through `/proc/self/fd/N`, which would leave
-/// the fd's number as its name (its command line names the plugin).
+/// Names the process (`corral-worker`, `corral-zygote`) for `top`, `ps -e`
+/// and `pgrep`: the supervisor executes it through `/proc/self/fd/N`,
+/// which would leave the fd's number as its name (its command line names
+/// the plugin).
 #[cfg(target_os = "linux")]
-fn name_process() {
+fn name_process(name: &std::ffi::CStr) {
+    debug_assert!(name.count_bytes() < 16);
     #[allow(unsafe_code, reason = "prctl(2)")]
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
-    // bytes, which this is.
+    // bytes, which the names given are.
     unsafe {
-        libc::prctl(libc::PR_SET_NAME, c"corral-worker".as_ptr());
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr());
     }
 }
 
@@ -140,10 +176,11 @@ fn wait_for_debugger() {
         "stopped for a debugger: gdb -p {} (then `continue`), or kill -CONT {0}",
         std::process::id()
     );
-    #[allow(unsafe_code, reason = "raise(3)")]
-    // SAFETY: raise takes a signal number and touches no memory of ours.
+    #[allow(unsafe_code, reason = "kill(2)")]
+    // SAFETY: kill takes a pid and a signal number. SIGSTOP stops the
+    // whole process whichever thread gets it.
     unsafe {
-        libc::raise(libc::SIGSTOP);
+        libc::kill(libc::getpid(), libc::SIGSTOP);
     }
     tracing::info!("continued");
 }

@@ -54,6 +54,7 @@
 //! backoff_ms = 1000       # delay after the 2nd failure, doubling; 1 to 3600000
 //! backoff_max_ms = 60000  # cap of the delay; backoff_ms to 3600000
 //! spare = false           # keep a sandboxed spare worker for a fast restart
+//! fresh_exec = false      # exec each worker afresh instead of forking the zygote
 //!
 //! [health]
 //! interval_ms = 10000     # period of the health call; 0 = none, else 100 to 3600000
@@ -92,7 +93,7 @@ use dependencies::{dependency_ranges, parse_range};
 use methods::{RawMethod, extension_points, methods};
 use names::{check_entry, subscriptions};
 use serde::Deserialize;
-use settings::{RawHealth, RawRestart, health_settings, restart_settings, start_mode};
+use settings::{RawHealth, RawRestart, health_settings, restart_settings, spawn_mode};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -283,7 +284,7 @@ impl Manifest {
                 })
             })
             .transpose()?;
-        let start = start_mode(plugin.start).map_err(spanned)?;
+        let start = spawn_mode(plugin.start).map_err(spanned)?;
 
         let dependencies = dependency_ranges(raw.dependencies, name).map_err(spanned)?;
 
@@ -465,6 +466,7 @@ api = 1
                 backoff_ms: 1_000,
                 backoff_max_ms: 60_000,
                 spare: false,
+                fresh_exec: false,
             }
         );
         assert_eq!(manifest.health, HealthSettings::default());

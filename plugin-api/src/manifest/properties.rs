@@ -161,14 +161,16 @@ fn restart() -> impl Strategy<Value = RestartSettings> {
         option::of(1..=1000u32),
         1..=MAX_DELAY_MS,
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_flat_map(|(policy, give_up_after, backoff_ms, spare)| {
+        .prop_flat_map(|(policy, give_up_after, backoff_ms, spare, fresh_exec)| {
             (backoff_ms..=MAX_DELAY_MS).prop_map(move |backoff_max_ms| RestartSettings {
                 policy,
                 give_up_after,
                 backoff_ms,
                 backoff_max_ms,
                 spare,
+                fresh_exec,
             })
         })
 }
@@ -410,6 +412,12 @@ fn render(manifest: &Manifest, explicit: bool, upper: bool) -> String {
         Value::Boolean(restart.spare),
         restart.spare == defaults.spare,
     );
+    set(
+        &mut restart_table,
+        "fresh_exec",
+        Value::Boolean(restart.fresh_exec),
+        restart.fresh_exec == defaults.fresh_exec,
+    );
 
     let health = &manifest.health;
     let defaults = HealthSettings::default();
@@ -484,6 +492,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "backoff_ms",
             "backoff_max_ms",
             "spare",
+            "fresh_exec",
         ],
         "health" => &["interval_ms", "timeout_ms", "failures"],
         other => panic!("no table {other}"),

@@ -69,6 +69,10 @@ pub struct RestartSettings {
     /// Keep a spare worker, spawned and sandboxed but with no plugin code
     /// loaded, so that a restart only loads the plugin. Default false.
     pub spare: bool,
+    /// Execute every worker of this plugin afresh instead of forking it
+    /// from the zygote: its own address-space layout (ASLR), at the cost
+    /// of a slower start. Default false.
+    pub fresh_exec: bool,
 }
 
 impl Default for RestartSettings {
@@ -79,6 +83,7 @@ impl Default for RestartSettings {
             backoff_ms: 1_000,
             backoff_max_ms: 60_000,
             spare: false,
+            fresh_exec: false,
         }
     }
 }
@@ -115,6 +120,7 @@ pub(super) struct RawRestart {
     backoff_ms: Option<Spanned<u64>>,
     backoff_max_ms: Option<Spanned<u64>>,
     spare: Option<bool>,
+    fresh_exec: Option<bool>,
 }
 
 /// `[health]` as written.
@@ -130,7 +136,7 @@ pub(super) struct RawHealth {
 pub(super) const MAX_DELAY_MS: u64 = 3_600_000;
 
 /// `[plugin] start`, checked; unset = [`StartMode::Eager`].
-pub(super) fn start_mode(
+pub(super) fn spawn_mode(
     raw: Option<Spanned<String>>,
 ) -> Result<StartMode, (Range<usize>, String)> {
     match raw {
@@ -211,6 +217,7 @@ pub(super) fn restart_settings(raw: RawRestart) -> Result<RestartSettings, (Rang
         backoff_ms,
         backoff_max_ms,
         spare: raw.spare.unwrap_or(defaults.spare),
+        fresh_exec: raw.fresh_exec.unwrap_or(defaults.fresh_exec),
     })
 }
 
@@ -275,7 +282,7 @@ mod tests {
     #[test]
     fn restart_settings() {
         let text = format!(
-            "{GOOD}\n[restart]\npolicy = \"on-failure\"\ngive_up_after = 5\nbackoff_ms = 200\nbackoff_max_ms = 800\nspare = true\n"
+            "{GOOD}\n[restart]\npolicy = \"on-failure\"\ngive_up_after = 5\nbackoff_ms = 200\nbackoff_max_ms = 800\nspare = true\nfresh_exec = true\n"
         );
         assert_eq!(
             parse(&text).unwrap().restart,
@@ -285,6 +292,7 @@ mod tests {
                 backoff_ms: 200,
                 backoff_max_ms: 800,
                 spare: true,
+                fresh_exec: true,
             }
         );
         let never = format!("{GOOD}\n[restart]\npolicy = \"never\"\n");

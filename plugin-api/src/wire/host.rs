@@ -562,7 +562,8 @@ pub struct PluginInfo {
     /// Milliseconds the current worker has been ready.
     pub uptime_ms: Option<u64>,
     /// Microseconds the current worker took from spawn to Ready (as the
-    /// supervisor measured it: exec, sandbox, loading the plugin, `init`).
+    /// supervisor measured it: fork or exec, sandbox, loading the plugin,
+    /// `init`).
     pub start_us: Option<u64>,
     /// How many times a worker was started again after the first.
     pub restarts: u32,
@@ -597,6 +598,28 @@ pub struct PluginInfo {
     pub spare_pid: Option<u32>,
     /// `[plugin] provides`: the extension points it serves.
     pub provides: Vec<String>,
+    /// How the current worker was started.
+    pub spawn_mode: Option<SpawnMode>,
+}
+
+/// How a worker process was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpawnMode {
+    /// Forked from the pre-initialized zygote of its worker binary.
+    Zygote,
+    /// Executed afresh (`[restart] fresh_exec`, or no zygote available).
+    Exec,
+}
+
+impl SpawnMode {
+    /// `zygote` or `exec`, as `corral ps` and `--json` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zygote => "zygote",
+            Self::Exec => "exec",
+        }
+    }
 }
 
 impl PluginInfo {
@@ -625,6 +648,7 @@ impl PluginInfo {
             latency_p99_us: None,
             spare_pid: None,
             provides: Vec::new(),
+            spawn_mode: None,
         }
     }
 }

@@ -17,6 +17,8 @@ mod shared;
 mod stats;
 mod stream;
 mod worker;
+#[cfg(target_os = "linux")]
+pub mod zygote;
 
 #[cfg(target_os = "linux")]
 pub use arena::{Arena, MAX_SEGMENTS, PeerArena, SEGMENT_MIN, View, arena_cap};
@@ -27,12 +29,12 @@ pub use codec::{
 pub use host::{
     Action, ClientHello, DirectChannel, DirectReport, EffectiveLimits, Event, EventKind, ExitCause,
     ExitInfo, HEALTH_METHOD, Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply,
-    Request, RequestBody, Response, ServerHello,
+    Request, RequestBody, Response, ServerHello, SpawnMode,
 };
 #[cfg(target_os = "linux")]
 pub use shared::{
     Frame, FrameBuffer, Mapping, SHARED_MIN, SharedBytes, encode_shared_frame, recv_with_fds,
-    send_frame, send_with_fd, share_large, write_message, write_message_fd,
+    send_frame, send_with_fd, send_with_fds, share_large, write_message, write_message_fd,
 };
 #[cfg(target_os = "linux")]
 pub use stats::{DirectCounts, StatsPage, monotonic_ns};
@@ -43,7 +45,7 @@ pub use worker::{
 };
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -245,15 +245,20 @@ pub struct FrameBuffer {
     accept_fds: bool,
 }
 
-/// Bytes a buffer keeps between frames; it grows for a larger frame and
-/// shrinks back once that frame is handled.
+/// Bytes a buffer holds at most between frames: it starts at
+/// [`FIRST_LEN`] and doubles while reads fill it (so that an idle channel,
+/// of which a supervisor has thousands, holds little), grows for a larger
+/// frame, and shrinks back to this once that frame is handled.
 const BUFFER_LEN: usize = 64 * 1024;
+
+/// Bytes a buffer starts with, at its first read.
+const FIRST_LEN: usize = 4 * 1024;
 
 impl FrameBuffer {
     /// An empty buffer for frames of at most `max` body bytes.
     pub fn new(max: u32) -> Self {
         Self {
-            buf: vec![0; BUFFER_LEN],
+            buf: Vec::new(),
             start: 0,
             end: 0,
             fds: VecDeque::new(),
@@ -329,6 +334,17 @@ impl FrameBuffer {
         Ok(Some(Frame { body, shared, fd }))
     }
 
+    /// Lets the buffer go when it holds no unread bytes (the next
+    /// [`recv`](Self::recv) makes a new one): for a reader about to wait a
+    /// long time.
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.end && self.fds.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Whether the last [`recv`](Self::recv) read every byte the socket
     /// had: it read some, did not fill the buffer and took no fds (a read
     /// stops early after bytes that carry fds).
@@ -362,7 +378,14 @@ impl FrameBuffer {
             }
         }
         if self.end == self.buf.len() {
-            self.make_room(self.end - self.start + 1);
+            let unread = self.end - self.start;
+            let len = self.buf.len();
+            let grown = if unread < len {
+                len // moving the unread bytes to the front makes room
+            } else {
+                (len * 2).clamp(FIRST_LEN, BUFFER_LEN.max(unread + 1))
+            };
+            self.make_room(grown);
         }
         let room = self.buf.len() - self.end;
         let (read, fds, truncated) = recv_with_fds(socket, &mut self.buf[self.end..])?;
@@ -456,6 +479,19 @@ pub fn send_with_fd(
     bytes: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<usize> {
+    send_with_fds(socket, bytes, fd.as_slice())
+}
+
+/// One `sendmsg` of `bytes` with `fds` (at most 4) attached to the first
+/// of them; returns how many bytes went.
+pub fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    if fds.len() > MAX_FDS_PER_READ as usize {
+        return Err(io::Error::from_raw_os_error(libc::E2BIG));
+    }
     let mut control = [0u64; 4];
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr().cast_mut().cast(),
@@ -465,19 +501,22 @@ pub fn send_with_fd(
     let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
     header.msg_iov = &mut iov;
     header.msg_iovlen = 1;
-    if let Some(fd) = fd {
+    if !fds.is_empty() {
+        #[allow(clippy::cast_possible_truncation, reason = "at most 4 fds")]
+        let len = FD_LEN * fds.len() as u32;
         header.msg_control = control.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes; the control
-        // buffer holds one fd's cmsg, which is written within it.
+        // buffer holds a cmsg of up to 4 fds, which is written within it.
         unsafe {
-            header.msg_controllen = libc::CMSG_SPACE(FD_LEN) as _;
+            header.msg_controllen = libc::CMSG_SPACE(len) as _;
             let cmsg = libc::CMSG_FIRSTHDR(&header);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(FD_LEN) as _;
-            libc::CMSG_DATA(cmsg)
-                .cast::<RawFd>()
-                .write_unaligned(fd.as_raw_fd());
+            (*cmsg).cmsg_len = libc::CMSG_LEN(len) as _;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (index, fd) in fds.iter().enumerate() {
+                data.add(index).write_unaligned(fd.as_raw_fd());
+            }
         }
     }
     loop {

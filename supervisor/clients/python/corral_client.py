@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 _HEADER = struct.Struct("<I")
 
 

@@ -67,6 +67,11 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
     if let Some(start) = info.start_us {
         out += &format!("  started in {:.1} ms", start as f64 / 1000.0);
     }
+    match info.spawn_mode {
+        Some(corral::SpawnMode::Zygote) => out += " (forked from the zygote)",
+        Some(corral::SpawnMode::Exec) => out += " (executed afresh)",
+        None => {}
+    }
     out += &format!("  restarts {}\n", info.restarts);
     let row = |out: &mut String, key: &str, value: &str| *out += &format!("  {key:<12} {value}\n");
     if let Some(spare) = info.spare_pid {

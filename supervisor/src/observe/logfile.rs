@@ -66,7 +66,9 @@ struct State {
     failing: bool,
     /// Lines lost since appending started failing.
     lost: u64,
-    lines: broadcast::Sender<Arc<str>>,
+    /// The followers' channel, while there are any: its backlog is
+    /// allocated whole, and most plugins are never followed.
+    lines: Option<broadcast::Sender<Arc<str>>>,
 }
 
 /// Where a [`LogFile`]'s files ended at some moment: [`LogFile::read_to`]
@@ -116,13 +118,16 @@ impl LogFile {
                 rotations: 0,
                 failing: false,
                 lost: 0,
-                lines: broadcast::channel(FOLLOW_BACKLOG).0,
+                lines: None,
             }),
         };
-        let (file, size) = log.open_current()?;
-        let state = log.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        state.file = Some(file);
-        state.size = size;
+        // Opened to check it can be (and to learn its size), then closed
+        // until lines come: see [`Self::close`].
+        let (_file, size) = log.open_current()?;
+        log.state
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .size = size;
         Ok(log)
     }
 
@@ -168,19 +173,31 @@ impl LogFile {
                 }
             }
         }
-        if state.lines.receiver_count() > 0 {
+        if let Some(lines) = &state.lines {
             let line = line.strip_suffix('\n').unwrap_or(&line);
-            // Fails only if every receiver was dropped since the check.
-            let _ = state.lines.send(Arc::from(line));
+            if lines.send(Arc::from(line)).is_err() {
+                state.lines = None; // every follower is gone
+            }
         }
+    }
+
+    /// Closes the file until the next append: a supervisor with thousands
+    /// of plugins keeps no fd open for the quiet ones. The output task calls
+    /// it when it has written what it read.
+    pub(crate) fn close(&self) {
+        self.lock().file = None;
     }
 
     /// Subscribes to lines appended from now on (without their newline) and
     /// returns where the files end now: reading [`Self::read_to`] this mark
     /// and then the receiver gives every line once.
     pub(crate) fn follow(&self) -> (broadcast::Receiver<Arc<str>>, Mark) {
-        let state = self.lock();
-        (state.lines.subscribe(), mark(&state))
+        let mut state = self.lock();
+        let lines = state
+            .lines
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_BACKLOG).0)
+            .subscribe();
+        (lines, mark(&state))
     }
 
     /// Where the files end now, for reading without following.

@@ -1,5 +1,5 @@
 //! One worker process, from fork to reaping: spawning it (the only place
-//! that forks), the sandbox applied before exec, its cgroup, its channel
+//! that forks, itself or through a zygote), the sandbox applied before exec, its cgroup, its channel
 //! and the calls in flight on it, its output, the seccomp referrals it
 //! makes, the watchdog, and how it ended.
 //!
@@ -16,3 +16,4 @@ pub(crate) mod sandbox;
 pub(crate) mod spawn;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
+pub(crate) mod zygote;

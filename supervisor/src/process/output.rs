@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tracing::{info, warn};
 
 /// Lines kept for the exit record.
@@ -75,7 +74,7 @@ pub(crate) async fn forward(
     pid: u32,
     file: Option<Arc<LogFile>>,
 ) -> Vec<String> {
-    let mut pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(output) {
+    let pipe = match tokio::net::unix::pipe::Receiver::from_owned_fd(output) {
         Ok(pipe) => pipe,
         Err(error) => {
             warn!(plugin = %plugin, pid, "cannot read the worker's output: {error}");
@@ -84,7 +83,6 @@ pub(crate) async fn forward(
     };
     let mut lines = Lines::default();
     let mut budget = Budget::new(plugin.clone(), pid);
-    let mut buf = vec![0u8; 16 * 1024];
     let line = |budget: &mut Budget, text: &str| {
         if let Some(file) = &file {
             file.append(pid, text);
@@ -92,16 +90,47 @@ pub(crate) async fn forward(
         budget.log(text);
     };
     loop {
-        // Wake up at least once a second to report dropped lines.
-        match tokio::time::timeout(Duration::from_secs(1), pipe.read(&mut buf)).await {
-            Err(_) => budget.roll(),
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(n)) => lines.feed(&buf[..n], |text| line(&mut budget, text)),
+        // With lines dropped, wake up at least once a second to say so.
+        let ready = if budget.dropped > 0 {
+            tokio::time::timeout(Duration::from_secs(1), pipe.readable()).await
+        } else {
+            Ok(pipe.readable().await)
+        };
+        match ready {
+            Err(_) => {
+                budget.roll();
+                continue;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(())) => {}
+        }
+        // Read into this thread's buffer, not one per worker: a
+        // supervisor has thousands of quiet workers.
+        let read = SCRATCH.with_borrow_mut(|buf| match pipe.try_read(buf) {
+            Ok(0) => Err(()),
+            Ok(n) => {
+                lines.feed(&buf[..n], |text| line(&mut budget, text));
+                if let Some(file) = &file {
+                    file.close();
+                }
+                Ok(())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(_) => Err(()),
+        });
+        if read.is_err() {
+            break;
         }
     }
     lines.finish(|text| line(&mut budget, text));
     budget.report();
     lines.into_tail()
+}
+
+thread_local! {
+    /// Where output is read into, shared by the workers' output tasks of a
+    /// thread (none holds it across an await).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16 * 1024]);
 }
 
 /// At most [`LINES_PER_SECOND`] lines logged a second; the rest counted

@@ -1,30 +1,38 @@
-//! Starting worker processes: the one place that forks.
+//! Starting worker processes: the one place that forks, or has a zygote
+//! fork ([`crate::process::zygote`]).
 //!
 //! Spawning runs on one long-lived thread, the spawner, for two reasons:
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits (so a
-//! short-lived thread would kill its workers), and a fork+exec takes about
-//! a millisecond that the async runtime should not spend blocked.
+//! short-lived thread would kill its workers; a worker forked by a zygote
+//! with `CLONE_PARENT` has the zygote's parent, this thread), and a
+//! fork+exec takes about a millisecond that the async runtime should not
+//! spend blocked.
 #![allow(
     unsafe_code,
     reason = "pre_exec, pidfd_open and adopting the fds they return"
 )]
 
-use crate::process::sandbox::{self, ChildSetup};
+use crate::process::zygote::{ZygoteError, ZygoteSlot};
+use corral_plugin_api::wire::zygote::ForkRequest;
+use corral_plugin_api::wire::{PluginKind, SpawnMode};
+use corral_plugin_api::worker_setup::WorkerSetup;
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A worker could not be started.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SpawnError {
-    #[error("cannot create the worker channel: {0}")]
+    #[error("cannot create the worker channel: {}", fd_hint(.0))]
     Channel(io::Error),
     #[error("cannot start corral-worker: {0}")]
     Exec(io::Error),
@@ -38,13 +46,28 @@ pub(crate) enum SpawnError {
     Integrity(#[from] crate::process::integrity::IntegrityError),
 }
 
+/// `error`, and when it is the supervisor's open files limit, which one
+/// and what to do.
+fn fd_hint(error: &io::Error) -> String {
+    if error.raw_os_error() != Some(libc::EMFILE) {
+        return error.to_string();
+    }
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or_else(|_| "?".to_owned(), |(soft, _)| soft.to_string());
+    format!(
+        "{error}: the supervisor's open files limit ({limit}) is reached; each worker takes \
+         four, so raise it (LimitNOFILE= in the unit, ulimit -n) or run fewer plugins"
+    )
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerCommand {
-    /// The `corral-worker` binary, opened by the supervisor: the worker
-    /// is executed through `/proc/self/fd/N`, so its uid needs no path to
-    /// it.
-    pub(crate) exe: Arc<OwnedFd>,
+    /// Which worker binary runs it, and so which zygote forks it.
+    pub(crate) kind: PluginKind,
+    /// Execute the worker afresh rather than fork it from the zygote
+    /// (`[restart] fresh_exec`).
+    pub(crate) fresh_exec: bool,
     /// The plugin module, opened here and handed over as fd 4.
     pub(crate) entry: PathBuf,
     /// The module's SHA-256 from the manifest, checked on the open file
@@ -58,8 +81,8 @@ pub(crate) struct WorkerCommand {
     pub(crate) title: String,
     /// The worker's whole environment.
     pub(crate) env: Vec<(OsString, OsString)>,
-    /// What the child applies before exec.
-    pub(crate) setup: ChildSetup,
+    /// What the child applies before the plugin.
+    pub(crate) setup: WorkerSetup,
 }
 
 /// A started worker.
@@ -75,11 +98,30 @@ pub(crate) struct SpawnedWorker {
     pub(crate) listener: UnixStream,
     /// The read end of the worker's stdout and stderr.
     pub(crate) output: OwnedFd,
+    /// Forked from the zygote or executed afresh.
+    pub(crate) mode: SpawnMode,
 }
 
-struct Job {
-    command: WorkerCommand,
-    reply: oneshot::Sender<Result<SpawnedWorker, SpawnError>>,
+enum Job {
+    Spawn {
+        command: Box<WorkerCommand>,
+        reply: oneshot::Sender<Result<SpawnedWorker, SpawnError>>,
+    },
+    /// Start the zygote for this kind of plugin now, not at its first
+    /// worker.
+    Warm(PluginKind),
+}
+
+/// How often the spawner checks, when idle, that its zygotes live.
+const ZYGOTE_CHECK: Duration = Duration::from_millis(250);
+
+/// The worker binaries, opened by the supervisor: a worker or zygote is
+/// executed through `/proc/self/fd/N`, so its uid needs no path to it.
+pub(crate) struct WorkerBinaries {
+    /// `corral-worker`: native and wasm plugins.
+    pub(crate) full: OwnedFd,
+    /// `corral-worker-native`, where it is installed: native plugins.
+    pub(crate) native: Option<OwnedFd>,
 }
 
 /// Handle to the spawner thread. Keep it alive as long as any worker it
@@ -89,38 +131,73 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
-    pub(crate) fn start() -> io::Result<Self> {
+    pub(crate) fn start(binaries: WorkerBinaries) -> io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let full = Arc::new(binaries.full);
+        let native = binaries.native.map_or_else(|| full.clone(), Arc::new);
         std::thread::Builder::new()
             .name("corral-spawner".into())
             .spawn(move || {
-                for job in queue {
-                    // The receiver may have given up; nothing to do then,
-                    // the dropped channel ends the worker.
-                    let _ = job.reply.send(spawn_now(&job.command));
+                let mut zygotes = Zygotes {
+                    native: ZygoteSlot::new("native", native),
+                    wasm: ZygoteSlot::new("wasm", full),
+                };
+                loop {
+                    match queue.recv_timeout(ZYGOTE_CHECK) {
+                        Ok(Job::Spawn { command, reply }) => {
+                            // The receiver may have given up; nothing to do
+                            // then, the dropped channel ends the worker.
+                            let _ = reply.send(spawn_now(&command, &mut zygotes));
+                        }
+                        Ok(Job::Warm(kind)) => zygotes.of(kind).warm(),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            zygotes.native.replace_if_dead();
+                            zygotes.wasm.replace_if_dead();
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
                 }
             })?;
         Ok(Self { jobs })
     }
 
+    /// Starts the zygote for `kind` ahead of its first worker.
+    pub(crate) fn warm(&self, kind: PluginKind) {
+        let _ = self.jobs.send(Job::Warm(kind));
+    }
+
     pub(crate) async fn spawn(&self, command: WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { command, reply })
+            .send(Job::Spawn {
+                command: Box::new(command),
+                reply,
+            })
             .map_err(|_| SpawnError::SpawnerGone)?;
         answer.await.map_err(|_| SpawnError::SpawnerGone)?
     }
 }
 
-fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
+/// The spawner thread's zygotes, one per worker binary.
+struct Zygotes {
+    native: ZygoteSlot,
+    wasm: ZygoteSlot,
+}
+
+impl Zygotes {
+    fn of(&mut self, kind: PluginKind) -> &mut ZygoteSlot {
+        match kind {
+            PluginKind::Native => &mut self.native,
+            PluginKind::Wasm => &mut self.wasm,
+        }
+    }
+}
+
+fn spawn_now(command: &WorkerCommand, zygotes: &mut Zygotes) -> Result<SpawnedWorker, SpawnError> {
     let (ours, theirs) = UnixStream::pair().map_err(SpawnError::Channel)?;
-    let channel_fd = theirs.as_raw_fd();
     let (listener, their_listener) = UnixStream::pair().map_err(SpawnError::Channel)?;
-    let listener_fd = their_listener.as_raw_fd();
-    let supervisor = nix::unistd::getpid().as_raw();
     // stdout and stderr share one pipe the supervisor reads (and bounds).
     let (output, output_write) = io::pipe().map_err(SpawnError::Channel)?;
-    let stderr_write = output_write.try_clone().map_err(SpawnError::Channel)?;
     let entry = std::fs::File::open(&command.entry).map_err(|source| SpawnError::Entry {
         path: command.entry.display().to_string(),
         source,
@@ -128,28 +205,32 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
     if let Some(expected) = &command.sha256 {
         crate::process::integrity::verify_entry(&entry, &command.entry, expected)?;
     }
-    let entry_fd = entry.as_raw_fd();
-    let mut cmd = Command::new(format!("/proc/self/fd/{}", command.exe.as_raw_fd()));
-    cmd.arg0(&command.title)
-        .current_dir(&command.dir)
-        .env_clear()
-        .envs(command.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(output_write))
-        .stderr(Stdio::from(stderr_write));
-    // SAFETY: `before_exec` is async-signal-safe (raw syscalls only) and
-    // captures plain numbers.
-    unsafe {
-        let setup = command.setup;
-        cmd.pre_exec(move || {
-            sandbox::before_exec(channel_fd, entry_fd, listener_fd, supervisor, &setup)
-        });
-    }
-    let child = cmd.spawn().map_err(SpawnError::Exec)?;
+    let fds = [theirs.as_fd(), entry.as_fd(), their_listener.as_fd()];
+    let zygote = zygotes.of(command.kind);
+    let forked = if command.fresh_exec {
+        None
+    } else {
+        let all = [fds[0], fds[1], fds[2], output_write.as_fd()];
+        match zygote.fork(&fork_request(command), &all) {
+            Ok(pid) => Some(pid),
+            Err(error @ ZygoteError::Resting) => {
+                tracing::debug!("{error}: executing the worker afresh");
+                None
+            }
+            Err(error) => {
+                tracing::warn!("{error}: executing the worker afresh");
+                None
+            }
+        }
+    };
+    let (pid, mode) = match forked {
+        Some(pid) => (pid, SpawnMode::Zygote),
+        None => (
+            exec(command, zygote.exe(), fds, output_write)?,
+            SpawnMode::Exec,
+        ),
+    };
     drop((theirs, their_listener, entry));
-    let pid = child.id();
-    // std's Child does not reap on drop; the pidfd is how we wait.
-    drop(child);
     let pidfd = pidfd_open(pid).map_err(|source| {
         // SAFETY: kill with a pid we just forked and have not reaped: it
         // cannot have been reused.
@@ -162,7 +243,58 @@ fn spawn_now(command: &WorkerCommand) -> Result<SpawnedWorker, SpawnError> {
         channel: ours,
         listener,
         output: output.into(),
+        mode,
     })
+}
+
+/// What a zygote needs to fork the worker `command` describes (the fds
+/// go beside it).
+fn fork_request(command: &WorkerCommand) -> ForkRequest {
+    ForkRequest {
+        title: command.title.clone(),
+        dir: command.dir.as_os_str().as_bytes().to_vec(),
+        env: command
+            .env
+            .iter()
+            .map(|(name, value)| {
+                let mut variable = name.as_bytes().to_vec();
+                variable.push(b'=');
+                variable.extend_from_slice(value.as_bytes());
+                serde_bytes::ByteBuf::from(variable)
+            })
+            .collect(),
+        setup: command.setup,
+    }
+}
+
+/// Forks and executes the worker binary afresh: its pid. `fds` are the
+/// worker's channel, module and listener socket.
+fn exec(
+    command: &WorkerCommand,
+    exe: &OwnedFd,
+    fds: [std::os::fd::BorrowedFd<'_>; 3],
+    output_write: io::PipeWriter,
+) -> Result<u32, SpawnError> {
+    let supervisor = nix::unistd::getpid().as_raw();
+    let stderr_write = output_write.try_clone().map_err(SpawnError::Channel)?;
+    let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+    cmd.arg0(&command.title)
+        .current_dir(&command.dir)
+        .env_clear()
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(output_write))
+        .stderr(Stdio::from(stderr_write));
+    let raw = fds.map(|fd| fd.as_raw_fd());
+    // SAFETY: `apply` is async-signal-safe (raw syscalls only); the
+    // closure captures plain numbers.
+    unsafe {
+        let setup = command.setup;
+        cmd.pre_exec(move || setup.apply(raw, supervisor));
+    }
+    let child = cmd.spawn().map_err(SpawnError::Exec)?;
+    // std's Child does not reap on drop; the pidfd is how we wait.
+    Ok(child.id())
 }
 
 fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {

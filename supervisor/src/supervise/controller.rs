@@ -99,7 +99,16 @@ impl Controller {
                 dependency = self.unready_dependency();
                 let slot_free = self.take_slot();
                 if dependency.is_none() && slot_free {
-                    self.start().await;
+                    // After a crash the callers it failed go first: the
+                    // tasks telling direct-channel clients, then (one
+                    // sched_yield) the clients' own threads, before the
+                    // replacement's start takes the CPU.
+                    tokio::task::yield_now().await;
+                    std::thread::yield_now();
+                    // Boxed, like every start and order below: a start's
+                    // future is large, and would otherwise make every idle
+                    // controller (one per plugin) as large.
+                    Box::pin(self.start()).await;
                     continue;
                 }
             }
@@ -115,7 +124,7 @@ impl Controller {
                         info!(plugin = %name, "plugin folder removed: stopping it for good");
                         break;
                     }
-                    Some(order) => self.obey(order).await,
+                    Some(order) => Box::pin(self.obey(order)).await,
                 },
                 ended = wait_ended(&mut self.running) => self.on_exit(ended),
                 () = sleep_until(backoff.unwrap_or_else(Instant::now)), if backoff.is_some() => {
@@ -136,7 +145,7 @@ impl Controller {
                 _ = shutdown.changed() => {}
             }
         }
-        self.stop_worker().await;
+        Box::pin(self.stop_worker()).await;
         self.answer_waiters(Err(RemoteError::new(
             ErrorKind::Unavailable,
             format!("plugin `{name}` is stopped"),

@@ -8,7 +8,6 @@ use crate::observe::logfile::LogFile;
 use crate::observe::metrics::CallMetrics;
 use crate::process::cgroup::Cgroup;
 use crate::process::refusals::{Record, Refused};
-use crate::process::sandbox::ChildSetup;
 use crate::process::spawn::{Spawner, WorkerCommand};
 use crate::process::watchdog::Watchdog;
 use crate::process::worker::Chain;
@@ -21,8 +20,9 @@ use corral_plugin_api::manifest::check_declared;
 use corral_plugin_api::seccomp::Tier;
 use corral_plugin_api::wire::{
     Action, DirectChannel, DirectCounts, EffectiveLimits, EventKind, ExitInfo, Hello, Layer,
-    PROTOCOL_VERSION, PluginDetails, PluginInfo, PluginState, Refusal,
+    PROTOCOL_VERSION, PluginDetails, PluginInfo, PluginState, Refusal, SpawnMode,
 };
+use corral_plugin_api::worker_setup::WorkerSetup;
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -74,6 +74,8 @@ pub(crate) struct Status {
     pub(crate) ready_since: Option<Instant>,
     /// How long the current worker took from spawn to Ready.
     pub(crate) start_time: Option<Duration>,
+    /// How the current worker was started.
+    pub(crate) spawn_mode: Option<SpawnMode>,
     pub(crate) starts: u32,
     /// The serving worker's generation (0 before the first).
     pub(crate) generation: u64,
@@ -92,6 +94,7 @@ impl Status {
         self.pid = None;
         self.ready_since = None;
         self.start_time = None;
+        self.spawn_mode = None;
         self.record_exit(exit);
     }
 
@@ -106,7 +109,6 @@ impl Status {
 /// Settings every plugin's supervision shares.
 pub(crate) struct Supervision {
     pub(crate) spawner: Spawner,
-    pub(crate) worker_exe: Arc<std::os::fd::OwnedFd>,
     pub(crate) max_frame: u32,
     pub(crate) start_timeout: Duration,
     pub(crate) stop_grace: Duration,
@@ -237,6 +239,7 @@ impl PluginHandle {
                 pid: None,
                 ready_since: None,
                 start_time: None,
+                spawn_mode: None,
                 starts: 0,
                 generation: 0,
                 exits: VecDeque::new(),
@@ -324,6 +327,7 @@ impl PluginHandle {
             latency_p99_us: calls.p99_us,
             spare_pid: status.spare_pid,
             provides: spec.plugin.manifest.provides.clone(),
+            spawn_mode: status.spawn_mode,
         }
     }
 
@@ -579,7 +583,7 @@ impl PluginHandle {
             wasi: manifest.wasi,
             dir: spec.plugin.dir.display().to_string(),
             entry: spec.plugin.entry.display().to_string(),
-            entry_fd: Some(crate::process::sandbox::ENTRY_FD),
+            entry_fd: Some(corral_plugin_api::worker_setup::ENTRY_FD),
             max_frame: supervision.max_frame,
             read: spec.permitted(&manifest.permissions.read),
             write: spec.permitted(&manifest.permissions.write),
@@ -597,7 +601,7 @@ impl PluginHandle {
                 manifest.permissions.syscall_names()
             },
             profile: spec.profile,
-            listener_fd: Some(crate::process::sandbox::LISTENER_FD),
+            listener_fd: Some(corral_plugin_api::worker_setup::LISTENER_FD),
             methods: spec
                 .plugin
                 .manifest
@@ -609,7 +613,7 @@ impl PluginHandle {
     }
 
     /// How to spawn a worker run from `spec`.
-    pub(crate) fn command(&self, spec: &Spec, supervision: &Supervision) -> WorkerCommand {
+    pub(crate) fn command(&self, spec: &Spec) -> WorkerCommand {
         let manifest = &spec.plugin.manifest;
         let mut env = vec![(
             OsString::from("CORRAL_PLUGIN"),
@@ -619,13 +623,14 @@ impl PluginHandle {
             env.push(("CORRAL_LOG".into(), level));
         }
         WorkerCommand {
-            exe: supervision.worker_exe.clone(),
+            kind: manifest.kind,
+            fresh_exec: manifest.restart.fresh_exec,
             entry: spec.plugin.entry.clone(),
             sha256: manifest.sha256.clone(),
             dir: spec.plugin.dir.clone(),
             title: format!("corral-worker: {}@{}", manifest.name, manifest.version),
             env,
-            setup: ChildSetup::new(
+            setup: WorkerSetup::new(
                 &spec.limits,
                 self.uid,
                 manifest.permissions.network,

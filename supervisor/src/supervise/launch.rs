@@ -116,6 +116,7 @@ pub(crate) async fn launch(
         status.pid = Some(pid);
         status.ready_since = Some(ready_at.into_std());
         status.start_time = Some(ready_at - spawned_at);
+        status.spawn_mode = Some(started.process.mode());
         status.layers = layers;
     }
     supervision.watchdog.watch(&started.worker, &spec.limits);
@@ -196,10 +197,7 @@ async fn spawn_worker(
     supervision: &Supervision,
     standby: bool,
 ) -> Result<worker::Greeted, StartError> {
-    let spawned = supervision
-        .spawner
-        .spawn(plugin.command(spec, supervision))
-        .await?;
+    let spawned = supervision.spawner.spawn(plugin.command(spec)).await?;
     let mut hello = plugin.hello(spec, supervision);
     hello.standby = standby;
     let manifest = &spec.plugin.manifest;

@@ -68,6 +68,9 @@ impl FrameReader {
             if let Some(frame) = self.frames.next_frame()? {
                 return Ok(Some(frame));
             }
+            // Nothing buffered while waiting: a supervisor waits on
+            // thousands of quiet channels.
+            self.frames.release_if_empty();
             let stream = self.inner.as_ref();
             stream.readable().await?;
             let read = stream.try_io(Interest::READABLE, || {

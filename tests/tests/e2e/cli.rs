@@ -242,7 +242,10 @@ fn serves_as_an_ordinary_user() {
         .native_with("counter", "counter", "[permissions]\nhost = [\"kv\"]\n")
         .as_user(nobody)
         .start();
-    let pid = corral.wait_ready("hello").pid.unwrap();
+    let info = corral.wait_ready("hello");
+    // Forked from a zygote of the same user, which lowers nothing.
+    assert_eq!(info.spawn_mode, Some(corral::SpawnMode::Zygote));
+    let pid = info.pid.unwrap();
     assert_eq!(
         corral
             .client()

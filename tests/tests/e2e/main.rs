@@ -32,3 +32,4 @@ mod testkit;
 mod wasi;
 mod wasm;
 mod worker;
+mod zygote;

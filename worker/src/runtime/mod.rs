@@ -32,13 +32,41 @@ pub(crate) trait Runtime {
     fn recover(&mut self) {}
 }
 
-/// Loads the plugin `hello` names; its host services go over `link`.
-pub(crate) fn load(hello: &Hello, link: &Arc<Link>) -> Result<Box<dyn Runtime>, LoadError> {
-    Ok(match hello.kind {
-        PluginKind::Native => Box::new(native::NativePlugin::load(hello, link)?),
-        PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, link.clone())?),
-    })
+/// Loads the plugin a `Hello` names.
+pub(crate) type Loader = fn(&Hello, &Arc<Link>) -> Result<Box<dyn Runtime>, LoadError>;
+
+/// The plugin runtimes a worker binary carries. `corral-worker` has
+/// [`ALL`]; `corral-worker-native` has [`NATIVE`], and since nothing it
+/// runs refers to the wasm runtime, the linker leaves wasmtime out of it.
+#[derive(Clone, Copy)]
+pub(crate) struct Runtimes {
+    /// Loads the plugin a `Hello` names; its host services go over the link.
+    pub(crate) load: Loader,
+    /// Prepares, in a zygote, what every worker it forks shares.
+    pub(crate) prepare: fn(),
 }
+
+/// Native libraries and wasm modules.
+pub(crate) const ALL: Runtimes = Runtimes {
+    load: |hello, link| {
+        Ok(match hello.kind {
+            PluginKind::Native => Box::new(native::NativePlugin::load(hello, link)?),
+            PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, link.clone())?),
+        })
+    },
+    prepare: wasm::prepare,
+};
+
+/// Native libraries only.
+pub(crate) const NATIVE: Runtimes = Runtimes {
+    load: |hello, link| match hello.kind {
+        PluginKind::Native => Ok(Box::new(native::NativePlugin::load(hello, link)?)),
+        PluginKind::Wasm => Err(LoadError::NoRuntime {
+            path: hello.entry.clone(),
+        }),
+    },
+    prepare: || {},
+};
 
 /// A call's result from its ABI code, `out` holding the reply or, on
 /// failure, a UTF-8 message (taken out).
@@ -95,4 +123,6 @@ pub(crate) enum LoadError {
     },
     #[error("{path}: {message}")]
     Wasm { path: String, message: String },
+    #[error("{path}: corral-worker-native has no wasm runtime; wasm plugins run in corral-worker")]
+    NoRuntime { path: String },
 }

@@ -79,16 +79,11 @@ impl WasmPlugin {
             path: path.clone(),
             source,
         })?;
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.consume_fuel(hello.wasm_fuel > 0);
-        // No memfd images: the sandbox does not allow memfd_create.
-        config.memory_init_cow(false);
         let wasm_error = |error: wasmtime::Error| LoadError::Wasm {
             path: path.clone(),
             message: format!("{error:#}"),
         };
-        let engine = Engine::new(&config).map_err(wasm_error)?;
+        let engine = engine(hello.wasm_fuel > 0).map_err(wasm_error)?;
         let module = compile(&engine, &wasm, hello.cache_dir.as_deref().map(Path::new))
             .map_err(wasm_error)?;
         let wasi = Wasi::new(hello);
@@ -542,6 +537,38 @@ fn instantiate(
         )),
         Err(error) => Err(format!("plugin init trapped: {error:#}")),
     }
+}
+
+/// The engine a zygote made before forking ([`prepare`]): the one most
+/// plugins use, without fuel.
+static PREPARED: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+
+/// Makes, in a wasm zygote, the engine its workers share: its
+/// configuration checked and its code generator set up once, not per
+/// worker.
+pub(crate) fn prepare() {
+    match engine_for(false) {
+        Ok(engine) => drop(PREPARED.set(engine)),
+        Err(error) => tracing::warn!("cannot prepare the wasm engine: {error:#}"),
+    }
+}
+
+/// The engine for a plugin with or without fuel metering: the prepared
+/// one when it fits.
+fn engine(fuel: bool) -> wasmtime::Result<Engine> {
+    match PREPARED.get() {
+        Some(engine) if !fuel => Ok(engine.clone()),
+        _ => engine_for(fuel),
+    }
+}
+
+fn engine_for(fuel: bool) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.consume_fuel(fuel);
+    // No memfd images: the sandbox does not allow memfd_create.
+    config.memory_init_cow(false);
+    Engine::new(&config)
 }
 
 /// Ticks the engine's epoch for call deadlines, for the worker's life.

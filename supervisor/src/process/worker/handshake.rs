@@ -177,7 +177,8 @@ pub(crate) async fn greet(
     } = context;
     let refusals = refusals::watch(spawned.listener, spawned.pid, hello.profile, refusals)
         .map_err(StartError::Setup)?;
-    let process = Process::new(spawned.pid, spawned.pidfd, refusals).map_err(StartError::Setup)?;
+    let process = Process::new(spawned.pid, spawned.pidfd, spawned.mode, refusals)
+        .map_err(StartError::Setup)?;
     let plugin: Arc<str> = hello.plugin.as_str().into();
     let output = tokio::spawn(crate::process::output::forward(
         spawned.output,

@@ -2,6 +2,7 @@
 //! and signalled as a process group.
 
 use crate::process::refusals;
+use corral_plugin_api::wire::SpawnMode;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use std::io;
@@ -18,12 +19,18 @@ use tracing::warn;
 pub(crate) struct Process {
     pid: u32,
     pidfd: AsyncFd<OwnedFd>,
+    mode: SpawnMode,
     _refusals: refusals::Watch,
 }
 
 impl Process {
     #[allow(unsafe_code, reason = "registers the pidfd with tokio")]
-    pub(super) fn new(pid: u32, pidfd: OwnedFd, refusals: refusals::Watch) -> io::Result<Self> {
+    pub(super) fn new(
+        pid: u32,
+        pidfd: OwnedFd,
+        mode: SpawnMode,
+        refusals: refusals::Watch,
+    ) -> io::Result<Self> {
         // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the
         // same for the AsyncFd's whole life.
         let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
@@ -31,6 +38,7 @@ impl Process {
         Ok(Self {
             pid,
             pidfd,
+            mode,
             _refusals: refusals,
         })
     }
@@ -69,6 +77,30 @@ impl Process {
         }
     }
 
+    /// The wait status of a worker that has begun to exit and is not yet
+    /// reaped, from `/proc/PID/stat`: the kernel records it as the exit
+    /// begins, before the worker's fds close, while the pidfd becomes
+    /// readable only once the exit is over (its address space and
+    /// namespaces torn down, a few hundred microseconds later). `None`
+    /// when the worker is not exiting, or the status is not readable (it
+    /// then shows as 0).
+    pub(super) fn exiting(&self) -> Option<WaitStatus> {
+        /// `PF_EXITING` in the `flags` field.
+        const EXITING: u64 = 0x4;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // Fields from 3 (state) on, after the parenthesized name.
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 2..)?
+            .split_whitespace()
+            .collect();
+        let flags: u64 = fields.get(9 - 3)?.parse().ok()?;
+        let code: i32 = fields.get(52 - 3)?.parse().ok()?;
+        if flags & EXITING == 0 || code == 0 {
+            return None;
+        }
+        WaitStatus::from_raw(nix::unistd::Pid::from_raw(self.pid as i32), code).ok()
+    }
+
     /// Sends `signal` to the worker's process group (the worker leads its
     /// own session). Only valid before the worker is reaped.
     pub(super) fn signal_group(&self, signal: Signal) {
@@ -81,6 +113,11 @@ impl Process {
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Forked from a zygote or executed afresh.
+    pub(crate) fn mode(&self) -> SpawnMode {
+        self.mode
     }
 }
 

@@ -14,6 +14,7 @@ use corral_plugin_api::wire::{
 };
 use corral_plugin_api::{ErrorKind, RemoteError, seccomp};
 use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -48,6 +49,10 @@ pub(crate) async fn run_until_exit(
     let mut kill_at: Option<Instant> = None;
     // What the supervisor did to the worker and why.
     let mut verdict: Option<(ExitCause, String)> = None;
+    let pid = process.pid();
+    // A dying worker's end is known from its channel's end, before the
+    // exit completes; it is reaped in the background then.
+    let mut exiting = false;
     let status = loop {
         tokio::select! {
             status = process.wait() => break status,
@@ -59,11 +64,18 @@ pub(crate) async fn run_until_exit(
                         process.signal_group(Signal::SIGKILL);
                         verdict.get_or_insert((ExitCause::ProtocolViolation, format!("protocol violation: {violation}")));
                     }
-                    // The worker closed its channel; unless it is exiting
-                    // anyway, it gets the grace period, then is killed.
-                    None => if kill_at.is_none() {
-                        kill_at = Some(Instant::now() + grace);
-                    }
+                    // The worker closed its channel. A dying one ends now,
+                    // with the status the kernel already recorded; one that
+                    // lives on gets the grace period, then is killed.
+                    None => match process.exiting() {
+                        Some(status) => {
+                            exiting = true;
+                            break status;
+                        }
+                        None => if kill_at.is_none() {
+                            kill_at = Some(Instant::now() + grace);
+                        },
+                    },
                 }
             }
             () = worker.condemned.notified() => {
@@ -108,17 +120,42 @@ pub(crate) async fn run_until_exit(
             Err(_) => reader_task.abort(),
         }
     }
-    if let Some(syscall) = worker.pending().violation {
-        let why = format!("forbidden syscall {}", seccomp::describe(syscall.into()));
-        verdict = Some((ExitCause::Seccomp, why));
+    // Before anything else (the output tail can take a moment, and the
+    // replacement starts once this returns).
+    let (exit, error) = failure(&worker, status, verdict.as_ref());
+    worker.close(error);
+    if exiting {
+        tokio::spawn(async move { process.wait().await });
     }
-    let requested = matches!(verdict, Some((ExitCause::Stopped, _)));
+    let exit = with_output(exit, last_output(output).await);
+    debug!(plugin = %worker.plugin, pid, "worker {}", exit.description);
+    Ended {
+        exit,
+        direct: worker.direct_counts(),
+    }
+}
+
+/// How the worker ended, and the error its calls in flight fail with,
+/// from its wait status and `verdict` (what the supervisor did to it and
+/// why); a forbidden syscall it reported outranks the verdict.
+fn failure(
+    worker: &Worker,
+    status: WaitStatus,
+    verdict: Option<&(ExitCause, String)>,
+) -> (ExitInfo, RemoteError) {
+    let violation = worker.pending().violation.map(|syscall| {
+        (
+            ExitCause::Seccomp,
+            format!("forbidden syscall {}", seccomp::describe(syscall.into())),
+        )
+    });
+    let verdict = violation.as_ref().or(verdict);
     let exit = exit_info(
         status,
-        verdict.as_ref().map(|(cause, why)| (*cause, why.as_str())),
+        verdict.map(|(cause, why)| (*cause, why.as_str())),
         None,
     );
-    let error = if requested {
+    let error = if matches!(verdict, Some((ExitCause::Stopped, _))) {
         RemoteError::new(
             ErrorKind::Unavailable,
             format!("plugin `{}` was stopped", worker.plugin),
@@ -132,14 +169,7 @@ pub(crate) async fn run_until_exit(
             ),
         )
     };
-    // Fail the calls in flight first; the output tail can take a moment.
-    worker.close(error);
-    let exit = with_output(exit, last_output(output).await);
-    debug!(plugin = %worker.plugin, pid = process.pid(), "worker {}", exit.description);
-    Ended {
-        exit,
-        direct: worker.direct_counts(),
-    }
+    (exit, error)
 }
 
 /// Delivers replies until end of stream (`None`) or a protocol violation
