@@ -242,7 +242,7 @@ fn cargo_install_path_supervisor_installs_corral_and_its_worker() {
         "cargo install rebuilt what the workspace build had built (features differ?):\n{log}"
     );
     let bin = root.path().join("bin");
-    for binary in ["corral", "corral-worker"] {
+    for binary in ["corral", "corral-worker", "corral-worker-native"] {
         assert!(bin.join(binary).is_file(), "cargo install made no {binary}");
     }
 
