@@ -93,7 +93,10 @@ pub(crate) fn serve(runtimes: Runtimes) -> ExitCode {
             return ExitCode::SUCCESS; // the supervisor is gone
         }
         let reply = match decode_packet::<ForkRequest>(&packet[..len]) {
-            Ok(_) if truncated || fds.len() != FORK_FDS => ForkReply::Failed {
+            Ok(_) if truncated => ForkReply::Failed {
+                message: "a fork request came with more fds than a packet takes".into(),
+            },
+            Ok(_) if fds.len() != FORK_FDS => ForkReply::Failed {
                 message: format!("a fork request needs {FORK_FDS} fds, got {}", fds.len()),
             },
             Ok(request) => match fork(
