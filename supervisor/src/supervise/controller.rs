@@ -99,10 +99,11 @@ impl Controller {
                 dependency = self.unready_dependency();
                 let slot_free = self.take_slot();
                 if dependency.is_none() && slot_free {
-                    // After a crash the callers it failed go first: the
-                    // tasks telling direct-channel clients, then (one
-                    // sched_yield) the clients' own threads, before the
-                    // replacement's start takes the CPU.
+                    // Whatever is ready goes first (a yield costs about a
+                    // microsecond): after a crash, the tasks telling
+                    // direct-channel clients and then (one sched_yield)
+                    // the clients' own threads, before the replacement's
+                    // start takes the CPU.
                     tokio::task::yield_now().await;
                     std::thread::yield_now();
                     // Boxed, like every start and order below: a start's

@@ -49,7 +49,9 @@ use crate::{ExitInfo, PluginInfo, PluginState};
 pub use faults::{Frozen, Neighbour};
 use nix::sys::signal::{Signal, killpg};
 use process::pid_of;
-pub use process::{cmdline, is_alive, is_worker, send_signal, start_time, still_running};
+pub use process::{
+    cmdline, is_alive, is_worker, send_signal, start_time, stat_field, still_running,
+};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::CommandExt;

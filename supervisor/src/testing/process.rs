@@ -15,15 +15,22 @@ pub(super) fn pid_of(pid: u32) -> Pid {
     Pid::from_raw(i32::try_from(pid).expect("a pid fits in i32"))
 }
 
+/// Field `field` of `/proc/PID/stat`, numbered from 1 as proc(5) does
+/// (3 is the state, 4 the parent, 5 the process group, 22 the start
+/// time); `None` when there is no such process or field. Fields are
+/// counted after the parenthesised command name, which may hold spaces.
+pub fn stat_field(pid: u32, field: usize) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, fields) = stat.rsplit_once(')')?;
+    fields
+        .split_whitespace()
+        .nth(field.checked_sub(3)?)
+        .map(str::to_owned)
+}
+
 /// Whether `pid` is a live (not zombie) process.
 pub fn is_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+    stat_field(pid, 3).is_some_and(|state| !state.starts_with(['Z', 'X']))
 }
 
 /// A process's command line, NUL separators turned into spaces.
@@ -42,10 +49,7 @@ pub fn cmdline(pid: u32) -> String {
 /// 22): with the pid, it names one process even after the pid is reused.
 /// `None` when there is no such process.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the parenthesised command name: field 3 (state) onwards.
-    let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(22 - 3)?.parse().ok()
+    stat_field(pid, 22)?.parse().ok()
 }
 
 /// Whether the process that had `start_time` `started` when it was seen

@@ -131,21 +131,15 @@ fn workers_are_titled_with_name_and_version_and_lead_their_own_group() {
     let corral = Corral::builder().hello("hello").start();
     let pid = corral.wait_ready("hello").pid.unwrap();
     assert_eq!(cmdline(pid), "corral-worker: hello@1.0.0");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<_> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // fields[0] is the state; then ppid, pgrp, session
+    // Fields 4, 5, 6: parent, process group, session.
+    let field = |n| corral_tests::stat_field(pid, n);
     assert_eq!(
-        fields[1],
-        corral.pid().to_string(),
+        field(4),
+        Some(corral.pid().to_string()),
         "parent is the supervisor"
     );
-    assert_eq!(fields[2], pid.to_string(), "own process group");
-    assert_eq!(fields[3], pid.to_string(), "own session");
+    assert_eq!(field(5), Some(pid.to_string()), "own process group");
+    assert_eq!(field(6), Some(pid.to_string()), "own session");
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -4,15 +4,13 @@
 //! workers serve on, and `fresh_exec` opting out.
 
 use corral::SpawnMode;
-use corral_tests::{Corral, Workspace, cmdline, send_signal};
+use corral_tests::{Corral, Workspace, cmdline, send_signal, stat_field};
 use std::fs;
 use std::time::Duration;
 
-/// Field `n` (from 1, as proc(5) numbers them) of `/proc/PID/stat`.
-fn stat_field(pid: u32, n: usize) -> String {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = stat.rsplit_once(')').unwrap().1;
-    after_name.split_whitespace().nth(n - 3).unwrap().to_owned()
+/// The parent of `pid`.
+fn parent(pid: u32) -> Option<String> {
+    stat_field(pid, 4)
 }
 
 /// The supervisor's zygotes: its children named `corral-zygote`.
@@ -23,8 +21,7 @@ fn zygotes(supervisor: u32) -> Vec<u32> {
         .filter(|&pid| {
             fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim() == "corral-zygote")
-                && fs::read_to_string(format!("/proc/{pid}/stat")).is_ok()
-                && stat_field(pid, 4) == supervisor.to_string()
+                && parent(pid) == Some(supervisor.to_string())
         })
         .collect()
 }
@@ -63,7 +60,7 @@ fn a_forked_worker_is_the_supervisors_child_with_every_layer() {
         assert_eq!(info.spawn_mode, Some(SpawnMode::Zygote), "{name}");
         // The supervisor's child (it reaps it and reads its exit status),
         // not the zygote's.
-        assert_eq!(stat_field(pid, 4), corral.pid().to_string(), "{name}");
+        assert_eq!(parent(pid), Some(corral.pid().to_string()), "{name}");
         // Native plugins run in the binary without the wasm runtime.
         let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
         assert_eq!(
@@ -80,7 +77,11 @@ fn a_forked_worker_is_the_supervisors_child_with_every_layer() {
                 .trim(),
             "corral-worker"
         );
-        assert_eq!(stat_field(pid, 5), pid.to_string(), "{name}: own group");
+        assert_eq!(
+            stat_field(pid, 5),
+            Some(pid.to_string()),
+            "{name}: own group"
+        );
         // Every layer, checked from outside (--strict refuses a worker
         // missing one): confined, its own uid, its own namespaces.
         assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
@@ -198,7 +199,7 @@ fn fresh_exec_starts_a_worker_afresh() {
     let info = corral.wait_ready("hello");
     assert_eq!(info.spawn_mode, Some(SpawnMode::Exec));
     let pid = info.pid.unwrap();
-    assert_eq!(stat_field(pid, 4), corral.pid().to_string());
+    assert_eq!(parent(pid), Some(corral.pid().to_string()));
     assert_eq!(cmdline(pid), "corral-worker: hello@1.0.0");
     let inspect = corral.cli(&["inspect", "hello"]);
     assert!(
