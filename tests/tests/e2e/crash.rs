@@ -50,8 +50,7 @@ fn killed_worker_fails_in_flight_calls_and_is_restarted() {
             failed_at - killed_at
         );
 
-        let after = corral.wait_ready("hello");
-        assert_ne!(after.pid, Some(old_pid));
+        let after = corral.wait_replaced("hello", Some(old_pid));
         assert_eq!(after.restarts, 1);
         let exit = after.last_exit.expect("last exit recorded");
         assert_eq!((exit.signal, exit.code), (Some(9), None));
@@ -73,8 +72,7 @@ fn crash_method_fails_the_call_and_restarts_the_worker() {
     let error = corral.client().call("hello", "crash", b"").unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
     assert!(error.to_string().contains("SIGABRT"), "{error}");
-    let after = corral.wait_ready("hello");
-    assert_ne!(after.pid, before.pid);
+    let after = corral.wait_replaced("hello", before.pid);
     assert_eq!(after.restarts, 1);
     assert_eq!(after.last_exit.unwrap().signal, Some(6));
     assert_eq!(
@@ -114,11 +112,11 @@ fn repeated_crashes_back_off_and_calls_fail_fast_meanwhile() {
 #[test]
 fn worker_exit_code_is_recorded() {
     let corral = Corral::builder().native("hostile", "hostile").start();
-    corral.wait_ready("hostile");
+    let before = corral.wait_ready("hostile");
     let error = corral.client().call("hostile", "exit", b"7").unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
     assert!(error.to_string().contains("exited with code 7"), "{error}");
-    let after = corral.wait_ready("hostile");
+    let after = corral.wait_replaced("hostile", before.pid);
     assert_eq!(after.last_exit.unwrap().code, Some(7));
 }
 
@@ -149,8 +147,7 @@ fn worker_sending_bad_frames_is_killed_and_restarted() {
             error.to_string().contains("protocol violation"),
             "{method}: {error}"
         );
-        let after = corral.wait_ready("hostile");
-        assert_ne!(after.pid, before.pid, "{method}");
+        corral.wait_replaced("hostile", before.pid);
         assert!(
             !is_alive(before.pid.unwrap()),
             "{method}: old worker still alive"
@@ -169,8 +166,7 @@ fn worker_that_closes_its_channel_is_killed_after_the_grace_period() {
         .unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
     assert!(error.to_string().contains("SIGKILL"), "{error}");
-    let after = corral.wait_ready("hostile");
-    assert_ne!(after.pid, before.pid);
+    corral.wait_replaced("hostile", before.pid);
     assert!(!is_alive(before.pid.unwrap()));
 }
 

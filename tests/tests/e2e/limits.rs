@@ -100,13 +100,16 @@ fn open_files_limit_refuses_fds_and_the_worker_lives() {
 #[test]
 fn cpu_time_limit_kills_with_sigxcpu() {
     let corral = hostile("[limits]\ncpu_seconds = 1\ncall_timeout_ms = 20000\n");
-    corral.wait_ready("hostile");
+    let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
     let error = corral.client().call("hostile", "spin", b"").unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
     assert!(error.to_string().contains("SIGXCPU"), "{error}");
-    let exit = corral.wait_ready("hostile").last_exit.unwrap();
+    let exit = corral
+        .wait_replaced("hostile", before.pid)
+        .last_exit
+        .unwrap();
     assert_eq!(exit.cause, ExitCause::CpuLimit, "{}", exit.description);
     neighbour.finish();
 }
@@ -120,7 +123,7 @@ fn file_size_limit_kills_with_sigxfsz() {
         out.path().display()
     );
     let corral = hostile(&limits);
-    corral.wait_ready("hostile");
+    let before = corral.wait_ready("hostile");
     corral.wait_ready("neighbour");
     let neighbour = corral.keep_calling("neighbour");
     let target = out.path().join("big.bin");
@@ -129,7 +132,10 @@ fn file_size_limit_kills_with_sigxfsz() {
         .call("hostile", "write-file", target.to_str().unwrap().as_bytes())
         .unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Crashed), "{error}");
-    let exit = corral.wait_ready("hostile").last_exit.unwrap();
+    let exit = corral
+        .wait_replaced("hostile", before.pid)
+        .last_exit
+        .unwrap();
     assert_eq!(exit.cause, ExitCause::FileSizeLimit, "{}", exit.description);
     assert!(std::fs::metadata(&target).unwrap().len() <= 1 << 20);
     neighbour.finish();
