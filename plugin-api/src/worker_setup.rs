@@ -45,6 +45,11 @@ pub const MEMLOCK_BYTES: u64 = 8 * 1024 * 1024;
 /// compiler and runtime.
 pub const WASM_RUNTIME_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Data memory a JavaScript worker gets beyond its engine's `memory_mb`:
+/// the worker binary's own (it carries wasmtime too) and the engine's
+/// bookkeeping outside the limited heap.
+pub const JS_RUNTIME_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Resource limits a worker gets, in the order they are set.
 const LIMITED: [libc::__rlimit_resource_t; 6] = [
     libc::RLIMIT_DATA,
@@ -90,6 +95,7 @@ impl WorkerSetup {
         let data = match kind {
             PluginKind::Native => limits.memory_bytes,
             PluginKind::Wasm => limits.memory_bytes.saturating_add(WASM_RUNTIME_BYTES),
+            PluginKind::Js => limits.memory_bytes.saturating_add(JS_RUNTIME_BYTES),
         };
         let mut rlimits = [
             (data, data),

@@ -153,7 +153,7 @@ pub(crate) async fn serve_until(
         profile: config.profile.clone(),
     });
     // The zygotes start while the rest is set up.
-    for kind in [PluginKind::Native, PluginKind::Wasm] {
+    for kind in [PluginKind::Native, PluginKind::Wasm, PluginKind::Js] {
         if found
             .plugins
             .iter()

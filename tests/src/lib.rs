@@ -66,6 +66,15 @@ pub fn wasm_module(module: &str) -> PathBuf {
         .join(format!("{module}.wasm"))
 }
 
+/// Where `example-plugins/build-js.sh` leaves the bundle of the JavaScript
+/// example `example` (`example-plugins/{example}/dist/plugin.js`).
+pub fn js_bundle(example: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../example-plugins")
+        .join(example)
+        .join("dist/plugin.js")
+}
+
 /// Installs this workspace's plugins into a [`CorralBuilder`].
 pub trait Workspace: Sized {
     /// Installs a plugin built in this workspace (`lib{crate_name}.so`)
@@ -78,6 +87,14 @@ pub trait Workspace: Sized {
     /// (`target/wasm-plugins/{module}.wasm`) as plugin `name`, with
     /// `extra` appended to the manifest.
     fn wasm_with(self, name: &str, module: &str, extra: &str) -> Self;
+    /// Installs the bundle of a JavaScript example plugin built by
+    /// `example-plugins/build-js.sh` (`example-plugins/{example}/dist/plugin.js`)
+    /// as plugin `name`, with `extra` appended to the manifest.
+    fn js_with(self, name: &str, example: &str, extra: &str) -> Self;
+    /// Installs the example plugin folder `example-plugins/{example}`
+    /// under its own name: its `plugin.toml` and the `built` files (paths
+    /// in the folder, e.g. `build/as-hello.wasm`), which must exist.
+    fn example(self, example: &str, built: &[&str]) -> Self;
     /// Installs the `hello` example plugin as `name`.
     fn hello(self, name: &str) -> Self;
 }
@@ -113,6 +130,44 @@ impl Workspace for CorralBuilder {
             "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"wasm\"\nentry = \"{module}.wasm\"\napi = 1\n\n{extra}"
         );
         fs::write(folder.join("plugin.toml"), manifest).expect("write plugin.toml");
+        self
+    }
+
+    fn js_with(self, name: &str, example: &str, extra: &str) -> Self {
+        let built = js_bundle(example);
+        assert!(
+            built.is_file(),
+            "{} is missing: run example-plugins/build-js.sh first (tests/run.sh does)",
+            built.display()
+        );
+        let manifest = format!(
+            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"plugin.js\"\napi = 1\n\n{extra}"
+        );
+        self.folder(
+            name,
+            &[
+                ("plugin.js", &fs::read(&built).expect("read the bundle")),
+                ("plugin.toml", manifest.as_bytes()),
+            ],
+        )
+    }
+
+    fn example(self, example: &str, built: &[&str]) -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../example-plugins")
+            .join(example);
+        let folder = self.plugins_dir().join(example);
+        for file in built.iter().chain(&["plugin.toml"]) {
+            let from = source.join(file);
+            assert!(
+                from.is_file(),
+                "{} is missing: run example-plugins/build-js.sh first (tests/run.sh does)",
+                from.display()
+            );
+            let to = folder.join(file);
+            fs::create_dir_all(to.parent().expect("in the folder")).expect("plugin folder");
+            fs::copy(&from, &to).expect("copy the example's file");
+        }
         self
     }
 

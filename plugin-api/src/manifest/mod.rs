@@ -7,7 +7,7 @@
 //! [plugin]
 //! name = "hello"          # 1-64 of a-z 0-9 -, not starting with -
 //! version = "1.2.0"       # semver
-//! kind = "native"         # native | wasm
+//! kind = "native"         # native | wasm | js
 //! wasi = false            # wasm only: link WASI preview 1 (wasm32-wasip1)
 //! entry = "libhello.so"   # relative to the manifest's folder, no ".."; wasm: *.wasm or *.wat
 //! api = 1                 # plugin ABI version

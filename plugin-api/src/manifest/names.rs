@@ -160,10 +160,21 @@ pub(super) fn check_entry(entry: &str, kind: PluginKind) -> Result<PathBuf, Stri
         .is_some_and(|extension| {
             extension.eq_ignore_ascii_case("wasm") || extension.eq_ignore_ascii_case("wat")
         });
+    let script = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| extension == "js" || extension == "mjs");
     match kind {
         PluginKind::Wasm if !module => {
             Err("kind = \"wasm\" needs a .wasm or .wat module".to_owned())
         }
+        PluginKind::Js if !script => Err(
+            "kind = \"js\" needs a JavaScript module (.js or .mjs): the bundle your build makes, e.g. dist/plugin.js"
+                .to_owned(),
+        ),
+        PluginKind::Native if script => Err(
+            "a JavaScript module, but kind = \"native\": set kind = \"js\"".to_owned(),
+        ),
         PluginKind::Native if module => Err(
             "a wasm module, but kind = \"native\": set kind = \"wasm\", or name the native library"
                 .to_owned(),

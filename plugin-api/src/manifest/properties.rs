@@ -270,13 +270,9 @@ fn render(manifest: &Manifest, explicit: bool, upper: bool) -> String {
         text(&manifest.version.to_string()),
         false,
     );
-    let kind = match manifest.kind {
-        PluginKind::Native => "native",
-        PluginKind::Wasm => "wasm",
-    };
-    set(&mut plugin, "kind", text(kind), false);
+    set(&mut plugin, "kind", text(manifest.kind.as_str()), false);
     // `wasi = false` is only allowed to be explicit for wasm.
-    let wasi_default = !manifest.wasi && manifest.kind == PluginKind::Native;
+    let wasi_default = !manifest.wasi && manifest.kind != PluginKind::Wasm;
     set(
         &mut plugin,
         "wasi",

@@ -16,6 +16,19 @@ pub enum PluginKind {
     Native,
     /// A WebAssembly module.
     Wasm,
+    /// A JavaScript module (ES module bundle), run by an embedded engine.
+    Js,
+}
+
+impl PluginKind {
+    /// The kind as plugin.toml spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Wasm => "wasm",
+            Self::Js => "js",
+        }
+    }
 }
 
 /// The supervisor's first frame to a worker. A memfd travels with it:

@@ -124,10 +124,7 @@ pub fn check(path: &Path) -> Result<Report, CheckError> {
 fn check_manifest(manifest: &Manifest, dir: &Path, manifest_path: &Path, report: &mut Report) {
     report.name = Some(manifest.name.clone());
     report.version = Some(manifest.version.to_string());
-    report.kind = Some(match manifest.kind {
-        PluginKind::Native => "native",
-        PluginKind::Wasm => "wasm",
-    });
+    report.kind = Some(manifest.kind.as_str());
     report.wasi = manifest.wasi;
     report.entry = Some(manifest.entry.clone());
     report.manifest_sha256.clone_from(&manifest.sha256);

@@ -52,10 +52,7 @@ fn inspect_text(details: &PluginDetails, now_ms: u64) -> String {
         "{} {} ({})  {}",
         info.name,
         info.version.as_deref().unwrap_or("?"),
-        match details.kind {
-            corral::PluginKind::Native => "native",
-            corral::PluginKind::Wasm => "wasm",
-        },
+        details.kind.as_str(),
         info.state.as_str()
     );
     if let Some(pid) = info.pid {

@@ -4,7 +4,7 @@
 //! a worker which said `Ready` is confined.
 
 use corral_plugin_api::wire::{EffectiveLimits, Layer, PluginKind};
-use corral_plugin_api::worker_setup::{MEMLOCK_BYTES, WASM_RUNTIME_BYTES};
+use corral_plugin_api::worker_setup::{JS_RUNTIME_BYTES, MEMLOCK_BYTES, WASM_RUNTIME_BYTES};
 use std::io;
 use std::path::PathBuf;
 
@@ -35,6 +35,10 @@ pub(crate) fn applied_layers(limits: &EffectiveLimits, kind: PluginKind) -> Vec<
                 limits.memory_bytes / MIB,
                 match kind {
                     PluginKind::Native => String::new(),
+                    PluginKind::Js => format!(
+                        " (engine heap; +{} MiB for the worker)",
+                        JS_RUNTIME_BYTES / MIB
+                    ),
                     PluginKind::Wasm => format!(
                         " (guest; +{} MiB for the wasm runtime)",
                         WASM_RUNTIME_BYTES / MIB

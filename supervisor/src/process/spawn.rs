@@ -118,7 +118,7 @@ const ZYGOTE_CHECK: Duration = Duration::from_millis(250);
 /// The worker binaries, opened by the supervisor: a worker or zygote is
 /// executed through `/proc/self/fd/N`, so its uid needs no path to it.
 pub(crate) struct WorkerBinaries {
-    /// `corral-worker`: native and wasm plugins.
+    /// `corral-worker`: every kind of plugin.
     pub(crate) full: OwnedFd,
     /// `corral-worker-native`, where it is installed: native plugins.
     pub(crate) native: Option<OwnedFd>,
@@ -140,7 +140,7 @@ impl Spawner {
             .spawn(move || {
                 let mut zygotes = Zygotes {
                     native: ZygoteSlot::new("native", native),
-                    wasm: ZygoteSlot::new("wasm", full),
+                    full: ZygoteSlot::new("wasm and JavaScript", full),
                 };
                 loop {
                     match queue.recv_timeout(ZYGOTE_CHECK) {
@@ -152,7 +152,7 @@ impl Spawner {
                         Ok(Job::Warm(kind)) => zygotes.of(kind).warm(),
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             zygotes.native.replace_if_dead();
-                            zygotes.wasm.replace_if_dead();
+                            zygotes.full.replace_if_dead();
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
@@ -180,15 +180,17 @@ impl Spawner {
 
 /// The spawner thread's zygotes, one per worker binary.
 struct Zygotes {
+    /// `corral-worker-native`'s.
     native: ZygoteSlot,
-    wasm: ZygoteSlot,
+    /// `corral-worker`'s: wasm and JavaScript plugins.
+    full: ZygoteSlot,
 }
 
 impl Zygotes {
     fn of(&mut self, kind: PluginKind) -> &mut ZygoteSlot {
         match kind {
             PluginKind::Native => &mut self.native,
-            PluginKind::Wasm => &mut self.wasm,
+            PluginKind::Wasm | PluginKind::Js => &mut self.full,
         }
     }
 }

@@ -29,6 +29,7 @@ mod scaffold;
 mod seccomp;
 mod services;
 mod testkit;
+mod typescript;
 mod wasi;
 mod wasm;
 mod worker;

@@ -1,6 +1,8 @@
 //! Plugin runtimes: how the worker loads a plugin and calls into it. One
-//! trait, two implementations: native libraries and wasm modules.
+//! trait, three implementations: native libraries, wasm modules and
+//! JavaScript modules.
 
+pub(crate) mod js;
 pub(crate) mod native;
 mod wasi;
 pub(crate) mod wasm;
@@ -46,12 +48,13 @@ pub(crate) struct Runtimes {
     pub(crate) prepare: fn(),
 }
 
-/// Native libraries and wasm modules.
+/// Native libraries, wasm modules and JavaScript.
 pub(crate) const ALL: Runtimes = Runtimes {
     load: |hello, link| {
         Ok(match hello.kind {
             PluginKind::Native => Box::new(native::NativePlugin::load(hello, link)?),
             PluginKind::Wasm => Box::new(wasm::WasmPlugin::load(hello, link.clone())?),
+            PluginKind::Js => Box::new(js::JsPlugin::load(hello, link.clone())?),
         })
     },
     prepare: wasm::prepare,
@@ -61,7 +64,7 @@ pub(crate) const ALL: Runtimes = Runtimes {
 pub(crate) const NATIVE: Runtimes = Runtimes {
     load: |hello, link| match hello.kind {
         PluginKind::Native => Ok(Box::new(native::NativePlugin::load(hello, link)?)),
-        PluginKind::Wasm => Err(LoadError::NoRuntime {
+        PluginKind::Wasm | PluginKind::Js => Err(LoadError::NoRuntime {
             path: hello.entry.clone(),
         }),
     },
@@ -79,6 +82,27 @@ pub(crate) fn outcome(code: i32, out: &mut ReplyBuf<'_>) -> Result<(), RemoteErr
         )),
         _ => Err(RemoteError::new(ErrorKind::Plugin, out.take_message())),
     }
+}
+
+/// The plugin's entry file: from the fd the supervisor passed (opened and
+/// checked by it), or by its path.
+pub(crate) fn read_entry(hello: &Hello) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut bytes = Vec::new();
+    match hello.entry_fd {
+        Some(fd) => {
+            #[allow(unsafe_code, reason = "adopts the entry fd the supervisor passed")]
+            // SAFETY: the supervisor passes the entry open on this fd for
+            // the worker alone; reading it once consumes nothing else.
+            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            file.read_to_end(&mut bytes)?;
+        }
+        None => {
+            std::fs::File::open(&hello.entry)?.read_to_end(&mut bytes)?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// A reply over the frame limit.
@@ -123,6 +147,10 @@ pub(crate) enum LoadError {
     },
     #[error("{path}: {message}")]
     Wasm { path: String, message: String },
-    #[error("{path}: corral-worker-native has no wasm runtime; wasm plugins run in corral-worker")]
+    #[error("{path}: {message}")]
+    Js { path: String, message: String },
+    #[error(
+        "{path}: corral-worker-native has only the native runtime; wasm and JavaScript plugins run in corral-worker"
+    )]
     NoRuntime { path: String },
 }

@@ -22,8 +22,6 @@ use corral_plugin_api::wire::Hello;
 use corral_plugin_api::{ErrorKind, LogLevel, RemoteError};
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Read;
-use std::os::fd::FromRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,7 +73,7 @@ impl WasmPlugin {
     /// path), links the host functions and instantiates it.
     pub(crate) fn load(hello: &Hello, link: Arc<Link>) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
-        let wasm = read_module(hello).map_err(|source| LoadError::Read {
+        let wasm = super::read_entry(hello).map_err(|source| LoadError::Read {
             path: path.clone(),
             source,
         })?;
@@ -290,23 +288,6 @@ fn put(store: &mut Store<State>, e: &Exports, bytes: &[u8]) -> wasmtime::Result<
     let ptr = e.alloc.call(&mut *store, len32(bytes.len())?)?;
     e.memory.write(&mut *store, ptr as usize, bytes)?;
     Ok(ptr)
-}
-
-fn read_module(hello: &Hello) -> std::io::Result<Vec<u8>> {
-    let mut wasm = Vec::new();
-    match hello.entry_fd {
-        Some(fd) => {
-            #[allow(unsafe_code, reason = "adopts the module fd the supervisor passed")]
-            // SAFETY: the supervisor passes the module open on this fd for
-            // the worker alone; reading it once consumes nothing else.
-            let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-            file.read_to_end(&mut wasm)?;
-        }
-        None => {
-            std::fs::File::open(&hello.entry)?.read_to_end(&mut wasm)?;
-        }
-    }
-    Ok(wasm)
 }
 
 /// Compiles `wasm`, or loads it from `cache_dir` when this module was

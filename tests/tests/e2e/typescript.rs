@@ -1,0 +1,446 @@
+//! Plugins in TypeScript. On the embedded JavaScript engine (`kind =
+//! "js"`): `hello-ts` answers as its Rust twin, a runaway loop is stopped
+//! by the deadline and the worker lives, host services within the
+//! permissions, the whole sandbox, memory limits, hot reload, and clear
+//! errors for broken modules. In AssemblyScript (wasm): `as-hello` answers
+//! as the same twin and uses storage, events and settings.
+
+use corral::{ClientError, ErrorKind, PluginState, SpawnMode};
+use corral_tests::{Corral, Workspace};
+use std::fs;
+use std::time::Duration;
+
+/// What a call answered: its bytes, or its error's kind and message.
+fn answer(corral: &Corral, plugin: &str, method: &str, input: &[u8]) -> Result<Vec<u8>, String> {
+    corral
+        .client()
+        .call(plugin, method, input)
+        .map_err(|error| match error {
+            ClientError::Remote(error) => format!("{}: {}", error.kind, error.message),
+            other => panic!("{plugin}.{method}: {other}"),
+        })
+}
+
+/// Calls `twin` and the Rust `hello` with the same inputs: the same
+/// replies, the same errors.
+fn assert_twins(corral: &Corral, twin: &str) {
+    let large: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let cases: &[(&str, &[u8])] = &[
+        ("echo", b"bytes \x00\xff"),
+        ("echo", &large),
+        ("echo", b""),
+        ("upper", "straße and ß".as_bytes()),
+        ("upper", b"\xff\xfe"),
+        ("sum", b"1 2 -3 40"),
+        ("sum", b"  +7\t8\n"),
+        ("sum", b""),
+        ("sum", b"1 x"),
+        ("sum", b"9223372036854775807 1"),
+        ("sum", b"-9223372036854775808"),
+        ("sleep", b"5"),
+        ("sleep", b"soon"),
+        ("no-such-method", b""),
+        ("init", b""),
+    ];
+    for (method, input) in cases {
+        let rust = answer(corral, "hello", method, input);
+        let typescript = answer(corral, twin, method, input);
+        assert_eq!(
+            typescript,
+            rust,
+            "{twin}: {method}({:?})",
+            String::from_utf8_lossy(&input[..input.len().min(40)])
+        );
+    }
+}
+
+#[test]
+fn the_typescript_hello_answers_as_its_rust_twin() {
+    let corral = Corral::builder()
+        .hello("hello")
+        .js_with("hello-ts", "hello-ts", "")
+        .start();
+    corral.wait_ready("hello");
+    let info = corral.wait_ready("hello-ts");
+    assert_eq!(info.spawn_mode, Some(SpawnMode::Zygote));
+    assert_twins(&corral, "hello-ts");
+    // The npm library `ms` reads durations the Rust twin does not.
+    assert_eq!(
+        answer(&corral, "hello-ts", "sleep", b"0.01s"),
+        Ok(b"slept 10 ms".to_vec())
+    );
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_by_the_deadline_and_the_worker_lives() {
+    let corral = Corral::builder()
+        .js_with("hello-ts", "hello-ts", "[limits]\ncall_timeout_ms = 600\n")
+        .start();
+    let before = corral.wait_ready("hello-ts");
+    let error = corral.client().call("hello-ts", "spin", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Timeout), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("ran past its deadline (600 ms) and was stopped"),
+        "{error}"
+    );
+    // The same worker answers the next call, with its module loaded afresh.
+    assert_eq!(
+        answer(&corral, "hello-ts", "upper", b"alive"),
+        Ok(b"ALIVE".to_vec())
+    );
+    let after = corral.plugin("hello-ts");
+    assert_eq!(after.pid, before.pid);
+    assert_eq!(after.restarts, 0);
+    assert_eq!(after.state, PluginState::Ready);
+}
+
+/// A plugin in plain JavaScript using what a TypeScript author reaches
+/// for: classes, closures, async/await, JSON, and every host service.
+const SERVICES: &str = r#"
+import { CorralError, call, config, json, kv, log, publish, text, toJson } from "corral";
+
+class Journal {
+  #events = [];
+  add(topic, payload) { this.#events.push(`${topic}=${text(payload)}`); }
+  get all() { return this.#events.join(","); }
+}
+const journal = new Journal();
+let greeting;
+
+export async function init() {
+  greeting = config().greeting;
+  log.info("services ready", { greeting });
+}
+
+export async function store(input) {
+  const { key, value } = json(input);
+  await kv.put(key, value);
+  return toJson({ stored: await kv.getText(key), keys: await kv.list("k"), missing: await kv.get("nothing") });
+}
+
+export async function remove(input) {
+  return String(await kv.delete(text(input)));
+}
+
+export async function shout(input) {
+  const upper = await call("hello", "upper", input);
+  return `${greeting}, ${text(upper)}!`;
+}
+
+export async function announce(input) {
+  await publish("news.js", input);
+  return "sent";
+}
+
+export function on_event(topic, payload) { journal.add(topic, payload); }
+export const events = () => journal.all;
+
+export async function denied() {
+  try {
+    await call("hello-ts", "upper", "x");
+  } catch (error) {
+    return `${error instanceof CorralError} ${error.kind}`;
+  }
+}
+
+export async function escapes() {
+  await call("hello-ts", "upper", "x");
+}
+
+export function refuse() { throw new CorralError("unknown_method", "not here"); }
+"#;
+
+#[test]
+fn js_plugins_get_host_services_within_their_permissions() {
+    let manifest = r#"[plugin]
+name = "services"
+version = "1.0.0"
+kind = "js"
+entry = "plugin.js"
+api = 1
+
+[dependencies]
+hello = "^1"
+
+[permissions]
+host = ["kv", "call:hello", "publish"]
+
+[events]
+subscribe = ["news.*"]
+
+[config]
+greeting = "Hi"
+"#;
+    let corral = Corral::builder()
+        .hello("hello")
+        .folder(
+            "services",
+            &[
+                ("plugin.toml", manifest.as_bytes()),
+                ("plugin.js", SERVICES.as_bytes()),
+            ],
+        )
+        .start_with_config(
+            "plugin_dirs = [\"plugins\"]\nsocket = \"corral.sock\"\n\n[plugins.services.config]\ngreeting = \"Howdy\"\n",
+        );
+    corral.wait_ready("services");
+    let stored = answer(
+        &corral,
+        "services",
+        "store",
+        br#"{"key": "k1", "value": "v1"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(stored).unwrap(),
+        r#"{"stored":"v1","keys":["k1"],"missing":null}"#
+    );
+    assert_eq!(
+        answer(&corral, "services", "remove", b"k1"),
+        Ok(b"true".to_vec())
+    );
+    assert_eq!(
+        answer(&corral, "services", "remove", b"k1"),
+        Ok(b"false".to_vec())
+    );
+    // corral.toml's setting wins over the manifest's.
+    assert_eq!(
+        answer(&corral, "services", "shout", b"corral"),
+        Ok(b"Howdy, CORRAL!".to_vec())
+    );
+    // Its publication reaches a host app; a host app's reaches its
+    // on_event (a plugin is not sent its own).
+    let mut news = corral.client().subscribe(&["news.*"]).unwrap();
+    assert_eq!(
+        answer(&corral, "services", "announce", b"one"),
+        Ok(b"sent".to_vec())
+    );
+    let message = news.next().unwrap().unwrap();
+    assert_eq!(
+        (
+            message.topic.as_str(),
+            message.from.as_str(),
+            message.payload.as_slice()
+        ),
+        ("news.js", "services", b"one".as_slice())
+    );
+    corral.client().publish("news.host", b"two").unwrap();
+    corral.wait_until("the host's publication reached on_event", || {
+        answer(&corral, "services", "events", b"") == Ok(b"news.host=two".to_vec())
+    });
+    // Outside its permissions: a CorralError the plugin can catch, and one
+    // that escapes answers as a Rust plugin's `?` does.
+    assert_eq!(
+        answer(&corral, "services", "denied", b""),
+        Ok(b"true permission_denied".to_vec())
+    );
+    let escaped = answer(&corral, "services", "escapes", b"").unwrap_err();
+    assert!(
+        escaped.starts_with("plugin: permission_denied: "),
+        "{escaped}"
+    );
+    assert_eq!(
+        answer(&corral, "services", "refuse", b""),
+        Err("unknown_method: not here".into())
+    );
+    assert!(
+        corral
+            .log()
+            .contains("services ready {\"greeting\":\"Howdy\"}")
+    );
+}
+
+#[test]
+fn a_js_worker_has_every_layer_and_its_memory_limit() {
+    let hog = r#"
+export function hog() { const kept = []; for (;;) kept.push(new Array(100000).fill(7)); }
+export function small() { return "fine"; }
+"#;
+    let manifest = "[plugin]\nname = \"hog\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"plugin.mjs\"\napi = 1\n\n[limits]\nmemory_mb = 32\n";
+    let corral = Corral::builder()
+        .folder(
+            "hog",
+            &[
+                ("plugin.toml", manifest.as_bytes()),
+                ("plugin.mjs", hog.as_bytes()),
+            ],
+        )
+        .arg("--strict")
+        .start();
+    let before = corral.wait_ready("hog");
+    let pid = before.pid.unwrap();
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe.file_name().unwrap(),
+        "corral-worker",
+        "{}",
+        exe.display()
+    );
+    let details = corral.client().inspect("hog").unwrap();
+    assert_eq!(details.kind, corral::PluginKind::Js);
+    assert!(
+        details.layers.iter().all(|layer| layer.active),
+        "{:#?}",
+        details.layers
+    );
+    let error = corral.client().call("hog", "hog", b"").unwrap_err();
+    assert_eq!(error.kind(), Some(ErrorKind::Plugin), "{error}");
+    assert!(error.to_string().contains("out of memory"), "{error}");
+    assert_eq!(answer(&corral, "hog", "small", b""), Ok(b"fine".to_vec()));
+    assert_eq!(corral.plugin("hog").pid, before.pid);
+}
+
+#[test]
+fn a_changed_bundle_is_hot_reloaded() {
+    let version = |reply: &str| format!("export const which = () => \"{reply}\";\n");
+    let manifest = "[plugin]\nname = \"live\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"plugin.js\"\napi = 1\n";
+    let corral = Corral::builder()
+        .folder(
+            "live",
+            &[
+                ("plugin.toml", manifest.as_bytes()),
+                ("plugin.js", version("first").as_bytes()),
+            ],
+        )
+        .start();
+    let first = corral.wait_ready("live");
+    assert_eq!(answer(&corral, "live", "which", b""), Ok(b"first".to_vec()));
+    let dir = corral.dir().join("plugins/live");
+    fs::write(dir.join(".plugin.js.new"), version("second")).unwrap();
+    fs::rename(dir.join(".plugin.js.new"), dir.join("plugin.js")).unwrap();
+    corral.wait_until("the new bundle answers", || {
+        answer(&corral, "live", "which", b"") == Ok(b"second".to_vec())
+    });
+    let second = corral.plugin("live");
+    assert_eq!(second.generation, first.generation + 1);
+}
+
+#[test]
+fn broken_js_modules_fail_with_a_clear_error_and_nothing_else_is_lost() {
+    let manifest = |name: &str, entry: &str| {
+        format!(
+            "[plugin]\nname = \"{name}\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"{entry}\"\napi = 1\n"
+        )
+    };
+    let corral = Corral::builder()
+        .hello("hello")
+        .folder(
+            "syntax",
+            &[
+                ("plugin.toml", manifest("syntax", "plugin.js").as_bytes()),
+                ("plugin.js", b"export function broken( {"),
+            ],
+        )
+        .folder(
+            "throws",
+            &[
+                ("plugin.toml", manifest("throws", "plugin.js").as_bytes()),
+                (
+                    "plugin.js",
+                    b"export function init() { throw new Error(\"no database\"); }",
+                ),
+            ],
+        )
+        .folder(
+            "imports",
+            &[
+                ("plugin.toml", manifest("imports", "plugin.js").as_bytes()),
+                (
+                    "plugin.js",
+                    b"import { readFileSync } from \"fs\";\nexport const x = readFileSync;",
+                ),
+            ],
+        )
+        .folder(
+            "library",
+            &[
+                ("plugin.toml", manifest("library", "libhello.so").as_bytes()),
+                ("libhello.so", b"\x7fELF"),
+            ],
+        )
+        .start();
+    corral.wait_ready("hello");
+    let neighbour = corral.keep_calling("hello");
+    for (name, expected) in [
+        (
+            "syntax",
+            "cannot parse the module: SyntaxError: invalid property name at plugin.js:1",
+        ),
+        (
+            "throws",
+            "init failed: Error: no database at init (plugin.js:1",
+        ),
+        ("imports", "a plugin imports only `corral`"),
+    ] {
+        corral.wait_last_exit(name, expected, |exit| exit.description.contains(expected));
+        assert_ne!(corral.plugin(name).state, PluginState::Ready, "{name}");
+    }
+    let library = corral.plugin("library");
+    assert_eq!(library.state, PluginState::Failed);
+    assert!(
+        library
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("kind = \"js\" needs a JavaScript module")),
+        "{library:?}"
+    );
+    neighbour.finish();
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(corral.plugin("hello").restarts, 0);
+}
+
+#[test]
+fn the_assemblyscript_hello_answers_as_its_rust_twin() {
+    let corral = Corral::builder()
+        .hello("hello")
+        .example("as-hello", &["build/as-hello.wasm"])
+        .start();
+    corral.wait_ready("hello");
+    corral.wait_ready("as-hello");
+    assert_twins(&corral, "as-hello");
+}
+
+#[test]
+fn assemblyscript_plugins_use_storage_events_and_settings() {
+    let corral = Corral::builder()
+        .example("as-hello", &["build/as-hello.wasm"])
+        .start_with_config(
+            "plugin_dirs = [\"plugins\"]\nsocket = \"corral.sock\"\n\n[plugins.as-hello.config]\ngreeting = \"Howdy\"\n",
+        );
+    let before = corral.wait_ready("as-hello");
+    let call = |method: &str, input: &[u8]| answer(&corral, "as-hello", method, input);
+    assert_eq!(call("greet", b"corral"), Ok(b"Howdy, corral!".to_vec()));
+    assert_eq!(
+        call("remember", b"colour=teal"),
+        Ok(b"stored colour".to_vec())
+    );
+    assert_eq!(call("recall", b"colour"), Ok(b"teal".to_vec()));
+    assert_eq!(call("keys", b"col"), Ok(b"colour".to_vec()));
+    assert_eq!(call("forget", b"colour"), Ok(b"deleted".to_vec()));
+    assert_eq!(call("forget", b"colour"), Ok(b"absent".to_vec()));
+    assert_eq!(
+        call("recall", b"colour"),
+        Err("plugin: recall: nothing stored under `colour`".into())
+    );
+    let mut news = corral.client().subscribe(&["as-hello.*"]).unwrap();
+    assert_eq!(
+        call("publish", b"as-hello.out hi"),
+        Ok(b"published".to_vec())
+    );
+    let message = news.next().unwrap().unwrap();
+    assert_eq!(
+        (message.topic.as_str(), message.payload.as_slice()),
+        ("as-hello.out", b"hi".as_slice())
+    );
+    corral.client().publish("ticks", b"3").unwrap();
+    corral.wait_until("the tick reached onEvent", || {
+        call("last", b"") == Ok(b"ticks 3".to_vec())
+    });
+    // A trap is a `plugin` error; the worker lives, with a fresh instance.
+    let trap = call("crash", b"").unwrap_err();
+    assert!(trap.starts_with("plugin: wasm trap in `crash`"), "{trap}");
+    assert_eq!(call("upper", b"after"), Ok(b"AFTER".to_vec()));
+    assert_eq!(corral.plugin("as-hello").pid, before.pid);
+}
