@@ -253,6 +253,18 @@ fn check_entry(path: &Path, entry: &Path, kind: PluginKind) -> Result<String, St
                 )));
             }
         }
+        PluginKind::Js => {
+            let mut source = Vec::new();
+            File::open(path)
+                .and_then(|mut file| file.read_to_end(&mut source))
+                .map_err(|error| name(format!("cannot read {}: {error}", path.display())))?;
+            if elf || wasm || std::str::from_utf8(&source).is_err() {
+                return Err(name(format!(
+                    "not a JavaScript module: starts with [{}], not UTF-8 text (name the bundle your build makes, e.g. dist/plugin.js)",
+                    hex_head()
+                )));
+            }
+        }
         PluginKind::Wasm if !wasm => {
             let looks = if elf {
                 "an ELF file: set kind = \"native\"".to_owned()

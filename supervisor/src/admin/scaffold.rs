@@ -8,6 +8,12 @@
 //!   for `wasm32-unknown-unknown` next to the manifest.
 //! - C (`--c`): the ABI header, a `Makefile` and a test program that loads
 //!   the library as the worker does.
+//! - TypeScript (`--ts`): an npm project bundled by esbuild into one ES
+//!   module for the JavaScript engine, typed by the `corral` module, with a
+//!   test on its Node test kit.
+//! - AssemblyScript (`--as`): an npm project compiled by `asc` to a wasm
+//!   module on `@corral/plugin-as`, with a test that runs the module
+//!   through the guest ABI.
 //!
 //! Every plugin gets a `greet` method, a `[[methods]]` entry for it and a
 //! `[config]` setting it reads at init.
@@ -26,6 +32,10 @@ pub enum Template {
     RustWasm,
     /// C, built as a native shared library.
     C,
+    /// TypeScript, bundled for the JavaScript engine.
+    TypeScript,
+    /// AssemblyScript, built as a WebAssembly module.
+    AssemblyScript,
 }
 
 /// Why a plugin folder could not be made.
@@ -66,7 +76,9 @@ pub fn default_api_path() -> PathBuf {
 /// Writes a new plugin called `name` into `dir` (created; it must not
 /// exist or be empty), depending on the plugin API crate at `api` (Rust
 /// templates; the C template copies its header). Returns the files
-/// written, relative to `dir`.
+/// written, relative to `dir`. The npm templates depend on the
+/// `corral` module (`API/js`) or `@corral/plugin-as` (`API/assemblyscript`)
+/// by path.
 pub fn scaffold(
     dir: &Path,
     name: &str,
@@ -87,7 +99,14 @@ pub fn scaffold(
         let api = std::path::absolute(api)
             .ok()
             .and_then(|api| api.canonicalize().ok())
-            .filter(|api| api.join("Cargo.toml").is_file())
+            .filter(|api| {
+                api.join(match template {
+                    Template::TypeScript => "js/package.json",
+                    Template::AssemblyScript => "assemblyscript/package.json",
+                    _ => "Cargo.toml",
+                })
+                .is_file()
+            })
             .ok_or_else(|| ScaffoldError::NoApi(api.to_owned()))?;
         api.display().to_string()
     };
@@ -159,6 +178,70 @@ pub fn scaffold(
                 false,
             ),
         ],
+        Template::TypeScript => vec![
+            (
+                "package.json",
+                fill(include_str!("../../templates/ts/package.json")),
+                false,
+            ),
+            (
+                "tsconfig.json",
+                include_str!("../../templates/ts/tsconfig.json").to_owned(),
+                false,
+            ),
+            (
+                "src/index.ts",
+                fill(include_str!("../../templates/ts/src/index.ts")),
+                false,
+            ),
+            (
+                "test/greet.test.mjs",
+                fill(include_str!("../../templates/ts/test/greet.test.mjs")),
+                false,
+            ),
+            (
+                "plugin.toml",
+                fill(include_str!("../../templates/ts/plugin.toml")),
+                false,
+            ),
+            (
+                ".gitignore",
+                include_str!("../../templates/ts/gitignore").to_owned(),
+                false,
+            ),
+        ],
+        Template::AssemblyScript => vec![
+            (
+                "package.json",
+                fill(include_str!("../../templates/as/package.json")),
+                false,
+            ),
+            (
+                "asconfig.json",
+                fill(include_str!("../../templates/as/asconfig.json")),
+                false,
+            ),
+            (
+                "assembly/index.ts",
+                fill(include_str!("../../templates/as/assembly/index.ts")),
+                false,
+            ),
+            (
+                "test/greet.test.mjs",
+                fill(include_str!("../../templates/as/test/greet.test.mjs")),
+                false,
+            ),
+            (
+                "plugin.toml",
+                fill(include_str!("../../templates/as/plugin.toml")),
+                false,
+            ),
+            (
+                ".gitignore",
+                include_str!("../../templates/as/gitignore").to_owned(),
+                false,
+            ),
+        ],
     };
     let mut written = Vec::new();
     for (file, contents, executable) in files {
@@ -222,6 +305,8 @@ mod tests {
             (Template::Rust, "Cargo.toml"),
             (Template::RustWasm, "build.sh"),
             (Template::C, "Makefile"),
+            (Template::TypeScript, "src/index.ts"),
+            (Template::AssemblyScript, "assembly/index.ts"),
         ] {
             let dir = root.path().join(format!("{template:?}"));
             let files = scaffold(&dir, "my-plugin", template, &default_api_path()).unwrap();

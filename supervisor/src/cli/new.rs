@@ -1,5 +1,6 @@
 //! `corral new`: makes a new plugin's folder from a template (Rust
-//! native, Rust to WebAssembly, or C) and says how to build and serve it.
+//! native, Rust to WebAssembly, C, TypeScript, AssemblyScript) and says
+//! how to build and serve it.
 
 use anyhow::Result;
 use clap::Args;
@@ -12,16 +13,25 @@ pub(super) struct NewArgs {
     /// Plugin name: 1-64 of a-z, 0-9 and '-'
     name: String,
     /// A Rust plugin built as a WebAssembly module (./build.sh)
-    #[arg(long, conflicts_with = "c")]
+    #[arg(long, group = "language")]
     wasm: bool,
     /// A plugin in C (make; make test)
-    #[arg(long)]
+    #[arg(long, group = "language")]
     c: bool,
+    /// A plugin in TypeScript for corral's JavaScript engine, npm packages
+    /// bundled in (npm install; npm test; npm run build)
+    #[arg(long, group = "language")]
+    ts: bool,
+    /// A plugin in AssemblyScript, built as a WebAssembly module (npm
+    /// install; npm test; npm run build)
+    #[arg(long = "as", group = "language")]
+    assemblyscript: bool,
     /// Where to make it [default: ./NAME]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The corral-plugin-api crate a Rust plugin depends on (by path)
-    /// [default: the one this corral was built from]
+    /// The plugin-api folder a plugin depends on by path: the Rust crate,
+    /// or its js/ and assemblyscript/ npm packages [default: the one this
+    /// corral was built from]
     #[arg(long, value_name = "DIR")]
     api_path: Option<PathBuf>,
     /// Print a JSON object
@@ -31,32 +41,30 @@ pub(super) struct NewArgs {
 
 impl NewArgs {
     pub(super) fn run(self) -> Result<ExitCode> {
-        let Self {
-            name,
-            wasm,
-            c,
-            dir,
-            api_path,
-            json,
-        } = self;
-        new_plugin(&name, wasm, c, dir, api_path, json)
+        use corral::scaffold::Template;
+        let template = if self.wasm {
+            Template::RustWasm
+        } else if self.c {
+            Template::C
+        } else if self.ts {
+            Template::TypeScript
+        } else if self.assemblyscript {
+            Template::AssemblyScript
+        } else {
+            Template::Rust
+        };
+        new_plugin(&self.name, template, self.dir, self.api_path, self.json)
     }
 }
 
 fn new_plugin(
     name: &str,
-    wasm: bool,
-    c: bool,
+    template: corral::scaffold::Template,
     dir: Option<PathBuf>,
     api_path: Option<PathBuf>,
     json: bool,
 ) -> Result<ExitCode> {
     use corral::scaffold::{self, Template};
-    let template = match (wasm, c) {
-        (true, _) => Template::RustWasm,
-        (_, true) => Template::C,
-        _ => Template::Rust,
-    };
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     let api = api_path.unwrap_or_else(scaffold::default_api_path);
     let files = scaffold::scaffold(&dir, name, template, &api)?;
@@ -64,6 +72,7 @@ fn new_plugin(
         Template::Rust => &["cargo test", "cargo build --release"],
         Template::RustWasm => &["cargo test", "./build.sh"],
         Template::C => &["make test"],
+        Template::TypeScript | Template::AssemblyScript => &["npm install", "npm test"],
     };
     if json {
         let report = serde_json::json!({

@@ -1,6 +1,6 @@
 //! `corral new`: each template, made by the real binary into a plugin
 //! folder, builds and passes its own test with the tools a plugin author
-//! has (cargo, the wasm build script, make), then is served by the real
+//! has (cargo, the wasm build script, make, npm), then is served by the real
 //! supervisor and called, its `[config]` overridden from corral.toml.
 
 use corral::PluginState;
@@ -129,4 +129,24 @@ fn a_new_c_plugin_builds_passes_its_test_and_serves() {
     let also = new_plugin(&builder, "greeter-c2", &["--c"]);
     run(&also, "make", &["--quiet"], &[]);
     serve_and_greet(builder, "greeter-c", "greeter-c2");
+}
+
+#[test]
+fn a_new_typescript_and_assemblyscript_plugin_pass_their_tests_and_serve() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: npm is not installed (tests/node.sh installs it)");
+        return;
+    }
+    let builder = Corral::builder();
+    let install = ["install", "--no-audit", "--no-fund", "--loglevel=error"];
+    // `npm test` builds the plugin, then runs its test on the test kit.
+    let ts = new_plugin(&builder, "greeter-ts", &["--ts"]);
+    run(&ts, "npm", &install, &[]);
+    run(&ts, "npm", &["test", "--silent"], &[]);
+    assert!(ts.join("dist/plugin.js").is_file());
+    let assembly = new_plugin(&builder, "greeter-as", &["--as"]);
+    run(&assembly, "npm", &install, &[]);
+    run(&assembly, "npm", &["test", "--silent"], &[]);
+    assert!(assembly.join("build/greeter-as.wasm").is_file());
+    serve_and_greet(builder, "greeter-ts", "greeter-as");
 }
