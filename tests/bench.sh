@@ -11,6 +11,7 @@ if [ ${#benches[@]} -eq 0 ]; then
     benches=(call_latency start_latency throughput crash_latency syscalls scale)
 fi
 example-plugins/build-wasm.sh
+example-plugins/build-js.sh
 cargo build --release --workspace
 for bench in "${benches[@]}"; do
     echo

@@ -4,6 +4,10 @@
 //! length prefix, through one hop (client ⇄ echo) and two (client ⇄ relay ⇄
 //! echo), every hop a real process.
 //!
+//! Rows for each runtime: the native `hello`, the same source as wasm, and
+//! its TypeScript twins on direct channels (`hello-ts` on the JavaScript
+//! engine, `as-hello` in AssemblyScript).
+//!
 //! Beside them, for comparison, hashicorp go-plugin 1.0.1's own echo over
 //! net/rpc (on yamux, over a Unix socket), one hop: a Go client and plugin
 //! built offline from Debian's packages by `tests/goplugin/build.sh` (which
@@ -92,6 +96,20 @@ fn main() {
     } else {
         eprintln!("wasm row skipped: run example-plugins/build-wasm.sh first");
     }
+    if corral_tests::js_bundle("hello-ts").is_file() {
+        rows.extend(corral_row(
+            "corral direct, TypeScript (JavaScript engine)",
+            Plugin::TypeScript,
+            Route::Direct,
+        ));
+        rows.extend(corral_row(
+            "corral direct, AssemblyScript (wasm)",
+            Plugin::AssemblyScript,
+            Route::Direct,
+        ));
+    } else {
+        eprintln!("TypeScript rows skipped: run example-plugins/build-js.sh first");
+    }
     rows.push(("raw floor, 4 hops", raw_floor(4, &message, calls)));
     rows.extend(corral_row(
         "corral, plugin→plugin call",
@@ -126,12 +144,16 @@ fn time_calls(calls: usize, mut call: impl FnMut()) -> Stats {
     }
 }
 
-/// What serves the corral rows: `hello` natively or as wasm, or
-/// `greeter` relaying each call to `hello` through a host call (four
-/// hops: host → supervisor → greeter → supervisor → hello).
+/// What serves the corral rows: `hello` natively or as wasm, its
+/// TypeScript twins (`hello-ts` on the JavaScript engine, `as-hello` in
+/// AssemblyScript), or `greeter` relaying each call to `hello` through a
+/// host call (four hops: host → supervisor → greeter → supervisor →
+/// hello).
 enum Plugin {
     Native,
     Wasm,
+    TypeScript,
+    AssemblyScript,
     Dependent,
 }
 
@@ -153,6 +175,16 @@ fn corral(message: &[u8], calls: usize, plugin: Plugin, route: Route) -> Stats {
         Plugin::Wasm => (
             builder.wasm_with("hello", "hello", ""),
             "hello",
+            message.to_vec(),
+        ),
+        Plugin::TypeScript => (
+            builder.js_with("hello", "hello-ts", ""),
+            "hello",
+            message.to_vec(),
+        ),
+        Plugin::AssemblyScript => (
+            builder.example("as-hello", &["build/as-hello.wasm"]),
+            "as-hello",
             message.to_vec(),
         ),
         Plugin::Dependent => (

@@ -10,8 +10,10 @@
 //! `[restart] fresh_exec = true` (executed afresh); `hello.wasm` with a new
 //! supervisor and state folder for every start, so wasmtime compiles the
 //! module; `hello.wasm` restarted in a running supervisor, loading from the
-//! compiled-module cache, forked and executed afresh. Each row begins with
-//! an untimed start.
+//! compiled-module cache, forked and executed afresh; the TypeScript twins
+//! restarted the same way: `hello-ts` (its bundle evaluated by the
+//! JavaScript engine) and `as-hello` (AssemblyScript, from the cache).
+//! Each row begins with an untimed start.
 //!
 //! Runs pinned to CPU 0 (every child inherits it) unless
 //! `CORRAL_BENCH_UNPINNED=1`; `CORRAL_BENCH_STARTS` sets the number of timed
@@ -60,6 +62,23 @@ fn main() {
             restarts(starts, Corral::builder().wasm_with("hello", "hello", FRESH)),
         ));
     }
+    // Plugins written in TypeScript (example-plugins/build-js.sh).
+    if corral_tests::js_bundle("hello-ts").is_file() {
+        rows.push((
+            "TypeScript hello-ts (JavaScript engine)",
+            restarts(starts, Corral::builder().js_with("hello", "hello-ts", "")),
+        ));
+        rows.push((
+            "AssemblyScript as-hello (wasm), cached",
+            restarts_of(
+                starts,
+                Corral::builder().example("as-hello", &["build/as-hello.wasm"]),
+                "as-hello",
+            ),
+        ));
+    } else {
+        eprintln!("SKIPPED the TypeScript rows: run example-plugins/build-js.sh first");
+    }
     report(&rows, pinned, starts, wasm_skipped);
     if wasm_skipped {
         println!(
@@ -106,14 +125,19 @@ fn worker_starts(starts: usize, setup: impl Fn() -> CorralBuilder) -> Summary {
 /// (`corral restart`) once untimed and `starts` times, and summarises the
 /// start times it reported.
 fn restarts(starts: usize, builder: CorralBuilder) -> Summary {
+    restarts_of(starts, builder, "hello")
+}
+
+/// [`restarts`] of the plugin `name`.
+fn restarts_of(starts: usize, builder: CorralBuilder, name: &str) -> Summary {
     let corral = builder.start();
-    corral.wait_ready("hello");
+    corral.wait_ready(name);
     let restart = || {
         corral
             .client()
-            .control("hello", corral::Action::Restart, Duration::from_secs(10))
+            .control(name, corral::Action::Restart, Duration::from_secs(10))
             .expect("corral restart");
-        let start_us = corral.wait_ready("hello").start_us;
+        let start_us = corral.wait_ready(name).start_us;
         Duration::from_micros(start_us.expect("the supervisor reports start_us"))
     };
     restart();
@@ -129,15 +153,16 @@ fn report(rows: &[(&str, Summary)], pinned: bool, starts: usize, wasm_skipped: b
         .expect("a floor row");
     let mode = bench::mode(pinned);
     println!("corral start latency, spawn to Ready ({mode}, N={starts})");
+    let width = rows.iter().map(|(what, _)| what.len()).max().unwrap_or(4);
     println!(
-        "{:<28} {:>8} {:>8} {:>8}   p50 / p99 vs floor",
+        "{:<width$} {:>8} {:>8} {:>8}   p50 / p99 vs floor",
         "what", "p50 ms", "p99 ms", "min ms"
     );
     let mut results = Vec::new();
     for (what, summary) in rows {
         let (p50_ratio, p99_ratio) = (summary.p50_us / floor.p50_us, summary.p99_us / floor.p99_us);
         println!(
-            "{what:<28} {:>8.2} {:>8.2} {:>8.2}   {p50_ratio:.1}x / {p99_ratio:.1}x",
+            "{what:<width$} {:>8.2} {:>8.2} {:>8.2}   {p50_ratio:.1}x / {p99_ratio:.1}x",
             summary.p50_us / 1e3,
             summary.p99_us / 1e3,
             summary.min_us / 1e3,

@@ -102,8 +102,11 @@ fn main() {
             "direct_vec_round_trip_ms": direct_vec.map(|(_, took)| took.as_secs_f64() * 1e3),
         }));
     }
+    drop(corral);
+    let runtimes = runtimes();
     let json = serde_json::json!({
         "bench": "throughput",
+        "runtimes": runtimes,
         "pinned": pinned,
         "pipelined": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined_relayed },
         "pipelined_direct": { "clients": CLIENTS, "depth": DEPTH, "seconds": seconds, "calls_per_s": pipelined_direct },
@@ -111,6 +114,61 @@ fn main() {
     });
     let path = bench::write_json("throughput", &json);
     eprintln!("figures written to {}", path.display());
+}
+
+/// A 1 MiB echo on a direct channel (`Vec` in and out) through `hello` in
+/// each runtime: native, wasm, and its TypeScript twins (`hello-ts` on the
+/// JavaScript engine, `as-hello` in AssemblyScript), beside the floor.
+fn runtimes() -> Vec<serde_json::Value> {
+    const SIZE: usize = 1 << 20;
+    const ROUNDS: usize = 256;
+    let mut builder = Corral::builder().hello("hello");
+    let mut plugins = vec![("native (Rust)", "hello")];
+    if corral_tests::wasm_module("hello").is_file() {
+        builder = builder.wasm_with("hello-wasm", "hello", "");
+        plugins.push(("wasm (Rust)", "hello-wasm"));
+    }
+    if corral_tests::js_bundle("hello-ts").is_file() {
+        builder = builder
+            .js_with("hello-ts", "hello-ts", "")
+            .example("as-hello", &["build/as-hello.wasm"]);
+        plugins.push(("TypeScript (JavaScript engine)", "hello-ts"));
+        plugins.push(("AssemblyScript (wasm)", "as-hello"));
+    } else {
+        eprintln!("TypeScript rows skipped: run example-plugins/build-js.sh first");
+    }
+    let corral = builder.start();
+    let floor = raw_echo(SIZE, ROUNDS);
+    println!(
+        "\n1 MiB echo per runtime, direct channel, Vec in and out (floor {:.0} MB/s)",
+        floor / 1e6
+    );
+    println!(
+        "{:<32} {:>10} {:>10} {:>10}",
+        "runtime", "MB/s", "ms", "vs floor"
+    );
+    let mut rows = Vec::new();
+    for (runtime, plugin) in plugins {
+        corral.wait_ready(plugin);
+        let Some((rate, took)) = echo_of(&corral, plugin, SIZE, ROUNDS, Path::DirectVec) else {
+            continue;
+        };
+        let ms = took.as_secs_f64() * 1e3;
+        println!(
+            "{runtime:<32} {:>10.0} {ms:>10.2} {:>9.2}x",
+            rate / 1e6,
+            rate / floor
+        );
+        rows.push(serde_json::json!({
+            "runtime": runtime,
+            "payload": "1 MiB",
+            "bytes": SIZE,
+            "floor_bytes_per_s": floor,
+            "direct_vec_bytes_per_s": rate,
+            "direct_vec_round_trip_ms": ms,
+        }));
+    }
+    rows
 }
 
 /// Calls/s with `CLIENTS` connections keeping `DEPTH` calls in flight
@@ -175,17 +233,28 @@ enum Path {
 /// corral on `path`; `None` when the payload is over what that path takes
 /// (the warm-up echo says why).
 fn corral_echo(corral: &Corral, size: usize, rounds: usize, path: Path) -> Option<(f64, Duration)> {
+    echo_of(corral, "hello", size, rounds, path)
+}
+
+/// [`corral_echo`] through the plugin `plugin`.
+fn echo_of(
+    corral: &Corral,
+    plugin: &str,
+    size: usize,
+    rounds: usize,
+    path: Path,
+) -> Option<(f64, Duration)> {
     let mut client = corral.client();
     client.set_direct(path != Path::Relayed);
     let payload = vec![0x5a; size];
     let mut echo = || match path {
         Path::InPlace => client
-            .call_with("hello", "echo", size, |input| {
+            .call_with(plugin, "echo", size, |input| {
                 input.copy_from_slice(&payload)
             })
             .map(|reply| reply.len()),
         _ => client
-            .call("hello", "echo", &payload)
+            .call(plugin, "echo", &payload)
             .map(|reply| reply.len()),
     };
     if let Err(error) = echo() {
