@@ -13,13 +13,7 @@ cd "$(dirname "$0")/.."
 
 examples=(example-plugins/hello-ts example-plugins/as-hello)
 
-tests/node.sh
-
+tests/node.sh "${examples[@]}"
 for example in "${examples[@]}"; do
-    # npm ci wipes node_modules: only when the lock file is newer than the
-    # install it made.
-    if ! [ "$example/node_modules/.package-lock.json" -nt "$example/package-lock.json" ]; then
-        (cd "$example" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
     (cd "$example" && npm run --silent build)
 done

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 cargo build --release --workspace
+# The TypeScript examples and the Node client, when Node and npm are here
+# (example-plugins/build-js.sh installs them from Debian otherwise).
+node=
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+    example-plugins/build-js.sh
+    tests/node.sh supervisor/clients/node
+    node=yes
+fi
 corral=target/release/corral
 dir=$(mktemp -d)
 chmod 755 "$dir"   # the workers' own uids reach their cache under it
@@ -38,6 +46,15 @@ step "corral call hello sum '1 2 3 36'"
 
 step "corral call wat-echo echo 'from a plugin written in WebAssembly text'"
 "$corral" call wat-echo echo 'from a plugin written in WebAssembly text'; echo
+
+if [ -n "$node" ]; then
+    step "corral call hello-ts upper 'from typescript'    # plain TypeScript, on the embedded JavaScript engine"
+    "$corral" call hello-ts upper 'from typescript'; echo
+    step "corral call as-hello sum '20 22'    # AssemblyScript, compiled to wasm"
+    "$corral" call as-hello sum '20 22'; echo
+    step "node supervisor/clients/node/examples/call.mjs hello upper 'from node'    # a Node host app (@corral/client)"
+    node supervisor/clients/node/examples/call.mjs hello upper 'from node'; echo
+fi
 
 step "corral call hello nope    # unknown method: a clear error, exit code 1"
 "$corral" call hello nope || echo "(exit code $?)"

@@ -1,7 +1,7 @@
 // @corral/plugin-as: corral plugins in AssemblyScript.
 //
 //     import { register, okText, fail, text } from "@corral/plugin-as";
-//     export * from "@corral/plugin-as/assembly/abi";  // the exports corral calls
+//     export * from "@corral/plugin-as/abi";  // the exports corral calls
 //
 //     register("greet", (input: Uint8Array): Reply => okText("Hello, " + text(input) + "!"));
 //

@@ -8,7 +8,8 @@ use crate::observe::events::Events;
 use crate::observe::logfile::LogFile;
 use crate::process::worker::Worker;
 use crate::transport::framed::{Outgoing, write_queued};
-use corral_plugin_api::wire::{Message, Reply, Response, SharedBytes};
+use corral_plugin_api::wire::{Message, Reply, Response, SharedBytes, WireError};
+use corral_plugin_api::{ErrorKind, RemoteError};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -150,7 +151,36 @@ impl Stream {
             id: self.id,
             reply: answer.reply,
         };
-        self.writer.send(&response, answer.shared).await
+        let encoding = self.writer.encoding;
+        let max = self.writer.max_frame;
+        let frame = match encoding.encode(&response, answer.shared, max) {
+            // Too large to send: the request still gets an answer.
+            Err(WireError::TooLarge { len, max }) => {
+                let hint = if encoding == Encoding::Json {
+                    ": in JSON a byte takes up to 4 (ask for less, or use bincode frames, \
+                     which carry bytes as they are)"
+                } else {
+                    ""
+                };
+                let error = RemoteError::new(
+                    ErrorKind::BadRequest,
+                    format!("the reply is {len} bytes, over the frame limit of {max} bytes{hint}"),
+                );
+                let response = Response {
+                    id: self.id,
+                    reply: Reply::Error(error),
+                };
+                encoding.encode(&response, None, max)
+            }
+            other => other,
+        };
+        match frame {
+            Ok(frame) => self.writer.queue.send(frame).await.is_ok(),
+            Err(error) => {
+                debug!("cannot answer client: {error}");
+                false
+            }
+        }
     }
 
     /// Resolves when the client's connection has ended.

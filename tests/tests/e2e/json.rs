@@ -105,6 +105,45 @@ fn json_frames_call_plugins_and_get_json_back() {
 }
 
 #[test]
+fn a_json_reply_over_the_frame_limit_is_an_error_not_silence() {
+    let corral = Corral::builder()
+        .hello("hello")
+        .arg("--max-frame-mb")
+        .arg("1")
+        .start();
+    corral.wait_ready("hello");
+    let mut stream = connect(&corral);
+    send(&mut stream, &json!({"protocol": PROTOCOL_VERSION}));
+    receive(&mut stream).expect("a hello");
+    // 600 KiB in as a string; out as numbers, "97," each: 1.8 MB of JSON.
+    let input = "a".repeat(600 << 10);
+    send(
+        &mut stream,
+        &json!({"id": 7, "body": {"Call": {"plugin": "hello", "method": "echo", "input": input, "timeout_ms": 0}}}),
+    );
+    let refused = receive(&mut stream).expect("an answer");
+    assert_eq!(refused["id"], 7, "{refused}");
+    assert_eq!(
+        refused["reply"]["Error"]["kind"], "bad_request",
+        "{refused}"
+    );
+    let message = refused["reply"]["Error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("over the frame limit of 1048576 bytes: in JSON"),
+        "{message}"
+    );
+    // The connection serves on.
+    send(
+        &mut stream,
+        &json!({"id": 8, "body": {"Call": {"plugin": "hello", "method": "upper", "input": "ok", "timeout_ms": 0}}}),
+    );
+    assert_eq!(
+        receive(&mut stream).unwrap()["reply"]["Called"],
+        json!(b"OK")
+    );
+}
+
+#[test]
 fn the_python_client_example_runs_against_the_real_supervisor() {
     if Command::new("python3").arg("--version").output().is_err() {
         eprintln!("SKIPPED: python3 is not installed (apt-get install python3)");
