@@ -96,6 +96,27 @@ fn a_runaway_loop_is_stopped_by_the_deadline_and_the_worker_lives() {
     assert_eq!(after.state, PluginState::Ready);
 }
 
+#[test]
+fn a_killed_js_worker_is_replaced_and_nothing_else_is_lost() {
+    let corral = Corral::builder()
+        .hello("hello")
+        .js_with("hello-ts", "hello-ts", "")
+        .start();
+    corral.wait_ready("hello");
+    let before = corral.wait_ready("hello-ts");
+    let neighbour = corral.keep_calling("hello");
+    corral_tests::send_signal(before.pid.unwrap(), libc::SIGKILL);
+    let after = corral.wait_replaced("hello-ts", before.pid);
+    assert_eq!(after.restarts, 1);
+    assert_eq!(after.last_exit.unwrap().signal, Some(9));
+    assert_eq!(
+        answer(&corral, "hello-ts", "upper", b"back"),
+        Ok(b"BACK".to_vec())
+    );
+    neighbour.finish();
+    assert_eq!(corral.plugin("hello").restarts, 0);
+}
+
 /// A plugin in plain JavaScript using what a TypeScript author reaches
 /// for: classes, closures, async/await, JSON, and every host service.
 const SERVICES: &str = r#"
@@ -443,4 +464,33 @@ fn assemblyscript_plugins_use_storage_events_and_settings() {
     assert!(trap.starts_with("plugin: wasm trap in `crash`"), "{trap}");
     assert_eq!(call("upper", b"after"), Ok(b"AFTER".to_vec()));
     assert_eq!(corral.plugin("as-hello").pid, before.pid);
+}
+
+#[test]
+fn a_js_health_export_that_says_false_makes_it_unhealthy() {
+    let source = r#"
+let sick = false;
+export function fall_ill() { sick = true; return "sick"; }
+export async function health() { return !sick; }
+"#;
+    let manifest = "[plugin]\nname = \"sick\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"plugin.js\"\napi = 1\n\n[health]\ninterval_ms = 100\nfailures = 100\n";
+    let corral = Corral::builder()
+        .folder(
+            "sick",
+            &[
+                ("plugin.toml", manifest.as_bytes()),
+                ("plugin.js", source.as_bytes()),
+            ],
+        )
+        .start();
+    corral.wait_ready("sick");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(corral.plugin("sick").state, PluginState::Ready);
+    assert_eq!(
+        answer(&corral, "sick", "fall_ill", b""),
+        Ok(b"sick".to_vec())
+    );
+    corral.wait_until("sick is unhealthy", || {
+        corral.plugin("sick").state == PluginState::Unhealthy
+    });
 }

@@ -78,10 +78,7 @@ impl JsPlugin {
     /// evaluates it and runs its `init`.
     pub(crate) fn load(hello: &Hello, link: Arc<Link>) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
-        let source = super::read_entry(hello).map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let source = super::read_entry(hello)?;
         let spec = Spec {
             path,
             source,
@@ -216,9 +213,21 @@ impl Instance {
                     format!("call `{method}` failed: {}", describe(&error)),
                 )
             };
-            let serve = self.serve.clone().restore(&ctx).map_err(plugin_error)?;
-            let plugin = self.plugin.clone().restore(&ctx).map_err(plugin_error)?;
-            let input = TypedArray::<u8>::new_copy(ctx.clone(), input).map_err(plugin_error)?;
+            let serve = self
+                .serve
+                .clone()
+                .restore(&ctx)
+                .catch(&ctx)
+                .map_err(failed)?;
+            let plugin = self
+                .plugin
+                .clone()
+                .restore(&ctx)
+                .catch(&ctx)
+                .map_err(failed)?;
+            let input = TypedArray::<u8>::new_copy(ctx.clone(), input)
+                .catch(&ctx)
+                .map_err(failed)?;
             let pending: Promise<'_> = serve
                 .call((plugin, method, input))
                 .catch(&ctx)
@@ -238,9 +247,9 @@ impl Instance {
             if let Ok(bytes) = TypedArray::<u8>::from_value(reply.clone()) {
                 return copy_out(&bytes, out);
             }
-            let answer: Array<'_> = reply.get().map_err(plugin_error)?;
-            let code: i32 = answer.get(0).map_err(plugin_error)?;
-            let message: String = answer.get(1).map_err(plugin_error)?;
+            let answer: Array<'_> = reply.get().catch(&ctx).map_err(failed)?;
+            let code: i32 = answer.get(0).catch(&ctx).map_err(failed)?;
+            let message: String = answer.get(1).catch(&ctx).map_err(failed)?;
             Err(RemoteError::new(ErrorKind::from_code(code), message))
         })
     }
@@ -284,9 +293,10 @@ impl Runtime for JsPlugin {
                 let Ok(health) = plugin.get::<_, Function<'_>>("health") else {
                     return Some(true);
                 };
-                let mut verdict: Value<'_> = health.call(()).ok()?;
+                // A throw is caught here, so that it is not left pending.
+                let mut verdict: Value<'_> = health.call(()).catch(&ctx).ok()?;
                 if let Some(promise) = verdict.as_promise() {
-                    verdict = promise.finish().ok()?;
+                    verdict = promise.finish().catch(&ctx).ok()?;
                 }
                 Some(verdict.as_bool() != Some(false))
             })
@@ -348,10 +358,6 @@ fn shorten(frame: &str) -> String {
         }
     }
     out
-}
-
-fn plugin_error(error: rquickjs::Error) -> RemoteError {
-    RemoteError::new(ErrorKind::Plugin, error.to_string())
 }
 
 /// Copies the reply's bytes into `out`.

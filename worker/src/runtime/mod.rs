@@ -86,22 +86,24 @@ pub(crate) fn outcome(code: i32, out: &mut ReplyBuf<'_>) -> Result<(), RemoteErr
 
 /// The plugin's entry file: from the fd the supervisor passed (opened and
 /// checked by it), or by its path.
-pub(crate) fn read_entry(hello: &Hello) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_entry(hello: &Hello) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
     use std::os::fd::FromRawFd;
     let mut bytes = Vec::new();
-    match hello.entry_fd {
+    let read = match hello.entry_fd {
         Some(fd) => {
             #[allow(unsafe_code, reason = "adopts the entry fd the supervisor passed")]
             // SAFETY: the supervisor passes the entry open on this fd for
             // the worker alone; reading it once consumes nothing else.
             let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-            file.read_to_end(&mut bytes)?;
+            file.read_to_end(&mut bytes)
         }
-        None => {
-            std::fs::File::open(&hello.entry)?.read_to_end(&mut bytes)?;
-        }
-    }
+        None => std::fs::File::open(&hello.entry).and_then(|mut file| file.read_to_end(&mut bytes)),
+    };
+    read.map_err(|source| LoadError::Read {
+        path: hello.entry.clone(),
+        source,
+    })?;
     Ok(bytes)
 }
 

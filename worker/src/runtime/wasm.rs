@@ -73,10 +73,7 @@ impl WasmPlugin {
     /// path), links the host functions and instantiates it.
     pub(crate) fn load(hello: &Hello, link: Arc<Link>) -> Result<Self, LoadError> {
         let path = hello.entry.clone();
-        let wasm = super::read_entry(hello).map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let wasm = super::read_entry(hello)?;
         let wasm_error = |error: wasmtime::Error| LoadError::Wasm {
             path: path.clone(),
             message: format!("{error:#}"),
