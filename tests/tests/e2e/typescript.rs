@@ -64,6 +64,17 @@ fn the_typescript_hello_answers_as_its_rust_twin() {
     let info = corral.wait_ready("hello-ts");
     assert_eq!(info.spawn_mode, Some(SpawnMode::Zygote));
     assert_twins(&corral, "hello-ts");
+    // Counted like any plugin's calls, failed ones by kind.
+    let metrics = corral.plugin("hello-ts");
+    assert!(metrics.calls >= 15, "{metrics:?}");
+    assert!(
+        metrics
+            .errors
+            .iter()
+            .any(|(kind, n)| kind == "plugin" && *n >= 4),
+        "{:?}",
+        metrics.errors
+    );
     // The npm library `ms` reads durations the Rust twin does not.
     assert_eq!(
         answer(&corral, "hello-ts", "sleep", b"0.01s"),
