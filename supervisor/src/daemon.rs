@@ -4,6 +4,7 @@
 use crate::config::ServeConfig;
 use crate::config::overrides::Overrides;
 use crate::host::server::{Access, Server};
+use crate::observe::crashes::CrashReports;
 use crate::observe::events::Events;
 use crate::process::spawn::{Spawner, WorkerBinaries};
 use crate::process::watchdog::Watchdog;
@@ -131,6 +132,11 @@ pub(crate) async fn serve_until(
     let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
     let events = Arc::new(Events::default());
+    let crashes = Arc::new(CrashReports::new(
+        config.state_dir.as_deref(),
+        config.crash_reports_keep,
+        config.crash_reports_max_age,
+    ));
     let registry = Arc::new(Registry::default());
     let services = Arc::new(Services::new(registry.clone(), config.state_dir.as_deref()));
     let supervision = Arc::new(Supervision {
@@ -151,6 +157,8 @@ pub(crate) async fn serve_until(
         overrides: overrides.clone(),
         debug: config.debug.clone(),
         profile: config.profile.clone(),
+        recording: config.recording,
+        crashes: crashes.clone(),
     });
     // The zygotes start while the rest is set up.
     for kind in [PluginKind::Native, PluginKind::Wasm, PluginKind::Js] {
@@ -198,6 +206,7 @@ pub(crate) async fn serve_until(
             admins: config.admin_uids.clone(),
         },
         faults: config.faults,
+        crashes,
     });
     let serving = tokio::spawn(server.run(listener));
     let notifier = crate::observe::sd_notify::Notifier::from_env().map(Arc::new);

@@ -16,7 +16,7 @@
 //! | layer | owns | reaches up through |
 //! |---|---|---|
 //! | `testing` | the test kit | |
-//! | `admin` | check, install, signing, templates, profile | |
+//! | `admin` | check, install, signing, templates, profile, replay | |
 //! | `daemon` | `corral serve`: builds and runs the layers below | |
 //! | `host` | the local socket host apps talk to | |
 //! | `supervise` | plugins: discovery, dependencies, handles, controllers, registry | |
@@ -62,7 +62,7 @@ mod transport;
 #[cfg(unix)]
 pub use admin::scaffold;
 #[cfg(target_os = "linux")]
-pub use admin::{check, install, profile, signing};
+pub use admin::{check, install, profile, replay, signing};
 #[cfg(target_os = "linux")]
 pub use client::{
     Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, ReplyView, Subscription, blocking,
@@ -71,8 +71,9 @@ pub use config::ServeConfig;
 pub use config::paths::{default_socket_path, default_state_dir};
 pub use config::settings;
 pub use corral_plugin_api::wire::{
-    Action, EffectiveLimits, Event, EventKind, ExitCause, ExitInfo, Fault, Layer, Message,
-    PluginDetails, PluginInfo, PluginKind, PluginState, Refusal, SpawnMode,
+    Action, CallEnd, CrashReport, CrashSummary, EffectiveLimits, Event, EventKind, ExitCause,
+    ExitInfo, Fault, Layer, Message, PluginDetails, PluginInfo, PluginKind, PluginState,
+    RecordedCall, Refusal, SpawnMode,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

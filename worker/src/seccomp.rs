@@ -500,6 +500,7 @@ mod tests {
             syscalls: Vec::new(),
             profile: false,
             listener_fd: None,
+            recording: corral_plugin_api::wire::Recording::default(),
             methods: Vec::new(),
         }
     }

@@ -180,7 +180,7 @@ impl<'a> Server<'a> {
                 let started = Instant::now();
                 let input = shared.map_or(Input::Inline, Input::Shared);
                 let mut out = ReplyBuf::new(None, self.hello.max_frame);
-                let outcome = match self.answer(&call, input, call.id, &mut out) {
+                let outcome = match self.answer(&call, input, call.id, None, &mut out) {
                     Ok(()) => Outcome::Ok(out.into_vec()),
                     Err(error) => Outcome::Err(error),
                 };
@@ -232,7 +232,7 @@ impl<'a> Server<'a> {
             Err(RemoteError::new(ErrorKind::BadRequest, message))
         } else {
             check_declared(&self.hello.plugin, &call.method, declared)
-                .and_then(|()| self.answer(&call, input, 0, &mut out))
+                .and_then(|()| self.answer(&call, input, 0, u32::try_from(index).ok(), &mut out))
         };
         let result = result.map(|()| out.finish());
         let error = result.as_ref().err().map(|error| error.kind);
@@ -284,12 +284,14 @@ impl<'a> Server<'a> {
 
     /// Runs one call, its reply going to `out` (`host_call_id`: the id
     /// host services are asked under, 0 for a call the supervisor does not
-    /// know).
+    /// know; `direct`: the direct channel it came on). The flight recorder
+    /// keeps it, health checks aside.
     fn answer(
         &mut self,
         call: &Call,
         input: Input,
         host_call_id: u64,
+        direct: Option<u32>,
         out: &mut ReplyBuf<'_>,
     ) -> Result<(), RemoteError> {
         if self.crash_on_next_call {
@@ -328,9 +330,17 @@ impl<'a> Server<'a> {
                     }
                 },
             };
-            link.serving(host_call_id, || {
+            let recorded = self
+                .stats
+                .as_ref()
+                .map_or(0, |stats| stats.record_begin(&call.method, input, direct));
+            let result = link.serving(host_call_id, || {
                 self.plugin.call(&call.method, input, deadline, out)
-            })
+            });
+            if let Some(stats) = &self.stats {
+                stats.record_end(recorded, result.as_ref().err().map(|error| error.kind));
+            }
+            result
         };
         link.serving(0, || self.plugin.recover());
         result

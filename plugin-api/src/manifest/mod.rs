@@ -60,6 +60,9 @@
 //! interval_ms = 10000     # period of the health call; 0 = none, else 100 to 3600000
 //! timeout_ms = 1000       # deadline of one health call, 1 to 600000
 //! failures = 3            # failed checks in a row before a restart, 1 to 100
+//!
+//! [debug]
+//! record = true           # keep the last calls' inputs for crash reports
 //! ```
 //!
 //! Unknown keys are errors. Every error names the file, the line and
@@ -156,6 +159,10 @@ pub struct Manifest {
     pub restart: RestartSettings,
     /// `[health]`: the periodic health call.
     pub health: HealthSettings,
+    /// `[debug] record`: the worker records its last calls, inputs
+    /// included, for crash reports (off for plugins whose inputs are
+    /// secret).
+    pub record: bool,
 }
 
 /// `plugin.toml` as written, values with their spans, before the checks.
@@ -176,8 +183,17 @@ struct RawManifest {
     #[serde(default)]
     health: RawHealth,
     #[serde(default)]
+    debug: RawDebug,
+    #[serde(default)]
     methods: Vec<RawMethod>,
     config: Option<Spanned<toml::Table>>,
+}
+
+/// `[debug]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDebug {
+    record: Option<bool>,
 }
 
 /// `[plugin]` as written.
@@ -343,6 +359,7 @@ impl Manifest {
             limits,
             restart,
             health,
+            record: raw.debug.record.unwrap_or(true),
         })
     }
 }

@@ -207,6 +207,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         limits(),
         restart(),
         health(),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -217,6 +218,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 limits,
                 restart,
                 health,
+                record,
             )| {
                 dependencies.remove(&name);
                 Manifest {
@@ -238,6 +240,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                     limits,
                     restart,
                     health,
+                    record,
                 }
             },
         )
@@ -437,6 +440,14 @@ fn render(manifest: &Manifest, explicit: bool, upper: bool) -> String {
         health.failures == defaults.failures,
     );
 
+    let mut debug = Table::new();
+    set(
+        &mut debug,
+        "record",
+        Value::Boolean(manifest.record),
+        manifest.record,
+    );
+
     let mut document = Table::new();
     for (name, table) in [
         ("plugin", plugin),
@@ -446,6 +457,7 @@ fn render(manifest: &Manifest, explicit: bool, upper: bool) -> String {
         ("limits", limit_table),
         ("restart", restart_table),
         ("health", health_table),
+        ("debug", debug),
     ] {
         if explicit || !table.is_empty() {
             document.insert(name.to_owned(), Value::Table(table));
@@ -465,6 +477,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "limits",
             "restart",
             "health",
+            "debug",
         ],
         "plugin" => &[
             "name", "version", "kind", "wasi", "entry", "api", "requires", "sha256", "start",
@@ -491,6 +504,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "fresh_exec",
         ],
         "health" => &["interval_ms", "timeout_ms", "failures"],
+        "debug" => &["record"],
         other => panic!("no table {other}"),
     }
 }

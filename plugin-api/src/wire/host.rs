@@ -161,6 +161,17 @@ pub enum RequestBody {
         /// What went wrong.
         report: DirectReport,
     },
+    /// The crash reports kept, newest first ([`Reply::Crashes`]); only
+    /// `plugin`'s when given. Admin uids only.
+    Crashes {
+        /// Plugin name, or `None` for every plugin.
+        plugin: Option<String>,
+    },
+    /// One crash report ([`Reply::Crash`]). Admin uids only.
+    Crash {
+        /// The report's id.
+        id: String,
+    },
 }
 
 /// An admin action on a plugin.
@@ -249,6 +260,10 @@ pub enum Reply {
         /// Why the worker stopped, as calls in flight on it fail.
         error: RemoteError,
     },
+    /// Crash reports, newest first.
+    Crashes(Vec<super::CrashSummary>),
+    /// One crash report.
+    Crash(Box<super::CrashReport>),
 }
 
 /// What a host app reports about the worker behind its direct channel.

@@ -9,6 +9,7 @@
 #[cfg(target_os = "linux")]
 mod arena;
 mod codec;
+mod crash;
 mod host;
 pub mod latency;
 #[cfg(target_os = "linux")]
@@ -26,6 +27,7 @@ pub use codec::{
     FrameHeader, HEADER_LEN, SHARED_FLAG, WireError, decode_body, decode_frame, decode_prefix,
     encode_frame, encode_frame_with, mark_shared, violation_frame,
 };
+pub use crash::{CallEnd, CrashReport, CrashSummary, RecordedCall, Recording};
 pub use host::{
     Action, ClientHello, DirectChannel, DirectReport, EffectiveLimits, Event, EventKind, ExitCause,
     ExitInfo, HEALTH_METHOD, Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply,
@@ -45,7 +47,7 @@ pub use worker::{
 };
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -89,6 +89,9 @@ pub struct Hello {
     /// [`crate::seccomp`]); without one, refused syscalls fail with
     /// `EPERM` in the kernel, uncounted.
     pub listener_fd: Option<i32>,
+    /// What the worker's flight recorder (in its stats page) keeps of its
+    /// last calls, for a crash report.
+    pub recording: super::Recording,
     /// The manifest's `[[methods]]` names: when any are declared, a call
     /// of another method on a direct channel is refused, as the supervisor
     /// refuses it on its own channel.

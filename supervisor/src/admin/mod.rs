@@ -1,6 +1,6 @@
 //! Admin tools that work on plugin folders and archives, with or without a
 //! running supervisor: `corral check`, `install`/`rollback`, signing,
-//! `corral new` templates, `corral profile`.
+//! `corral new` templates, `corral profile`, `corral replay`.
 //!
 //! Layer: may import everything below it (the daemon, `supervise` for
 //! discovery, `process` for the integrity check, `client`, `config`);
@@ -8,6 +8,8 @@
 
 pub mod check;
 pub mod install;
+mod private;
 pub mod profile;
+pub mod replay;
 pub mod scaffold;
 pub mod signing;

@@ -10,7 +10,8 @@
 //! profile. `[permissions] syscalls` is ignored while profiling, so the
 //! profile is the whole list the plugin needs.
 
-use crate::client::{Client, ClientError};
+use super::private::Place;
+use crate::client::ClientError;
 use crate::config::ServeConfig;
 use corral_plugin_api::manifest::{Manifest, ManifestError};
 use corral_plugin_api::seccomp::Tier;
@@ -132,7 +133,13 @@ pub async fn profile(request: ProfileRequest) -> Result<Profile, ProfileError> {
     let manifest_path = request.dir.join(crate::supervise::discovery::MANIFEST);
     let manifest = Manifest::parse(&read(&manifest_path)?, &manifest_path)?;
     let name = manifest.name.clone();
-    let place = Place::new(&request.dir, &name, &request.dependencies)?;
+    let place = Place::new(
+        "corral-profile-",
+        &request.dir,
+        &name,
+        &request.dependencies,
+    )
+    .map_err(|(path, source)| ProfileError::Read { path, source })?;
 
     let mut config = ServeConfig::new(
         vec![place.plugins()],
@@ -184,17 +191,7 @@ async fn run(
     request: &ProfileRequest,
     supervisor: &tokio::task::JoinHandle<Result<(), crate::ServeError>>,
 ) -> Result<Profiled, ProfileError> {
-    let client = loop {
-        match Client::connect(socket).await {
-            Ok(client) => break client,
-            // Not listening yet; or it could not start, which `profile`
-            // reports from the task.
-            Err(_) if !supervisor.is_finished() => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    };
+    let client = super::private::connect(socket, supervisor).await?;
     let started = client.control(name, Action::Start, request.timeout).await?;
     let start_error = match started.state {
         PluginState::Ready => None,
@@ -223,53 +220,4 @@ async fn run(
     }
     let counts = client.inspect(name).await?.refused;
     Ok((start_error, calls, counts))
-}
-
-/// The private supervisor's temporary folder: `plugins/` holds links to
-/// the profiled plugin and its possible dependencies.
-struct Place {
-    dir: tempfile::TempDir,
-}
-
-impl Place {
-    fn new(plugin: &Path, name: &str, dependencies: &[PathBuf]) -> Result<Self, ProfileError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| ProfileError::Read { path, source }
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("corral-profile-")
-            .tempdir()
-            .map_err(io(&std::env::temp_dir()))?;
-        // Traversable by the worker's own uid, as a state folder is.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
-                .map_err(io(dir.path()))?;
-        }
-        let place = Self { dir };
-        let plugins = place.plugins();
-        std::fs::create_dir(&plugins).map_err(io(&plugins))?;
-        let own = std::fs::canonicalize(plugin).map_err(io(plugin))?;
-        std::os::unix::fs::symlink(&own, plugins.join(name)).map_err(io(plugin))?;
-        for folder in dependencies {
-            for entry in std::fs::read_dir(folder).map_err(io(folder))? {
-                let path = entry.map_err(io(folder))?.path();
-                let link = plugins.join(path.file_name().unwrap_or_default());
-                let other = std::fs::canonicalize(&path).map_err(io(&path))?;
-                if other == own
-                    || link.exists()
-                    || !path.join(crate::supervise::discovery::MANIFEST).is_file()
-                {
-                    continue;
-                }
-                std::os::unix::fs::symlink(&other, link).map_err(io(&path))?;
-            }
-        }
-        Ok(place)
-    }
-
-    fn plugins(&self) -> PathBuf {
-        self.dir.path().join("plugins")
-    }
 }

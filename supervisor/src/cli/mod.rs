@@ -6,6 +6,7 @@ mod bus;
 mod call;
 mod check;
 mod control;
+mod crashes;
 mod events;
 mod human;
 mod input;
@@ -16,6 +17,7 @@ mod logs;
 mod new;
 mod profile;
 mod ps;
+mod replay;
 mod serve;
 mod signing;
 mod socket;
@@ -106,6 +108,16 @@ enum Command {
     /// Send a signal to a plugin's worker (its whole process group); its
     /// restart policy decides what follows
     Kill(kill::KillArgs),
+    /// List the crash reports kept, newest first: time, plugin, calls
+    /// recorded, cause
+    Crashes(crashes::CrashesArgs),
+    /// Show one crash report: cause, limits, sandbox, the calls recorded
+    /// (those in flight marked), the last output lines
+    Crash(crashes::CrashArgs),
+    /// Replay a crash report's calls in a fresh worker with the same
+    /// limits and sandbox, and say whether it crashed the same way (exits
+    /// 0 if so, 1 if not); --debug waits for gdb first
+    Replay(replay::ReplayArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -145,5 +157,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Publish(args) => args.run(),
         Command::Subscribe(args) => args.run(),
         Command::Kill(args) => args.run(),
+        Command::Crashes(args) => args.run(),
+        Command::Crash(args) => args.run(),
+        Command::Replay(args) => args.run(),
     }
 }

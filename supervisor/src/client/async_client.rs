@@ -12,8 +12,8 @@ use crate::client::requests::{
 };
 use crate::transport::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, Event, Fault, Message, PluginDetails, PluginInfo, Reply,
-    Request, RequestBody, Response, WireError,
+    self, Action, CrashReport, CrashSummary, DEFAULT_MAX_FRAME, Event, Fault, Message,
+    PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -325,6 +325,17 @@ impl Client {
     /// oldest first; poll with the last `seq` seen to follow them.
     pub async fn events(&self, after: u64) -> Result<Vec<Event>, ClientError> {
         self.run(requests::events(after)).await
+    }
+
+    /// The crash reports kept, newest first; only `plugin`'s when given
+    /// (admin uids).
+    pub async fn crashes(&self, plugin: Option<&str>) -> Result<Vec<CrashSummary>, ClientError> {
+        self.run(requests::crashes(plugin)).await
+    }
+
+    /// The crash report `id` (admin uids).
+    pub async fn crash(&self, id: &str) -> Result<CrashReport, ClientError> {
+        self.run(requests::crash(id)).await
     }
 
     /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s

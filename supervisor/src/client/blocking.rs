@@ -15,8 +15,9 @@ use crate::client::requests::{
 };
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
-    self, Action, DEFAULT_MAX_FRAME, DirectReport, Event, Fault, FrameBuffer, Message,
-    PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, WireError,
+    self, Action, CrashReport, CrashSummary, DEFAULT_MAX_FRAME, DirectReport, Event, Fault,
+    FrameBuffer, Message, PluginDetails, PluginInfo, Reply, Request, RequestBody, Response,
+    WireError,
 };
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
@@ -345,6 +346,17 @@ impl Client {
     /// oldest first; poll with the last `seq` seen to follow them.
     pub fn events(&mut self, after: u64) -> Result<Vec<Event>, ClientError> {
         self.run(requests::events(after))
+    }
+
+    /// The crash reports kept, newest first; only `plugin`'s when given
+    /// (admin uids).
+    pub fn crashes(&mut self, plugin: Option<&str>) -> Result<Vec<CrashSummary>, ClientError> {
+        self.run(requests::crashes(plugin))
+    }
+
+    /// The crash report `id` (admin uids).
+    pub fn crash(&mut self, id: &str) -> Result<CrashReport, ClientError> {
+        self.run(requests::crash(id))
     }
 
     /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s

@@ -5,9 +5,9 @@
 
 use crate::client::arena::{ClientArenas, Payload, ReplyView};
 use corral_plugin_api::wire::{
-    self, Action, Call, CallFrame, ClientHello, Event, Fault, FromWorker, Outcome,
-    PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply, RequestBody, Response, ServerHello,
-    SharedBytes, Slot, ToWorker, WireError, share_large,
+    self, Action, Call, CallFrame, ClientHello, CrashReport, CrashSummary, Event, Fault,
+    FromWorker, Outcome, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply, RequestBody, Response,
+    ServerHello, SharedBytes, Slot, ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::os::fd::{AsFd, OwnedFd};
@@ -122,6 +122,32 @@ pub(crate) fn events(after: u64) -> Op<Vec<Event>> {
         wait: DEFAULT_CALL_TIMEOUT,
         read: |reply| match reply {
             Reply::Events(events) => Ok(events),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// The crash reports, newest first (`plugin`'s only when given).
+pub(crate) fn crashes(plugin: Option<&str>) -> Op<Vec<CrashSummary>> {
+    Op {
+        body: RequestBody::Crashes {
+            plugin: plugin.map(str::to_owned),
+        },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Crashes(crashes) => Ok(crashes),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// The crash report `id`.
+pub(crate) fn crash(id: &str) -> Op<CrashReport> {
+    Op {
+        body: RequestBody::Crash { id: id.to_owned() },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Crash(report) => Ok(*report),
             other => Err(unexpected(&other)),
         },
     }
@@ -279,6 +305,8 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
         Reply::Logs { .. } => "log lines",
         Reply::Direct(_) => "direct channel",
         Reply::DirectEnded { .. } => "direct channel's end",
+        Reply::Crashes(_) => "crash reports",
+        Reply::Crash(_) => "crash report",
     };
     ClientError::Remote(RemoteError::new(
         ErrorKind::Protocol,

@@ -63,6 +63,13 @@ pub struct ServeConfig {
     pub log_max_bytes: u64,
     /// Rotated log files kept per plugin (`log_keep`); 5.
     pub log_keep: u32,
+    /// What a worker's flight recorder keeps for its crash report
+    /// (`record_calls`, `record_bytes`); 8 calls, 64 KiB.
+    pub recording: corral_plugin_api::wire::Recording,
+    /// Crash reports kept (`crash_reports_keep`); 100.
+    pub crash_reports_keep: u32,
+    /// How long a crash report is kept (`crash_reports_days`); 30 days.
+    pub crash_reports_max_age: Duration,
     /// Where to serve Prometheus metrics (`--metrics-addr`,
     /// `metrics_addr`); `None` = off.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -109,6 +116,13 @@ impl ServeConfig {
             default_limits: Limits::default(),
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 5,
+            recording: corral_plugin_api::wire::Recording {
+                calls: 8,
+                bytes: 64 * 1024,
+                inputs: true,
+            },
+            crash_reports_keep: 100,
+            crash_reports_max_age: Duration::from_secs(30 * 86_400),
             metrics_addr: None,
             config_file: None,
             plugin_config: BTreeMap::new(),

@@ -18,6 +18,10 @@
 //! start_timeout_ms = 10000
 //! log_max_mb = 10               # a plugin's log file rotates at this size
 //! log_keep = 5                  # rotated log files kept per plugin, 0 to 100
+//! record_calls = 8              # a worker's last calls kept for its crash report, 0 to 1000
+//! record_bytes = 65536          # their bytes (method and input) in all, 0 to 16777216
+//! crash_reports_keep = 100      # crash reports kept, 1 to 100000
+//! crash_reports_days = 30       # and for how long, 1 to 3650
 //! metrics_addr = "127.0.0.1:9464"  # Prometheus text at http://ADDR/metrics; default off
 //! require_signature = false     # corral install: only archives signed by a trusted key
 //! trusted_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"]
@@ -88,6 +92,14 @@ pub struct Settings {
     pub log_max_mb: Option<u64>,
     /// Rotated log files kept per plugin (`log_keep`).
     pub log_keep: Option<u32>,
+    /// A worker's last calls kept for its crash report (`record_calls`).
+    pub record_calls: Option<u32>,
+    /// Their bytes in all (`record_bytes`).
+    pub record_bytes: Option<u32>,
+    /// Crash reports kept (`crash_reports_keep`).
+    pub crash_reports_keep: Option<u32>,
+    /// Days a crash report is kept (`crash_reports_days`).
+    pub crash_reports_days: Option<u32>,
     /// Where to serve Prometheus metrics (`metrics_addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `corral install` refuses what no trusted key signed
@@ -164,6 +176,10 @@ struct RawSettings {
     start_timeout_ms: Option<Spanned<u64>>,
     log_max_mb: Option<Spanned<u64>>,
     log_keep: Option<Spanned<u64>>,
+    record_calls: Option<Spanned<u64>>,
+    record_bytes: Option<Spanned<u64>>,
+    crash_reports_keep: Option<Spanned<u64>>,
+    crash_reports_days: Option<Spanned<u64>>,
     metrics_addr: Option<Spanned<String>>,
     #[serde(default)]
     require_signature: bool,
@@ -309,6 +325,13 @@ impl Settings {
         let log_max_mb = number("log_max_mb", raw.log_max_mb, 1, 1024)?;
         let log_keep = number("log_keep", raw.log_keep, 0, 100)?
             .map(|keep| u32::try_from(keep).expect("at most 100"));
+        let small = |n: u64| u32::try_from(n).expect("checked against a u32 range");
+        let record_calls = number("record_calls", raw.record_calls, 0, 1000)?.map(small);
+        let record_bytes = number("record_bytes", raw.record_bytes, 0, 16 << 20)?.map(small);
+        let crash_reports_keep =
+            number("crash_reports_keep", raw.crash_reports_keep, 1, 100_000)?.map(small);
+        let crash_reports_days =
+            number("crash_reports_days", raw.crash_reports_days, 1, 3650)?.map(small);
         let metrics_addr = match raw.metrics_addr {
             None => None,
             Some(addr) => Some(addr.get_ref().parse().map_err(|_| {
@@ -372,6 +395,10 @@ impl Settings {
             start_timeout_ms,
             log_max_mb,
             log_keep,
+            record_calls,
+            record_bytes,
+            crash_reports_keep,
+            crash_reports_days,
             metrics_addr,
             limits,
         })
@@ -410,6 +437,18 @@ impl Settings {
         }
         if let Some(keep) = self.log_keep {
             config.log_keep = keep;
+        }
+        if let Some(calls) = self.record_calls {
+            config.recording.calls = calls;
+        }
+        if let Some(bytes) = self.record_bytes {
+            config.recording.bytes = bytes;
+        }
+        if let Some(keep) = self.crash_reports_keep {
+            config.crash_reports_keep = keep;
+        }
+        if let Some(days) = self.crash_reports_days {
+            config.crash_reports_max_age = Duration::from_secs(u64::from(days) * 86_400);
         }
         config.metrics_addr = self.metrics_addr.or(config.metrics_addr);
         config.default_limits = self.limits.clone();
@@ -540,6 +579,10 @@ mod tests {
                 start_timeout_ms: Some(10_000),
                 log_max_mb: Some(10),
                 log_keep: Some(5),
+                record_calls: Some(8),
+                record_bytes: Some(65536),
+                crash_reports_keep: Some(100),
+                crash_reports_days: Some(30),
                 metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
                 require_signature: false,
                 trusted_keys: vec![

@@ -9,6 +9,7 @@
 
 use crate::host::encoding::Encoding;
 use crate::host::stream::{Answer, Directs, Stream, Writer};
+use crate::observe::crashes::CrashReports;
 use crate::observe::events::Events;
 use crate::process::worker::Chain;
 use crate::services::Services;
@@ -44,6 +45,8 @@ pub(crate) struct Server {
     pub(crate) access: Access,
     /// Fault injection allowed (`--faults`, for tests).
     pub(crate) faults: bool,
+    /// The crash reports.
+    pub(crate) crashes: Arc<CrashReports>,
 }
 
 /// Who may use the socket, by the peer's uid (`SO_PEERCRED`): root and
@@ -174,6 +177,9 @@ impl Server {
                     RequestBody::Kill { .. } => Some("kill"),
                     RequestBody::Fault { .. } => Some("inject faults into"),
                     RequestBody::Logs { .. } => Some("read the logs of"),
+                    RequestBody::Crashes { .. } | RequestBody::Crash { .. } => {
+                        Some("read the crash reports of")
+                    }
                     _ => None,
                 };
                 let stream = Stream {
@@ -330,6 +336,24 @@ impl Server {
                 return Ok(None);
             }
             RequestBody::List => Reply::Plugins(self.registry.list()),
+            RequestBody::Crashes { plugin } => {
+                let crashes = self.crashes.clone();
+                let list = tokio::task::spawn_blocking(move || crashes.list(plugin.as_deref()));
+                Reply::Crashes(list.await.unwrap_or_default())
+            }
+            RequestBody::Crash { id } => {
+                let crashes = self.crashes.clone();
+                let wanted = id.clone();
+                match tokio::task::spawn_blocking(move || crashes.get(&wanted)).await {
+                    Ok(Some(report)) => Reply::Crash(Box::new(report)),
+                    _ => {
+                        return Err(RemoteError::new(
+                            ErrorKind::NotFound,
+                            format!("no crash report `{id}` (corral crashes lists them)"),
+                        ));
+                    }
+                }
+            }
             RequestBody::Events { after } => Reply::Events(self.events.after(after)),
             RequestBody::Kill { plugin, signal } => self.kill(&plugin, signal)?,
             RequestBody::Fault { plugin, fault } => self.inject(&plugin, fault)?,

@@ -5,6 +5,7 @@
 //! Layer: may import `config` and `transport`; nothing above.
 
 pub mod clock;
+pub(crate) mod crashes;
 pub(crate) mod events;
 pub(crate) mod logfile;
 pub(crate) mod metrics;

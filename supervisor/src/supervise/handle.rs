@@ -132,6 +132,10 @@ pub(crate) struct Supervision {
     pub(crate) debug: Option<String>,
     /// The plugin whose syscalls to profile (`--profile NAME`).
     pub(crate) profile: Option<String>,
+    /// What workers record of their last calls for crash reports.
+    pub(crate) recording: corral_plugin_api::wire::Recording,
+    /// Where crash reports go.
+    pub(crate) crashes: Arc<crate::observe::crashes::CrashReports>,
 }
 
 /// What a plugin runs from: its folder and manifest, and the limits they
@@ -602,6 +606,10 @@ impl PluginHandle {
             },
             profile: spec.profile,
             listener_fd: Some(corral_plugin_api::worker_setup::LISTENER_FD),
+            recording: corral_plugin_api::wire::Recording {
+                inputs: manifest.record,
+                ..supervision.recording
+            },
             methods: spec
                 .plugin
                 .manifest

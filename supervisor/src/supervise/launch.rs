@@ -246,6 +246,7 @@ pub(crate) async fn join(
             output: Vec::new(),
         },
         direct: None,
+        recorded: Vec::new(),
     })
 }
 

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod config;
 mod crash;
+mod crash_reports;
 mod debug;
 mod direct;
 mod extensions;

@@ -82,6 +82,7 @@ impl Worker {
             syscalls: Vec::new(),
             profile: false,
             listener_fd: None,
+            recording: corral_plugin_api::wire::Recording::default(),
             methods: Vec::new(),
         };
         self.send(&hello);

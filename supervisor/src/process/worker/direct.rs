@@ -8,7 +8,7 @@
 
 use super::calls::{DirectEnd, Worker};
 use crate::transport::framed::Outgoing;
-use corral_plugin_api::wire::{DirectCounts, ExitCause, ToWorker};
+use corral_plugin_api::wire::{DirectCounts, ExitCause, RecordedCall, ToWorker};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -110,6 +110,14 @@ impl Worker {
     /// What the worker counted on its direct channels.
     pub(crate) fn direct_counts(&self) -> Option<DirectCounts> {
         self.stats.as_ref().map(|stats| stats.read())
+    }
+
+    /// The calls its flight recorder kept (read once it has died).
+    pub(crate) fn recorded(&self) -> Vec<RecordedCall> {
+        self.stats
+            .as_ref()
+            .map(|stats| stats.recorded())
+            .unwrap_or_default()
     }
 
     /// Resolves with how the worker stopped serving.

@@ -201,7 +201,7 @@ pub(crate) async fn greet(
         }
     };
     let mut writer = FrameWriter::new(write_half, max_frame);
-    let (stats, sent) = match StatsPage::create() {
+    let (stats, sent) = match StatsPage::create(hello.recording) {
         Ok((stats, fd)) => (Some(stats), writer.send_fd(&hello, fd.as_fd()).await),
         Err(error) => {
             warn!(

@@ -10,7 +10,7 @@ use crate::process::exit::{exit_info, with_output};
 use crate::transport::framed::FrameReader;
 use crate::transport::payload::Payload;
 use corral_plugin_api::wire::{
-    self, DirectCounts, ExitCause, ExitInfo, FromWorker, Outcome, ToWorker, WireError,
+    self, DirectCounts, ExitCause, ExitInfo, FromWorker, Outcome, RecordedCall, ToWorker, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError, seccomp};
 use nix::sys::signal::Signal;
@@ -26,6 +26,8 @@ pub(crate) struct Ended {
     pub(crate) exit: ExitInfo,
     /// What the worker counted on its direct channels, all told.
     pub(crate) direct: Option<DirectCounts>,
+    /// The calls its flight recorder kept.
+    pub(crate) recorded: Vec<RecordedCall>,
 }
 
 /// Serves replies from a ready worker until it exits, then fails whatever
@@ -132,6 +134,7 @@ pub(crate) async fn run_until_exit(
     Ended {
         exit,
         direct: worker.direct_counts(),
+        recorded: worker.recorded(),
     }
 }
 
