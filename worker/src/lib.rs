@@ -32,6 +32,8 @@
 #[cfg(target_os = "linux")]
 mod bpf;
 mod channel;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod crash;
 mod direct;
 mod handshake;
 mod host;
@@ -148,6 +150,10 @@ fn run(runtimes: Runtimes) -> Result<(), WorkerError> {
         "sandboxed in {confined:?}, plugin loaded in {:?}",
         started.elapsed() - confined
     );
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if let (Some(stats), Some(code)) = (&stats, plugin.code_address()) {
+        crash::install(stats, code);
+    }
     handshake::send_ready(&link, &hello, layers)?;
     serve::Server::new(&link, plugin.as_mut(), stats, &hello).serve()?;
     Ok(())

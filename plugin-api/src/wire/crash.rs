@@ -87,6 +87,11 @@ pub struct CrashReport {
     /// Later crashes with the same cause within a minute, counted here
     /// instead of reported each.
     pub repeats: u32,
+    /// A native plugin's crashing thread, innermost frame first: the
+    /// plugin's frames symbolized when it has debug info (`FUNCTION at
+    /// FILE:LINE (LIB+0xOFFSET)`), others as addresses.
+    #[serde(default)]
+    pub backtrace: Vec<String>,
 }
 
 /// A crash report in a list: `corral crashes`.

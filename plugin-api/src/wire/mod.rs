@@ -39,7 +39,7 @@ pub use shared::{
     send_frame, send_with_fd, send_with_fds, share_large, write_message, write_message_fd,
 };
 #[cfg(target_os = "linux")]
-pub use stats::{DirectCounts, StatsPage, monotonic_ns};
+pub use stats::{CRASH_FRAMES, CrashArea, CrashFrames, DirectCounts, StatsPage, monotonic_ns};
 pub use stream::{read_frame, write_frame};
 pub use worker::{
     Call, CallFrame, Fault, FromWorker, Hello, HostCall, Layer, Outcome, PluginKind, Ready, Slot,

@@ -47,7 +47,17 @@ struct Counters {
     recorded: AtomicU64,
     /// 1: the recorder keeps inputs.
     recorder_inputs: AtomicU32,
+    /// A native plugin's code in the worker: load bias, start and end of
+    /// its mapped segments (0s: none recorded).
+    plugin_code: [AtomicU64; 3],
+    /// Return addresses of the thread that crashed, innermost first,
+    /// written by the worker's crash handler; `crash_frames_len` of them.
+    crash_frames: [AtomicU64; CRASH_FRAMES],
+    crash_frames_len: AtomicU32,
 }
+
+/// Most return addresses a crash handler keeps.
+pub const CRASH_FRAMES: usize = 48;
 
 /// The counters' part of the page, rounded up to whole pages.
 const LEN: usize = size_of::<Counters>().next_multiple_of(4096);
@@ -265,6 +275,82 @@ impl StatsPage {
             latency: std::array::from_fn(|index| counters.latency[index].load(Relaxed)),
             busy: counters.busy_since_ns.load(Relaxed) != 0,
         }
+    }
+}
+
+/// Where a worker's crash handler writes the crashing thread's return
+/// addresses: the page's mapping, which stays put while the page lives.
+#[derive(Debug, Clone, Copy)]
+pub struct CrashArea(*mut libc::c_void);
+
+// SAFETY: only atomics are accessed through it.
+unsafe impl Send for CrashArea {}
+// SAFETY: as above.
+unsafe impl Sync for CrashArea {}
+
+impl CrashArea {
+    /// Writes `frames` (innermost first, at most [`CRASH_FRAMES`]) with
+    /// atomic stores only: async-signal-safe. The page must still be
+    /// mapped (the worker keeps it until it exits).
+    pub fn write(self, frames: &[usize]) {
+        // SAFETY: the pointer is a live page's mapping (see above), whose
+        // counters are atomics, valid for every bit pattern.
+        let counters = unsafe { &*self.0.cast::<Counters>() };
+        let kept = frames.len().min(CRASH_FRAMES);
+        for (slot, frame) in counters.crash_frames.iter().zip(&frames[..kept]) {
+            slot.store(*frame as u64, Relaxed);
+        }
+        counters
+            .crash_frames_len
+            .store(u32::try_from(kept).unwrap_or(0), Release);
+    }
+}
+
+/// A native plugin's crash: the crashing thread's return addresses, and
+/// where the plugin's code lay (to tell its frames and their offsets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashFrames {
+    /// Return addresses, innermost first.
+    pub frames: Vec<u64>,
+    /// The plugin library's load bias: an address in it minus this is
+    /// the address in the file (what `addr2line` takes).
+    pub bias: u64,
+    /// Start and end of the plugin's mapped code and data.
+    pub plugin: std::ops::Range<u64>,
+}
+
+/// A native plugin's crash (both sides).
+impl StatsPage {
+    /// Where the worker's crash handler writes.
+    pub fn crash_area(&self) -> CrashArea {
+        CrashArea(self.ptr)
+    }
+
+    /// Where the plugin's code lies (the worker's side, once loaded).
+    pub fn set_plugin_code(&self, bias: u64, code: std::ops::Range<u64>) {
+        let [b, start, end] = &self.counters().plugin_code;
+        b.store(bias, Relaxed);
+        start.store(code.start, Relaxed);
+        end.store(code.end, Relaxed);
+    }
+
+    /// What the crash handler wrote, if it ran (the supervisor's side,
+    /// once the worker has died).
+    pub fn crash_frames(&self) -> Option<CrashFrames> {
+        let counters = self.counters();
+        let len = (counters.crash_frames_len.load(Acquire) as usize).min(CRASH_FRAMES);
+        if len == 0 {
+            return None;
+        }
+        let [bias, start, end] = &counters.plugin_code;
+        Some(CrashFrames {
+            frames: counters.crash_frames[..len]
+                .iter()
+                .map(|frame| frame.load(Relaxed))
+                .collect(),
+            bias: bias.load(Relaxed),
+            plugin: start.load(Relaxed)..end.load(Relaxed),
+        })
     }
 }
 

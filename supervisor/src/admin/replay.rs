@@ -173,9 +173,14 @@ async fn run(
         return Ok(replay);
     }
     let first = started.pid;
+    // Under a debugger, a call waits as long as the author steps.
+    let timeout = if request.debug {
+        DEBUG_WAIT
+    } else {
+        Duration::from_millis(report.limits.call_timeout_ms)
+    };
     for call in &report.calls {
         replay.sent += 1;
-        let timeout = Duration::from_millis(report.limits.call_timeout_ms);
         let answer = client
             .call_with_timeout(name, &call.method, call.input.clone(), timeout)
             .await;

@@ -132,6 +132,12 @@ fn describe(report: &CrashReport) -> String {
     for call in &report.calls {
         let _ = writeln!(out, "  {}", call_line(call));
     }
+    if !report.backtrace.is_empty() {
+        let _ = writeln!(out, "backtrace (the crashing thread, innermost first)");
+        for line in &report.backtrace {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     if !exit.output.is_empty() {
         let _ = writeln!(out, "last output");
         for line in &exit.output {

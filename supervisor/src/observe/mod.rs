@@ -9,6 +9,7 @@ pub(crate) mod crashes;
 pub(crate) mod events;
 pub(crate) mod logfile;
 pub(crate) mod metrics;
+pub(crate) mod symbols;
 // The endpoint serves the daemon, which is Linux-only, as are its crates.
 #[cfg(target_os = "linux")]
 pub(crate) mod metrics_http;

@@ -398,7 +398,9 @@ impl Controller {
             inputs_recorded: manifest.record && self.supervision.recording.calls > 0,
             calls: ended.recorded.clone(),
             repeats: 0,
+            backtrace: Vec::new(),
         };
+        let frames = ended.crash_frames.clone();
         let crashes = self.supervision.crashes.clone();
         let name = manifest.name.clone();
         tokio::task::spawn_blocking(move || {
@@ -406,6 +408,9 @@ impl Controller {
             report.entry_sha256 = std::fs::File::open(&entry)
                 .and_then(|file| crate::process::integrity::file_sha256(&file))
                 .unwrap_or_default();
+            if let Some(frames) = frames {
+                report.backtrace = crate::observe::symbols::backtrace(&frames, &entry);
+            }
             match crashes.record(report) {
                 Ok(Some(id)) => info!(plugin = %name, "crash report {id}"),
                 Ok(None) => {}

@@ -247,6 +247,7 @@ pub(crate) async fn join(
         },
         direct: None,
         recorded: Vec::new(),
+        crash_frames: None,
     })
 }
 

@@ -8,7 +8,8 @@
 
 use corral::{CallEnd, CrashReport, CrashSummary, ExitCause};
 use corral_tests::{Corral, Workspace, corral_bin};
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
 
 /// A supervisor serving the hostile battery as `hostile`, with `extra`
 /// in its manifest.
@@ -98,6 +99,27 @@ fn a_crash_is_reported_with_its_input_and_replay_reproduces_it() {
             ("segfault", b"the input that crashes", CallEnd::InFlight),
         ]
     );
+    // The crashing thread, the plugin's frames symbolized from its debug
+    // info (the test build has it) when binutils' addr2line is here.
+    let in_plugin: Vec<&String> = full
+        .backtrace
+        .iter()
+        .filter(|line| line.contains("(libhostile.so+0x"))
+        .collect();
+    assert!(!in_plugin.is_empty(), "{:#?}", full.backtrace);
+    if Command::new("addr2line").arg("--version").output().is_ok() {
+        assert!(
+            in_plugin
+                .iter()
+                .any(|line| line.contains("example-plugins/hostile/battery/src/lib.rs")),
+            "{:#?}",
+            full.backtrace
+        );
+    } else {
+        eprintln!(
+            "SKIPPED symbolized frames: addr2line is not installed (apt-get install binutils)"
+        );
+    }
     // What an admin reads.
     let text = String::from_utf8(corral.cli(&["crash", &summary.id]).stdout).unwrap();
     assert!(text.contains("killed by signal 11 (SIGSEGV)"), "{text}");
@@ -123,6 +145,24 @@ fn a_crash_is_reported_with_its_input_and_replay_reproduces_it() {
     assert!(said.contains("reproduced"), "{said}");
     // The serving plugin was not touched by the replay.
     assert_eq!(corral.plugin("hostile").restarts, 1);
+}
+
+#[test]
+fn an_abort_has_its_backtrace_too() {
+    let corral = Corral::builder().hello("hello").start();
+    let before = corral.wait_ready("hello");
+    assert!(corral.client().call("hello", "crash", b"").is_err());
+    corral.wait_replaced("hello", before.pid);
+    let summary = reports(&corral, 1).remove(0);
+    assert_eq!(summary.cause, "killed by signal 6 (SIGABRT)");
+    let full = report(&corral, &summary.id);
+    assert!(
+        full.backtrace
+            .iter()
+            .any(|line| line.contains("(libhello.so+0x")),
+        "{:#?}",
+        full.backtrace
+    );
 }
 
 #[test]
@@ -225,5 +265,72 @@ fn crash_reports_are_refused_to_an_app_uid() {
             said.contains("may not read the crash reports of"),
             "{args:?}: {said}"
         );
+    }
+}
+
+#[test]
+fn replay_debug_waits_for_gdb_then_crashes_the_same_way() {
+    let corral = hostile("");
+    crash(&corral, "segfault", b"under gdb");
+    let id = reports(&corral, 1)[0].id.clone();
+    let mut replaying = Replaying(Some(
+        Command::new(corral_bin())
+            .args(["replay", &id, "--debug", "--socket"])
+            .arg(&corral.socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // The private supervisor names the stopped worker to attach to.
+    let stderr = BufReader::new(replaying.child().stderr.take().unwrap());
+    let mut pid = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some((_, after)) = line.split_once("debug: worker ") {
+            pid = after
+                .split_once(" is stopped")
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            assert!(line.contains("gdb -p"), "{line}");
+            break;
+        }
+    }
+    let pid = pid.expect("the gdb line");
+    corral.wait_until("the worker is stopped", || {
+        corral_tests::stat_field(pid, 3).as_deref() == Some("T")
+    });
+    if Command::new("gdb").arg("--version").output().is_ok() {
+        let gdb = Command::new("gdb")
+            .args(["-p", &pid.to_string(), "-batch", "-ex", "info inferiors"])
+            .output()
+            .expect("gdb");
+        let said = String::from_utf8_lossy(&gdb.stdout);
+        assert!(said.contains(&pid.to_string()), "gdb said:\n{said}{gdb:?}");
+    } else {
+        eprintln!("SKIPPED the gdb attach: gdb is not installed (apt-get install gdb)");
+    }
+    corral_tests::send_signal(pid, libc::SIGCONT);
+    let out = replaying.0.take().unwrap().wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {out:?}");
+    assert!(said.contains("reproduced"), "{said}");
+}
+
+/// A `corral replay` running; killed (with its private supervisor, whose
+/// workers die with it) if the test fails first.
+struct Replaying(Option<std::process::Child>);
+
+impl Replaying {
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("running")
+    }
+}
+
+impl Drop for Replaying {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

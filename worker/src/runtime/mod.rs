@@ -32,6 +32,12 @@ pub(crate) trait Runtime {
 
     /// Housekeeping between calls, after a reply is sent.
     fn recover(&mut self) {}
+
+    /// An address in the plugin's own machine code (native plugins), for
+    /// the crash handler to find its library.
+    fn code_address(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Loads the plugin a `Hello` names.

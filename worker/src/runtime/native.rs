@@ -154,6 +154,11 @@ extern "C" fn reserve(ctx: *mut c_void, len: usize) -> *mut u8 {
 }
 
 impl Runtime for NativePlugin {
+    /// The plugin's `destroy`: its own code.
+    fn code_address(&self) -> Option<usize> {
+        Some(self.destroy as usize)
+    }
+
     fn health(&mut self) -> bool {
         // SAFETY: the instance is live.
         unsafe { (self.health)(self.instance) == 0 }

@@ -8,7 +8,9 @@
 
 use super::calls::{DirectEnd, Worker};
 use crate::transport::framed::Outgoing;
-use corral_plugin_api::wire::{DirectCounts, ExitCause, RecordedCall, ToWorker};
+use corral_plugin_api::wire::{
+    CrashFrames, DirectCounts, ExitCause, RecordedCall, StatsPage, ToWorker,
+};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -110,6 +112,12 @@ impl Worker {
     /// What the worker counted on its direct channels.
     pub(crate) fn direct_counts(&self) -> Option<DirectCounts> {
         self.stats.as_ref().map(|stats| stats.read())
+    }
+
+    /// The return addresses its crash handler wrote, if it ran (read once
+    /// it has died).
+    pub(crate) fn crash_frames(&self) -> Option<CrashFrames> {
+        self.stats.as_ref().and_then(StatsPage::crash_frames)
     }
 
     /// The calls its flight recorder kept (read once it has died).

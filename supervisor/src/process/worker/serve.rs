@@ -10,7 +10,8 @@ use crate::process::exit::{exit_info, with_output};
 use crate::transport::framed::FrameReader;
 use crate::transport::payload::Payload;
 use corral_plugin_api::wire::{
-    self, DirectCounts, ExitCause, ExitInfo, FromWorker, Outcome, RecordedCall, ToWorker, WireError,
+    self, CrashFrames, DirectCounts, ExitCause, ExitInfo, FromWorker, Outcome, RecordedCall,
+    ToWorker, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError, seccomp};
 use nix::sys::signal::Signal;
@@ -28,6 +29,8 @@ pub(crate) struct Ended {
     pub(crate) direct: Option<DirectCounts>,
     /// The calls its flight recorder kept.
     pub(crate) recorded: Vec<RecordedCall>,
+    /// What a native plugin's crash handler wrote.
+    pub(crate) crash_frames: Option<CrashFrames>,
 }
 
 /// Serves replies from a ready worker until it exits, then fails whatever
@@ -135,6 +138,7 @@ pub(crate) async fn run_until_exit(
         exit,
         direct: worker.direct_counts(),
         recorded: worker.recorded(),
+        crash_frames: worker.crash_frames(),
     }
 }
 
