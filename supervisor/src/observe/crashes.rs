@@ -150,3 +150,79 @@ fn write(dir: &Path, report: &CrashReport) -> io::Result<()> {
     drop(file);
     fs::rename(&staged, dir.join(format!("{}.json", report.id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_plugin_api::wire::{EffectiveLimits, ExitCause, ExitInfo};
+
+    fn report(id: &str, plugin: &str, signal: i32) -> CrashReport {
+        CrashReport {
+            id: id.to_owned(),
+            plugin: plugin.to_owned(),
+            version: "1.0.0".into(),
+            dir: String::new(),
+            entry: String::new(),
+            entry_sha256: String::new(),
+            pid: 1,
+            generation: 1,
+            exit: ExitInfo {
+                at_unix_ms: id.split('-').next().unwrap().parse().unwrap(),
+                code: None,
+                signal: Some(signal),
+                cause: ExitCause::Signal,
+                description: format!("killed by signal {signal}"),
+                output: Vec::new(),
+            },
+            limits: EffectiveLimits {
+                memory_bytes: 0,
+                cpu_seconds: None,
+                cpu_percent: None,
+                call_timeout_ms: 1,
+                open_files: 1,
+                threads: 1,
+                file_size_bytes: 0,
+                wasm_fuel: 0,
+                storage_bytes: 0,
+            },
+            layers: Vec::new(),
+            inputs_recorded: true,
+            calls: Vec::new(),
+            repeats: 0,
+            backtrace: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_crash_within_a_minute_is_counted_and_the_oldest_go() {
+        let state = tempfile::tempdir().unwrap();
+        let crashes = CrashReports::new(Some(state.path()), 2, Duration::from_secs(3600));
+        assert_eq!(
+            crashes.record(report("1-1", "a", 11)).unwrap().as_deref(),
+            Some("1-1")
+        );
+        // Same plugin and cause: counted in the first.
+        assert_eq!(
+            crashes.record(report("2-2", "a", 11)).unwrap().as_deref(),
+            Some("1-1")
+        );
+        assert_eq!(crashes.get("1-1").unwrap().repeats, 1);
+        assert!(crashes.get("2-2").is_none());
+        // Another cause, another plugin: reports of their own; the count
+        // keeps the newest two.
+        crashes.record(report("3-3", "a", 6)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        crashes.record(report("4-4", "b", 11)).unwrap();
+        let ids: Vec<String> = crashes.list(None).into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["4-4", "3-3"]);
+        assert_eq!(crashes.list(Some("b")).len(), 1);
+        // Ids are never paths.
+        assert!(crashes.get("../etc/passwd").is_none());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(state.path().join("crashes"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}
