@@ -176,6 +176,21 @@ impl Workspace for CorralBuilder {
     }
 }
 
+/// Attaches a real gdb to `pid` in batch mode and checks it sees the
+/// process; skips loudly when gdb is not installed.
+pub fn gdb_attaches(pid: u32) {
+    if Command::new("gdb").arg("--version").output().is_err() {
+        eprintln!("SKIPPED the gdb attach: gdb is not installed (apt-get install gdb)");
+        return;
+    }
+    let gdb = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-ex", "info inferiors"])
+        .output()
+        .expect("gdb");
+    let said = String::from_utf8_lossy(&gdb.stdout);
+    assert!(said.contains(&pid.to_string()), "gdb said:\n{said}{gdb:?}");
+}
+
 /// Makes a test folder usable by every uid (mode 0777), so that what a
 /// worker with a uid of its own is denied is denied by its sandbox.
 pub fn open_to_all(dir: &Path) {

@@ -209,7 +209,7 @@ impl StatsPage {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
             )
@@ -217,6 +217,13 @@ impl StatsPage {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        // The counters, read and written on every call, are faulted in
+        // now; the recorder's pages only as its slots are used (a worker
+        // with small calls touches one page a slot), and the supervisor's
+        // mapping of them only when it reads a dead worker's calls.
+        // SAFETY: advice on the first `LEN` bytes of the mapping just
+        // made; a kernel without MADV_POPULATE_WRITE refuses it harmlessly.
+        unsafe { libc::madvise(ptr, LEN, libc::MADV_POPULATE_WRITE) };
         Ok(Self {
             ptr,
             len,

@@ -10,6 +10,7 @@
 //! plugin's `error`.
 
 use crate::process::worker::{Called, Chain, Ended, StartError};
+use crate::supervise::crash_report;
 use crate::supervise::disabled;
 use crate::supervise::discovery;
 use crate::supervise::handle::{Order, Orders, PluginHandle, Route, Spec, Supervision};
@@ -19,9 +20,7 @@ use crate::supervise::launch::{
 use crate::supervise::lifecycle::{Ending, Next, Restarts};
 use crate::supervise::want::{self, Step, Want};
 use corral_plugin_api::manifest::StartMode;
-use corral_plugin_api::wire::{
-    Action, CrashReport, EventKind, ExitCause, HEALTH_METHOD, PluginState,
-};
+use corral_plugin_api::wire::{Action, EventKind, ExitCause, HEALTH_METHOD, PluginState};
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -347,7 +346,7 @@ impl Controller {
         self.health = None;
         let ready_for = running.ready_at.elapsed();
         let name = self.plugin.name().to_owned();
-        self.report_crash(&running, &ended);
+        crash_report::write(&self.plugin, &self.supervision, running.pid, &ended);
         self.plugin.status().worker_ended(ended.exit.clone());
         let description = ended.exit.description.clone();
         warn!(plugin = %name, pid = running.pid, "worker {description}");
@@ -368,55 +367,6 @@ impl Controller {
             .restarts
             .after(Instant::now().into_std(), ready_for, ending);
         self.apply(next, &format!("worker {description}"));
-    }
-
-    /// Writes a crash report for a worker that ended other than by the
-    /// supervisor's stop or a clean exit, off the async threads.
-    fn report_crash(&self, running: &Running, ended: &Ended) {
-        if matches!(ended.exit.cause, ExitCause::Stopped | ExitCause::Clean) {
-            return;
-        }
-        let spec = self.plugin.spec();
-        let (generation, layers) = {
-            let status = self.plugin.status();
-            (status.generation, status.layers.clone())
-        };
-        let manifest = &spec.plugin.manifest;
-        let entry = spec.plugin.entry.clone();
-        let report = CrashReport {
-            id: format!("{}-{}", ended.exit.at_unix_ms, running.pid),
-            plugin: manifest.name.clone(),
-            version: manifest.version.to_string(),
-            dir: spec.plugin.dir.display().to_string(),
-            entry: entry.display().to_string(),
-            entry_sha256: String::new(),
-            pid: running.pid,
-            generation,
-            exit: ended.exit.clone(),
-            limits: spec.limits.clone(),
-            layers,
-            inputs_recorded: manifest.record && self.supervision.recording.calls > 0,
-            calls: ended.recorded.clone(),
-            repeats: 0,
-            backtrace: Vec::new(),
-        };
-        let frames = ended.crash_frames.clone();
-        let crashes = self.supervision.crashes.clone();
-        let name = manifest.name.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut report = report;
-            report.entry_sha256 = std::fs::File::open(&entry)
-                .and_then(|file| crate::process::integrity::file_sha256(&file))
-                .unwrap_or_default();
-            if let Some(frames) = frames {
-                report.backtrace = crate::observe::symbols::backtrace(&frames, &entry);
-            }
-            match crashes.record(report) {
-                Ok(Some(id)) => info!(plugin = %name, "crash report {id}"),
-                Ok(None) => {}
-                Err(error) => warn!(plugin = %name, "cannot write a crash report: {error}"),
-            }
-        });
     }
 
     /// Carries out the restart policy's decision; `reason` is what ended

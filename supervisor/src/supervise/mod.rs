@@ -7,6 +7,7 @@
 //! `transport`; never `host`.
 
 pub(crate) mod controller;
+pub(crate) mod crash_report;
 pub(crate) mod deps;
 pub(crate) mod disabled;
 pub(crate) mod discovery;

@@ -299,16 +299,7 @@ fn replay_debug_waits_for_gdb_then_crashes_the_same_way() {
     corral.wait_until("the worker is stopped", || {
         corral_tests::stat_field(pid, 3).as_deref() == Some("T")
     });
-    if Command::new("gdb").arg("--version").output().is_ok() {
-        let gdb = Command::new("gdb")
-            .args(["-p", &pid.to_string(), "-batch", "-ex", "info inferiors"])
-            .output()
-            .expect("gdb");
-        let said = String::from_utf8_lossy(&gdb.stdout);
-        assert!(said.contains(&pid.to_string()), "gdb said:\n{said}{gdb:?}");
-    } else {
-        eprintln!("SKIPPED the gdb attach: gdb is not installed (apt-get install gdb)");
-    }
+    corral_tests::gdb_attaches(pid);
     corral_tests::send_signal(pid, libc::SIGCONT);
     let out = replaying.0.take().unwrap().wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);

@@ -5,7 +5,6 @@
 
 use corral::PluginState;
 use corral_tests::{Corral, Workspace};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The state letter of `/proc/PID/stat` (`T`: stopped).
@@ -54,17 +53,8 @@ fn a_debugged_worker_waits_for_a_debugger_then_serves_without_deadlines() {
     // The others do not wait for it.
     assert_eq!(corral.client().call("other", "echo", b"x").unwrap(), b"x");
 
-    if Command::new("gdb").arg("--version").output().is_ok() {
-        // A real debugger attaches to the confined worker and reads it.
-        let gdb = Command::new("gdb")
-            .args(["-p", &pid.to_string(), "-batch", "-ex", "info inferiors"])
-            .output()
-            .expect("gdb");
-        let said = String::from_utf8_lossy(&gdb.stdout);
-        assert!(said.contains(&pid.to_string()), "gdb said:\n{said}{gdb:?}");
-    } else {
-        eprintln!("SKIPPED the gdb attach: gdb is not installed (apt-get install gdb)");
-    }
+    // A real debugger attaches to the confined worker and reads it.
+    corral_tests::gdb_attaches(pid);
     corral_tests::send_signal(pid, libc::SIGCONT);
     corral.wait_ready("hello");
 
