@@ -131,7 +131,7 @@ pub(crate) async fn serve_until(
     let mut hangup = signal(SignalKind::hangup()).map_err(setup("cannot handle SIGHUP"))?;
     let listener = listen(&config.socket, config.socket_mode, config.socket_group)?;
 
-    let events = Arc::new(Events::default());
+    let events = Arc::new(events(&config));
     let crashes = Arc::new(CrashReports::new(
         config.state_dir.as_deref(),
         config.crash_reports_keep,
@@ -421,5 +421,33 @@ fn ensure_std_fds() -> Result<(), ServeError> {
             return Ok(());
         }
         let _stdio_for_good = null.into_raw_fd();
+    }
+}
+
+/// The event log, kept in the state folder's journal when there is one
+/// (events of earlier runs included); in memory only otherwise, or when
+/// the journal cannot be opened (said in the log).
+fn events(config: &ServeConfig) -> Events {
+    let Some(state) = &config.state_dir else {
+        return Events::default();
+    };
+    let retention = crate::observe::journal::Retention {
+        keep: config.events_keep,
+        max_age: config.events_max_age,
+    };
+    match std::fs::create_dir_all(state)
+        .map_err(|error| error.to_string())
+        .and_then(|()| {
+            crate::observe::journal::Journal::open(state, retention)
+                .map_err(|error| error.to_string())
+        }) {
+        Ok((journal, stored)) => Events::journaled(journal, stored),
+        Err(error) => {
+            warn!(
+                "no event journal in {}: {error}; events are kept in memory only",
+                state.display()
+            );
+            Events::default()
+        }
     }
 }

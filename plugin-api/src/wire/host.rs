@@ -360,6 +360,22 @@ impl EventKind {
             Self::Limit => "limit",
         }
     }
+
+    /// The kind named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::State,
+            Self::Exit,
+            Self::Reload,
+            Self::ReloadFailed,
+            Self::Health,
+            Self::Admin,
+            Self::Denied,
+            Self::Limit,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
 }
 
 /// Where a plugin is in its lifecycle.

@@ -16,6 +16,10 @@ pub(super) struct EventsArgs {
     /// Only this plugin's events
     #[arg(long, value_name = "NAME")]
     plugin: Option<String>,
+    /// Only events since then: an age (30s, 10m, 2h, 1d) or a UTC time;
+    /// earlier runs' events are kept in the state folder's journal
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
     #[command(flatten)]
     socket: SocketArg,
     /// One JSON object per line
@@ -28,13 +32,19 @@ impl EventsArgs {
         let Self {
             follow,
             plugin,
+            since,
             socket,
             json,
         } = self;
+        let since = match since.as_deref() {
+            Some(since) => super::logs::parse_since(since, super::human::now_ms())?,
+            None => 0,
+        };
         let mut client = connect(&socket)?;
         let mut out = std::io::stdout().lock();
         let mut print = |event: &corral::Event| -> Result<()> {
-            if plugin.as_ref().is_none_or(|name| *name == event.plugin) {
+            if plugin.as_ref().is_none_or(|name| *name == event.plugin) && event.at_unix_ms >= since
+            {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(event)?)?;
                 } else {

@@ -68,7 +68,7 @@ impl LogsArgs {
 
 /// `--since`: an age (`30s`, `10m`, `2h`, `1d`) before `now_ms`, or a UTC
 /// time as corral prints them.
-fn parse_since(text: &str, now_ms: u64) -> Result<u64> {
+pub(super) fn parse_since(text: &str, now_ms: u64) -> Result<u64> {
     if let Some(at) = corral::clock::parse_utc(text) {
         return Ok(at);
     }

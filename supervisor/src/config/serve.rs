@@ -66,6 +66,10 @@ pub struct ServeConfig {
     /// What a worker's flight recorder keeps for its crash report
     /// (`record_calls`, `record_bytes`); 8 calls, 64 KiB.
     pub recording: corral_plugin_api::wire::Recording,
+    /// Events the journal keeps (`events_keep`); 100000.
+    pub events_keep: u64,
+    /// How long the journal keeps an event (`events_days`); 30 days.
+    pub events_max_age: Duration,
     /// Crash reports kept (`crash_reports_keep`); 100.
     pub crash_reports_keep: u32,
     /// How long a crash report is kept (`crash_reports_days`); 30 days.
@@ -121,6 +125,8 @@ impl ServeConfig {
                 bytes: 64 * 1024,
                 inputs: true,
             },
+            events_keep: 100_000,
+            events_max_age: Duration::from_secs(30 * 86_400),
             crash_reports_keep: 100,
             crash_reports_max_age: Duration::from_secs(30 * 86_400),
             metrics_addr: None,

@@ -22,6 +22,8 @@
 //! record_bytes = 65536          # their bytes (method and input) in all, 0 to 16777216
 //! crash_reports_keep = 100      # crash reports kept, 1 to 100000
 //! crash_reports_days = 30       # and for how long, 1 to 3650
+//! events_keep = 100000          # events the journal keeps, 100 to 10000000
+//! events_days = 30              # and for how long, 1 to 3650
 //! metrics_addr = "127.0.0.1:9464"  # Prometheus text at http://ADDR/metrics; default off
 //! require_signature = false     # corral install: only archives signed by a trusted key
 //! trusted_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"]
@@ -100,6 +102,10 @@ pub struct Settings {
     pub crash_reports_keep: Option<u32>,
     /// Days a crash report is kept (`crash_reports_days`).
     pub crash_reports_days: Option<u32>,
+    /// Events the journal keeps (`events_keep`).
+    pub events_keep: Option<u64>,
+    /// Days the journal keeps an event (`events_days`).
+    pub events_days: Option<u32>,
     /// Where to serve Prometheus metrics (`metrics_addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `corral install` refuses what no trusted key signed
@@ -180,6 +186,8 @@ struct RawSettings {
     record_bytes: Option<Spanned<u64>>,
     crash_reports_keep: Option<Spanned<u64>>,
     crash_reports_days: Option<Spanned<u64>>,
+    events_keep: Option<Spanned<u64>>,
+    events_days: Option<Spanned<u64>>,
     metrics_addr: Option<Spanned<String>>,
     #[serde(default)]
     require_signature: bool,
@@ -332,6 +340,8 @@ impl Settings {
             number("crash_reports_keep", raw.crash_reports_keep, 1, 100_000)?.map(small);
         let crash_reports_days =
             number("crash_reports_days", raw.crash_reports_days, 1, 3650)?.map(small);
+        let events_keep = number("events_keep", raw.events_keep, 100, 10_000_000)?;
+        let events_days = number("events_days", raw.events_days, 1, 3650)?.map(small);
         let metrics_addr = match raw.metrics_addr {
             None => None,
             Some(addr) => Some(addr.get_ref().parse().map_err(|_| {
@@ -399,6 +409,8 @@ impl Settings {
             record_bytes,
             crash_reports_keep,
             crash_reports_days,
+            events_keep,
+            events_days,
             metrics_addr,
             limits,
         })
@@ -446,6 +458,12 @@ impl Settings {
         }
         if let Some(keep) = self.crash_reports_keep {
             config.crash_reports_keep = keep;
+        }
+        if let Some(keep) = self.events_keep {
+            config.events_keep = keep;
+        }
+        if let Some(days) = self.events_days {
+            config.events_max_age = Duration::from_secs(u64::from(days) * 86_400);
         }
         if let Some(days) = self.crash_reports_days {
             config.crash_reports_max_age = Duration::from_secs(u64::from(days) * 86_400);
@@ -583,6 +601,8 @@ mod tests {
                 record_bytes: Some(65536),
                 crash_reports_keep: Some(100),
                 crash_reports_days: Some(30),
+                events_keep: Some(100_000),
+                events_days: Some(30),
                 metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
                 require_signature: false,
                 trusted_keys: vec![

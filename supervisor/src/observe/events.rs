@@ -1,8 +1,11 @@
 //! The supervisor's event log: every state change, worker exit, reload,
 //! failed health check, admin action and refused client, numbered, kept in
-//! memory (the newest [`KEPT`]) for `corral events`.
+//! memory (the newest [`KEPT`]) for `corral events`, and in the
+//! [journal](crate::observe::journal) under the state folder, from which
+//! the next supervisor starts again (its numbers go on).
 
 use crate::observe::clock::now_ms;
+use crate::observe::journal::Journal;
 use corral_plugin_api::wire::{Event, EventKind};
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -17,6 +20,8 @@ pub(crate) struct Events {
     log: Mutex<Log>,
     /// The last sequence number, for followers.
     last: watch::Sender<u64>,
+    /// Where events are kept across restarts.
+    journal: Option<Journal>,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +31,20 @@ struct Log {
 }
 
 impl Events {
+    /// An event log kept in `journal`, which held `stored` events.
+    pub(crate) fn journaled(journal: Journal, stored: Vec<Event>) -> Self {
+        let last_seq = stored.last().map_or(0, |event| event.seq);
+        let mut events: VecDeque<Event> = stored.into();
+        while events.len() > KEPT {
+            events.pop_front();
+        }
+        Self {
+            log: Mutex::new(Log { events, last_seq }),
+            last: watch::Sender::new(last_seq),
+            journal: Some(journal),
+        }
+    }
+
     /// Records an event about `plugin` (at `generation`).
     pub(crate) fn record(&self, plugin: &str, generation: u64, kind: EventKind, detail: String) {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -40,6 +59,9 @@ impl Events {
         };
         if log.events.len() == KEPT {
             log.events.pop_front();
+        }
+        if let Some(journal) = &self.journal {
+            journal.append(event.clone());
         }
         log.events.push_back(event);
         self.last.send_replace(log.last_seq);

@@ -7,6 +7,7 @@
 pub mod clock;
 pub(crate) mod crashes;
 pub(crate) mod events;
+pub(crate) mod journal;
 pub(crate) mod logfile;
 pub(crate) mod metrics;
 pub(crate) mod symbols;

@@ -15,6 +15,7 @@ mod direct;
 mod extensions;
 mod help;
 mod install;
+mod journal;
 mod journey;
 mod json;
 mod lifecycle;
