@@ -264,11 +264,7 @@ impl Runtime for JsPlugin {
         out: &mut ReplyBuf<'_>,
     ) -> Result<(), RemoteError> {
         self.recover();
-        // Stop before the supervisor's own deadline (by a fifth, at least
-        // 100 ms), so that the caller gets this worker's timeout error and
-        // the worker lives.
-        let margin = (deadline / 5).max(Duration::from_millis(100));
-        let (result, stopped) = self.bounded(deadline.saturating_sub(margin), |instance| {
+        let (result, stopped) = self.bounded(super::stop_within(deadline), |instance| {
             instance.run(method, input, out)
         });
         if stopped {

@@ -113,6 +113,14 @@ pub(crate) fn read_entry(hello: &Hello) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
+/// How long a runtime that can stop a call lets it run: less than the
+/// caller's `deadline` (by a fifth, at least 100 ms), so that the caller
+/// gets this worker's timeout error before the supervisor's deadline
+/// kills the worker, and the worker lives.
+pub(crate) fn stop_within(deadline: Duration) -> Duration {
+    deadline.saturating_sub((deadline / 5).max(Duration::from_millis(100)))
+}
+
 /// A reply over the frame limit.
 pub(crate) fn too_large(len: usize) -> RemoteError {
     RemoteError::new(

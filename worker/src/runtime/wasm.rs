@@ -225,11 +225,7 @@ impl Runtime for WasmPlugin {
         out: &mut ReplyBuf<'_>,
     ) -> Result<(), RemoteError> {
         self.recover();
-        // Trap before the supervisor's own deadline (by a fifth, at least
-        // 100 ms), so that the caller gets this worker's timeout error and
-        // the worker lives.
-        let margin = (deadline / 5).max(Duration::from_millis(100));
-        let ticks = (deadline.saturating_sub(margin).as_millis() / TICK.as_millis()).max(1);
+        let ticks = (super::stop_within(deadline).as_millis() / TICK.as_millis()).max(1);
         self.store
             .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         if self.fuel > 0
