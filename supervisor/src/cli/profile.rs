@@ -4,7 +4,7 @@
 
 use super::input::read_data;
 use super::serve::{init_logging, worker_path};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,11 +66,7 @@ impl ProfileArgs {
 
 #[cfg(target_os = "linux")]
 fn profile(request: corral::profile::ProfileRequest, json: bool) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let profile = runtime.block_on(corral::profile::profile(request))?;
+    let profile = super::serve::block_on(corral::profile::profile(request))??;
     if json {
         let mut value = serde_json::to_value(&profile)?;
         value["line"] = serde_json::json!(profile.line());

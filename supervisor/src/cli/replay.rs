@@ -5,7 +5,7 @@
 
 use super::serve::{init_logging, worker_path};
 use super::socket::{SocketArg, connect};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,12 +54,8 @@ impl ReplayArgs {
 
 #[cfg(target_os = "linux")]
 fn replay(request: corral::replay::ReplayRequest, json: bool) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let calls = request.report.calls.len();
-    let replay = runtime.block_on(corral::replay::replay(request))?;
+    let replay = super::serve::block_on(corral::replay::replay(request))??;
     if json {
         println!("{}", serde_json::to_string_pretty(&replay)?);
     } else if let Some(error) = &replay.start_error {

@@ -160,12 +160,20 @@ impl ServeArgs {
 
 #[cfg(target_os = "linux")]
 fn serve(config: ServeConfig) -> Result<ExitCode> {
+    block_on(corral::serve(config))??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `future` to its end on a single-threaded runtime with IO, time
+/// and signals, as the supervisor and its private uses (profile, replay)
+/// need.
+#[cfg(target_os = "linux")]
+pub(super) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(corral::serve(config))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(runtime.block_on(future))
 }
 
 #[cfg(not(target_os = "linux"))]
