@@ -3,12 +3,12 @@
 # measured in the same run: builds the wasm examples and the release
 # binaries first. Each bench prints its table and writes
 # target/bench/NAME.json. Pass bench names to run only those
-# (call_latency start_latency throughput crash_latency syscalls scale).
+# (call_latency start_latency throughput crash_latency syscalls scale storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-    benches=(call_latency start_latency throughput crash_latency syscalls scale)
+    benches=(call_latency start_latency throughput crash_latency syscalls scale storage)
 fi
 example-plugins/build-wasm.sh
 example-plugins/build-js.sh

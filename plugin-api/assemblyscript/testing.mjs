@@ -9,7 +9,9 @@
 //     assert.equal(plugin.callText("greet", "corral"), "Hi, corral!");
 //
 // Host services: `config` answers the given TOML; `kv_*` work on an
-// in-memory map (`plugin.kv`); `publish` records (`plugin.published`);
+// in-memory map (`plugin.kv`), keys sorted by their UTF-8 bytes and a
+// `kv_batch` applied all or none, as corral does; `publish` records
+// (`plugin.published`);
 // `call:PLUGIN/METHOD` goes to the `call` option (a function
 // `(plugin, method, input) => Uint8Array`, which may throw a
 // `HostError`), else answers `unavailable`, as does anything else.
@@ -50,6 +52,9 @@ export class HostError extends Error {
 const LEVELS = ["", "error", "warn", "info", "debug", "trace"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+/** The most keys a `kv_page` holds, as corral's. */
+const MAX_PAGE = 10000;
 
 /** Bytes of `value`: a string as UTF-8, bytes as they are. */
 export function toBytes(value) {
@@ -169,9 +174,13 @@ export class TestPlugin {
         return new Uint8Array(0);
       case "kv_list":
         this.allowed("kv");
-        return encoder.encode(
-          [...this.kv.keys()].filter((k) => k.startsWith(arg)).sort().join("\n"),
-        );
+        return encoder.encode(this.keysWith(arg).join("\n"));
+      case "kv_page":
+        this.allowed("kv");
+        return this.page(arg, input);
+      case "kv_batch":
+        this.allowed("kv");
+        return this.batch(input);
       case "publish":
         this.allowed("publish");
         this.published.push({ topic: arg, payload: input });
@@ -186,6 +195,55 @@ export class TestPlugin {
       default:
         throw new HostError("unavailable", `host service \`${op}\` is not in this test host`);
     }
+  }
+
+  /** The stored keys starting with `prefix`, in corral's order: by UTF-8
+   *  bytes, i.e. by code point (`sort()`'s UTF-16 order differs past
+   *  U+FFFF). */
+  keysWith(prefix) {
+    return [...this.kv.keys()].filter((k) => k.startsWith(prefix)).sort(compareKeys);
+  }
+
+  /** `kv_page:PREFIX`: input = page size (u32 LE) and start key; reply =
+   *  the next page's start key, then each key after a `\n`. */
+  page(prefix, input) {
+    if (input.length < 4) throw new HostError("bad_request", "a page request starts with its size, a u32");
+    const limit = new DataView(input.buffer, input.byteOffset, 4).getUint32(0, true);
+    const start = strictText(input.subarray(4), "a page request's start key is not UTF-8");
+    if (limit === 0) throw new HostError("bad_request", "a page holds at least one key");
+    const keys = this.keysWith(prefix).filter((k) => compareKeys(k, start) >= 0);
+    const shown = keys.slice(0, Math.min(limit, MAX_PAGE));
+    return encoder.encode([keys[shown.length] ?? "", ...shown].join("\n"));
+  }
+
+  /** `kv_batch`: input = `P`, key length, key, value length, value (u32
+   *  LE lengths) for a put, `D`, key length, key for a delete. Every
+   *  write is read and checked before any is applied: all or none. */
+  batch(input) {
+    const view = new DataView(input.buffer, input.byteOffset, input.length);
+    let at = 0;
+    const chunk = () => {
+      const end = at + 4 <= input.length ? at + 4 + view.getUint32(at, true) : Infinity;
+      if (end > input.length) throw new HostError("bad_request", "a batch is cut short");
+      const bytes = input.slice(at + 4, end);
+      at = end;
+      return bytes;
+    };
+    const writes = [];
+    while (at < input.length) {
+      const tag = input[at++];
+      if (tag !== 0x50 && tag !== 0x44) throw new HostError("bad_request", "a batch's write starts with `P` or `D`");
+      const key = strictText(chunk(), "a batch's key is not UTF-8");
+      const value = tag === 0x50 ? chunk() : null;
+      const problem = keyProblem(key);
+      if (problem !== undefined) throw new HostError("bad_request", `bad key ${JSON.stringify(key)}: ${problem}`);
+      writes.push([key, value]);
+    }
+    for (const [key, value] of writes) {
+      if (value === null) this.kv.delete(key);
+      else this.kv.set(key, value);
+    }
+    return new Uint8Array(0);
   }
 
   /** Calls `method` with `input` (a string or bytes) as the worker does:
@@ -235,5 +293,32 @@ export class TestPlugin {
 
   shutdown() {
     if (this.exports.shutdown) this.exports.shutdown();
+  }
+}
+
+function compareKeys(a, b) {
+  for (let i = 0; i < a.length && i < b.length; i++) {
+    const x = a.codePointAt(i);
+    const y = b.codePointAt(i);
+    if (x !== y) return x - y;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length;
+}
+
+/** Why `key` cannot be a storage key, as corral says; `undefined` when it
+ *  can. */
+function keyProblem(key) {
+  if (key === "") return "a key is not empty";
+  if (encoder.encode(key).length > 1024) return "a key is at most 1024 bytes";
+  if (/\p{Cc}/u.test(key)) return "a key has no control characters (newlines, tabs, ...)";
+  return undefined;
+}
+
+function strictText(bytes, problem) {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw new HostError("bad_request", problem);
   }
 }

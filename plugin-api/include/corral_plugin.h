@@ -63,6 +63,16 @@ extern "C" {
  *   "kv_put:KEY"          input = value                              ("kv")
  *   "kv_delete:KEY"       ok, or CORRAL_ERR_NOT_FOUND                ("kv")
  *   "kv_list:PREFIX"      -> keys, sorted, one per line              ("kv")
+ *   "kv_page:PREFIX"      input = page size (u32 LE), then the       ("kv")
+ *                         start key (UTF-8, inclusive; empty = the
+ *                         first) -> "NEXT\nKEY1\nKEY2": the key the next
+ *                         page starts at (empty on the last), then the
+ *                         page's keys, sorted by their UTF-8 bytes. Size 0
+ *                         is CORRAL_ERR_BAD_REQUEST; over 10000 gets 10000
+ *   "kv_batch"            input = writes, each 'P', key length (u32  ("kv")
+ *                         LE), key, value length (u32 LE), value (a put)
+ *                         or 'D', key length, key (a delete); applied in
+ *                         order, all or none; deleting a missing key is ok
  *   "publish:TOPIC"       input = payload                            ("publish")
  *   "call:PLUGIN/METHOD"  input = the call's input -> its reply      ("call:PLUGIN")
  *   "config"              -> the plugin's settings, TOML text        (always allowed)

@@ -62,7 +62,36 @@ export const kv: {
   delete(key: string): Promise<boolean>;
   /** Keys starting with `prefix`, sorted. */
   list(prefix?: string): Promise<string[]>;
+  /** At most `limit` (default 100, capped at 10000; 0 fails with
+   * `bad_request`) of the keys starting with `prefix`, sorted by their
+   * UTF-8 bytes, from `start` on (inclusive; default: the first), and
+   * where the next page starts, `null` after the last one:
+   *
+   *     let start: string | null = "";
+   *     while (start !== null) {
+   *       const page = await kv.listPage("user/", { start });
+   *       for (const key of page.keys) { … }
+   *       start = page.next;
+   *     }
+   */
+  listPage(prefix?: string, options?: { start?: string; limit?: number }): Promise<KvPage>;
+  /** Applies `writes` in order, all or none: after an error (a bad key,
+   * the storage quota) nothing is written. Deleting a missing key is not
+   * an error. */
+  batch(writes: KvWrite[]): Promise<void>;
 };
+
+/** One page of keys (`kv.listPage`). */
+export interface KvPage {
+  /** The keys, sorted. */
+  keys: string[];
+  /** Where the next page starts, `null` after the last one. */
+  next: string | null;
+}
+
+/** One write of `kv.batch`: a put (a string value stands for its UTF-8)
+ * or a delete. */
+export type KvWrite = { put: string; value: Bytes } | { delete: string };
 
 /** Publishes `payload` on `topic` to the plugins and host apps subscribed
  * (`host = ["publish"]`). */

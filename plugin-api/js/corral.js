@@ -79,6 +79,7 @@ function asBytes(data) {
 }
 
 function describe(value) {
+  if (value === null) return "null";
   if (typeof value !== "object") return `a ${typeof value}`;
   return `an object (${value.constructor?.name ?? "no prototype"})`;
 }
@@ -148,7 +149,51 @@ export const kv = {
     const keys = text(service(`kv_list:${prefix}`));
     return keys === "" ? [] : keys.split("\n");
   },
+  async listPage(prefix = "", { start = "", limit = 100 } = {}) {
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new TypeError(`expected a page size (a whole number), not ${typeof limit === "number" ? limit : describe(limit)}`);
+    }
+    if (typeof start !== "string") {
+      throw new TypeError(`expected the start key as a string, not ${describe(start)} (next is null after the last page)`);
+    }
+    const startBytes = bytes(start);
+    const input = new Uint8Array(4 + startBytes.length);
+    new DataView(input.buffer).setUint32(0, Math.min(limit, 0xffffffff), true);
+    input.set(startBytes, 4);
+    const [next, ...keys] = text(service(`kv_page:${prefix}`, input)).split("\n");
+    return { keys, next: next === "" ? null : next };
+  },
+  async batch(writes) {
+    const chunks = [];
+    for (const write of writes) {
+      if (write?.put !== undefined && write.delete !== undefined) {
+        throw new TypeError(`a write puts or deletes, not both: ${JSON.stringify(write)}`);
+      } else if (write?.put !== undefined && write.value === undefined) {
+        throw new TypeError(`the put of ${JSON.stringify(write.put)} has no value`);
+      } else if (write?.put !== undefined) {
+        chunks.push(Uint8Array.of(0x50), ...sized(bytes(write.put)), ...sized(toBytes(write.value)));
+      } else if (write?.delete !== undefined) {
+        chunks.push(Uint8Array.of(0x44), ...sized(bytes(write.delete)));
+      } else {
+        throw new TypeError(`expected a write, { put: key, value } or { delete: key }, not ${describe(write)}`);
+      }
+    }
+    const input = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      input.set(chunk, at);
+      at += chunk.length;
+    }
+    service("kv_batch", input);
+  },
 };
+
+/** `data` after its length, a little-endian u32, as `kv_batch` takes it. */
+function sized(data) {
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, data.length, true);
+  return [length, data];
+}
 
 /** Publishes `payload` on `topic` (`host = ["publish"]`). */
 export async function publish(topic, payload) {

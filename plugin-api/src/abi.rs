@@ -41,6 +41,12 @@ pub const OP_KV_PUT: &str = "kv_put:";
 pub const OP_KV_DELETE: &str = "kv_delete:";
 /// Host service `kv_list:PREFIX`: the keys, sorted, one per line.
 pub const OP_KV_LIST: &str = "kv_list:";
+/// Host service `kv_page:PREFIX`, input = page size and start key: one
+/// page of keys and where the next starts ([`crate::kv`] has the format).
+pub const OP_KV_PAGE: &str = "kv_page:";
+/// Host service `kv_batch`, input = puts and deletes applied together
+/// ([`crate::kv`] has the format).
+pub const OP_KV_BATCH: &str = "kv_batch";
 /// Host service `publish:TOPIC`, input = the payload.
 pub const OP_PUBLISH: &str = "publish:";
 /// Host service `call:PLUGIN/METHOD`, input = the call's input.

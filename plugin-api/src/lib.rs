@@ -5,6 +5,7 @@
 //!   (and in `include/corral_plugin.h`). [`Host`] also reaches the
 //!   supervisor's services: storage, publish/subscribe, calls into a
 //!   dependency, each granted by the manifest's `[permissions] host`.
+//! - [`kv`]: the formats of the paged and batched storage services.
 //! - [`manifest`]: the `plugin.toml` schema and its validation.
 //! - [`seccomp`]: the syscall policy workers run under, by name.
 //! - [`wire`]: the frames exchanged between host apps, the supervisor and
@@ -26,6 +27,7 @@ pub mod abi;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod kv;
 pub mod manifest;
 mod output;
 mod plugin;

@@ -3,6 +3,7 @@
 
 use crate::abi;
 use crate::error::{ErrorKind, PluginError, RemoteError};
+use crate::kv::{self, KvPage, KvWrite};
 use crate::output::Output;
 
 /// A corral plugin. One instance lives in its own worker process and gets
@@ -198,6 +199,45 @@ impl Host {
             .filter(|key| !key.is_empty())
             .map(str::to_owned)
             .collect())
+    }
+
+    /// At most `limit` of the stored keys starting with `prefix`, sorted,
+    /// from `start` on (inclusive; `""` = from the first), and where the
+    /// next page starts. `limit` is capped at [`kv::MAX_PAGE`]. Needs
+    /// `"kv"`.
+    ///
+    /// ```no_run
+    /// # fn keys(host: &corral_plugin_api::Host) -> Result<(), corral_plugin_api::RemoteError> {
+    /// let mut start = String::new();
+    /// loop {
+    ///     let page = host.kv_list_page("user/", &start, 100)?;
+    ///     for key in &page.keys { /* ... */ }
+    ///     match page.next {
+    ///         Some(next) => start = next,
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn kv_list_page(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: u32,
+    ) -> Result<KvPage, RemoteError> {
+        let reply = self.service(
+            &format!("{}{prefix}", abi::OP_KV_PAGE),
+            &kv::encode_page_request(start, limit),
+        )?;
+        kv::decode_page(&reply).map_err(|error| RemoteError::new(ErrorKind::Protocol, error.0))
+    }
+
+    /// Applies `writes` together: after it returns, all of them are
+    /// stored, durably; after an error (the quota, a bad key), none is.
+    /// Deleting a missing key is not an error. Needs `"kv"`.
+    pub fn kv_batch(&self, writes: &[KvWrite<'_>]) -> Result<(), RemoteError> {
+        self.service(abi::OP_KV_BATCH, &kv::encode_batch(writes))
+            .map(drop)
     }
 
     /// Publishes `payload` on `topic` to every subscriber (plugins whose

@@ -16,7 +16,7 @@ use crate::supervise::limits::Defaults;
 use crate::supervise::registry::Registry;
 use crate::supervise::watcher;
 use corral_plugin_api::manifest::StartMode;
-use corral_plugin_api::wire::{PluginKind, PluginState};
+use corral_plugin_api::wire::{EventKind, PluginKind, PluginState};
 use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
@@ -138,7 +138,17 @@ pub(crate) async fn serve_until(
         config.crash_reports_max_age,
     ));
     let registry = Arc::new(Registry::default());
-    let services = Arc::new(Services::new(registry.clone(), config.state_dir.as_deref()));
+    let services = Arc::new(Services::new(
+        registry.clone(),
+        config.state_dir.as_deref(),
+        config.storage_sync,
+    ));
+    if let Some(kv) = services.kv() {
+        for migrated in kv.migrate() {
+            let detail = migrated.describe(kv.root());
+            events.record(&migrated.plugin, 0, EventKind::Admin, detail);
+        }
+    }
     let supervision = Arc::new(Supervision {
         spawner: Spawner::start(binaries).map_err(setup("cannot start the spawner thread"))?,
         max_frame: config.max_frame,

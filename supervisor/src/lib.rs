@@ -67,13 +67,13 @@ pub use admin::{check, install, profile, replay, signing};
 pub use client::{
     Client, ClientError, DEFAULT_CALL_TIMEOUT, EventStream, ReplyView, Subscription, blocking,
 };
-pub use config::ServeConfig;
 pub use config::paths::{default_socket_path, default_state_dir};
 pub use config::settings;
+pub use config::{ServeConfig, StorageSync};
 pub use corral_plugin_api::wire::{
     Action, CallEnd, CrashReport, CrashSummary, EffectiveLimits, Event, EventKind, ExitCause,
-    ExitInfo, Fault, Layer, Message, PluginDetails, PluginInfo, PluginKind, PluginState,
-    RecordedCall, Refusal, SpawnMode,
+    ExitInfo, Fault, KvAnswer, KvRequest, Layer, Message, PluginDetails, PluginInfo, PluginKind,
+    PluginState, RecordedCall, Refusal, SpawnMode,
 };
 pub use corral_plugin_api::{ErrorKind, RemoteError};
 #[cfg(target_os = "linux")]

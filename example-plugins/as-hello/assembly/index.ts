@@ -14,6 +14,8 @@
 // | `recall`   | a key                        | its value                              |
 // | `forget`   | a key                        | `deleted` or `absent`                  |
 // | `keys`     | a prefix (or none)           | stored keys, one per line              |
+// | `page`     | `PREFIX`, `START`, `LIMIT` lines | the next page's start (empty on the last page), then its keys, a line each |
+// | `batch`    | `put KEY VALUE` / `delete KEY` lines | `applied N writes` (all of them, or none) |
 // | `publish`  | `TOPIC PAYLOAD`              | `published` (to the topic's subscribers) |
 // | `events`   | ignored                      | how many events arrived, as text       |
 // | `last`     | ignored                      | `TOPIC PAYLOAD` of the latest event    |
@@ -30,6 +32,7 @@ import {
   config,
   fail,
   kv,
+  KvWrite,
   log,
   nowMs,
   ok,
@@ -145,6 +148,49 @@ register("keys", (input: Uint8Array): Reply => {
   let prefix = utf8(input);
   if (prefix === null) return fail("input is not UTF-8");
   return kv.list(prefix).toReply();
+});
+
+// One page of keys: `PREFIX`, then optionally `START` (from the first key
+// when empty or missing) and `LIMIT` (100 when missing), a line each.
+register("page", (input: Uint8Array): Reply => {
+  let s = utf8(input);
+  if (s === null) return fail("input is not UTF-8");
+  let lines = s.split("\n");
+  let start = lines.length > 1 ? lines[1] : "";
+  let limit: u64 = 100;
+  if (lines.length > 2) {
+    if (!parseU64(lines[2]) || parsedU > <u64>u32.MAX_VALUE) return fail("page: expected PREFIX, START, LIMIT lines");
+    limit = parsedU;
+  }
+  let page = kv.listPage(lines[0], start, <u32>limit);
+  if (!page.ok) return page.toReply();
+  let next = page.next;
+  let reply: string[] = [next !== null ? next : ""];
+  return okText(reply.concat(page.keys).join("\n"));
+});
+
+// Writes applied together, a line each: `put KEY VALUE` (VALUE is the rest
+// of the line) or `delete KEY`.
+register("batch", (input: Uint8Array): Reply => {
+  let s = utf8(input);
+  if (s === null) return fail("input is not UTF-8");
+  let lines = s.split("\n");
+  let writes = new Array<KvWrite>();
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    if (line.startsWith("put ")) {
+      let space = line.indexOf(" ", 4);
+      if (space < 0) return fail("batch: expected `put KEY VALUE`, got `" + line + "`");
+      writes.push(KvWrite.putText(line.substring(4, space), line.substring(space + 1)));
+    } else if (line.startsWith("delete ")) {
+      writes.push(KvWrite.delete(line.substring(7)));
+    } else {
+      return fail("batch: expected `put KEY VALUE` or `delete KEY`, got `" + line + "`");
+    }
+  }
+  let applied = kv.batch(writes);
+  if (!applied.ok) return applied.toReply();
+  return okText("applied " + writes.length.toString() + " writes");
 });
 
 register("publish", (input: Uint8Array): Reply => {

@@ -53,6 +53,46 @@ test("stores in the host's storage", async () => {
     "kv_delete:colour", "kv_delete:colour", "kv_get:colour"]);
 });
 
+test("pages through keys with the next cursor", async () => {
+  const keys = ["item/3", "item/1", "item/5", "item/2", "item/4", "other/1", "u/z", "u/\uFF21", "u/\u{1F600}"];
+  const p = await load(wasm, { config: CONFIG, kv: Object.fromEntries(keys.map((k) => [k, "v"])) });
+  const pages = [];
+  let start = "";
+  for (;;) {
+    const [next, ...page] = p.callText("page", `item/\n${start}\n2`).split("\n");
+    pages.push(page);
+    if (next === "") break;
+    start = next;
+  }
+  assert.deepEqual(pages, [["item/1", "item/2"], ["item/3", "item/4"], ["item/5"]]);
+  // Start inclusive, need not be stored; LIMIT and START may be left out.
+  assert.equal(p.callText("page", "item/\nitem/25"), "\nitem/3\nitem/4\nitem/5");
+  assert.equal(p.callText("page", "other/"), "\nother/1");
+  assert.equal(p.callText("page", "none/"), "");
+  // By UTF-8 bytes: U+FF21 before U+1F600.
+  assert.equal(p.callText("page", "u/\n\n2"), "u/\u{1F600}\nu/z\nu/\uFF21");
+  const zero = p.call("page", "item/\n\n0");
+  assert.equal(zero.kind, "plugin");
+  assert.equal(zero.text, "bad_request: a page holds at least one key");
+  assert.equal(p.call("page", "item/\n\nmany").text, "page: expected PREFIX, START, LIMIT lines");
+  assert.deepEqual(p.ops.filter((op) => op !== "config").slice(0, 3), ["kv_page:item/", "kv_page:item/", "kv_page:item/"]);
+});
+
+test("writes a batch all or nothing", async () => {
+  const p = await load(wasm, { config: CONFIG, kv: { old: "1", gone: "2" } });
+  const stored = () => Object.fromEntries([...p.kv].map(([k, v]) => [k, new TextDecoder().decode(v)]));
+  assert.equal(p.callText("batch", "put a/1 one\nput a/2 two words\ndelete gone\ndelete never\nput old 3"), "applied 5 writes");
+  assert.deepEqual(stored(), { old: "3", "a/1": "one", "a/2": "two words" });
+  // A bad key in the middle: neither the put before it nor the delete after it.
+  const bad = p.call("batch", "put a/3 three\nput bad\tkey x\ndelete a/1");
+  assert.equal(bad.kind, "plugin");
+  assert.equal(bad.text, 'bad_request: bad key "bad\\tkey": a key has no control characters (newlines, tabs, ...)');
+  assert.deepEqual(stored(), { old: "3", "a/1": "one", "a/2": "two words" });
+  assert.equal(p.call("batch", "put a/4").text, "batch: expected `put KEY VALUE`, got `put a/4`");
+  assert.equal(p.call("batch", "get a/1").text, "batch: expected `put KEY VALUE` or `delete KEY`, got `get a/1`");
+  assert.equal(p.ops.filter((op) => op === "kv_batch").length, 2);
+});
+
 test("a refused host service is an error with its kind", async () => {
   const p = await load(wasm, { config: CONFIG, permissions: [] });
   const refused = p.call("remember", "a=b");

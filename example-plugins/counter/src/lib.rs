@@ -7,10 +7,13 @@
 //! | `get`   | a counter name (or none) | its value (0 when never set)   |
 //! | `reset` | a counter name (or none) | `deleted` or `absent`          |
 //! | `list`  | a prefix (or none)       | counter names, one per line    |
+//! | `page`  | `PREFIX|START|LIMIT`     | one page of names, then `next: NAME` when more follow |
+//! | `move`  | `FROM:TO:AMOUNT`         | `FROM=N TO=M`, both written together (a batch) |
 //!
 //! `incr` counts the counter named `count`; `incr` with `NAME:STEP` counts
 //! `NAME`.
 
+use corral_plugin_api::kv::KvWrite;
 use corral_plugin_api::{Host, LogLevel, Plugin, PluginError, export_plugin};
 
 /// The plugin; its state is in the host.
@@ -59,6 +62,41 @@ impl Plugin for Counter {
                 b"absent".to_vec()
             }),
             "list" => Ok(host.kv_list(input)?.join("\n").into_bytes()),
+            "page" => {
+                let mut parts = input.splitn(3, '|');
+                let (prefix, start) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let limit = parts.next().unwrap_or("100").trim().parse().map_err(|_| {
+                    PluginError::new("page: expected PREFIX|START|LIMIT, LIMIT a number")
+                })?;
+                let page = host.kv_list_page(prefix, start, limit)?;
+                let mut lines = page.keys;
+                lines.extend(page.next.map(|next| format!("next: {next}")));
+                Ok(lines.join("\n").into_bytes())
+            }
+            "move" => {
+                let mut parts = input.splitn(3, ':');
+                let (Some(from), Some(to), Some(amount)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(PluginError::new("move: expected FROM:TO:AMOUNT"));
+                };
+                if from == to {
+                    return Err(PluginError::new("move: FROM and TO are the same counter"));
+                }
+                let amount: i64 = amount
+                    .trim()
+                    .parse()
+                    .map_err(|_| PluginError::new(format!("move: `{amount}` is not an integer")))?;
+                let overflow = || PluginError::new("move: overflow");
+                let left = read(host, from)?.checked_sub(amount).ok_or_else(overflow)?;
+                let right = read(host, to)?.checked_add(amount).ok_or_else(overflow)?;
+                let (left_text, right_text) = (left.to_string(), right.to_string());
+                host.kv_batch(&[
+                    KvWrite::Put(from, left_text.as_bytes()),
+                    KvWrite::Put(to, right_text.as_bytes()),
+                ])?;
+                Ok(format!("{from}={left} {to}={right}").into_bytes())
+            }
             other => Err(PluginError::unknown_method(other)),
         }
     }

@@ -208,6 +208,90 @@ export class kv {
     }
     return keys;
   }
+
+  /** At most `limit` (capped at 10000; 0 fails with `BadRequest`) of the
+   *  keys starting with `prefix`, sorted by their UTF-8 bytes, from
+   *  `start` on (inclusive; `""` = from the first), and where the next
+   *  page starts. */
+  static listPage(prefix: string, start: string = "", limit: u32 = 100): KvPage {
+    let from = bytes(start);
+    let input = new Uint8Array(4 + from.length);
+    store<u32>(input.dataStart, limit); // wasm is little-endian, as the format
+    input.set(from, 4);
+    return new KvPage(hostCall("kv_page:" + prefix, input));
+  }
+
+  /** Applies `writes` in order, all or none: after an error (a bad key,
+   *  `LimitExceeded`) nothing is written. Deleting a missing key is not
+   *  an error. */
+  static batch(writes: KvWrite[]): HostResult {
+    let keys = new Array<Uint8Array>(writes.length);
+    let size = 0;
+    for (let i = 0; i < writes.length; i++) {
+      let value = writes[i].value;
+      keys[i] = bytes(writes[i].key);
+      size += 5 + keys[i].length + (value !== null ? 4 + value.length : 0);
+    }
+    let input = new Uint8Array(size);
+    let at = 0;
+    for (let i = 0; i < writes.length; i++) {
+      let value = writes[i].value;
+      input[at] = value !== null ? 0x50 : 0x44; // `P`, `D`
+      at = putSized(input, at + 1, keys[i]);
+      if (value !== null) at = putSized(input, at, value);
+    }
+    return hostCall("kv_batch", input);
+  }
+}
+
+/** Writes `data` at `at` after its length (a little-endian u32), as
+ *  `kv_batch` reads it; returns where it ends. */
+function putSized(out: Uint8Array, at: i32, data: Uint8Array): i32 {
+  store<u32>(out.dataStart + <usize>at, <u32>data.length);
+  out.set(data, at + 4);
+  return at + 4 + data.length;
+}
+
+/** One page of keys (`kv.listPage`): the host's result, with `keys` and
+ *  `next` read from it when it is ok. */
+export class KvPage extends HostResult {
+  /** The keys, sorted; none when it failed. */
+  keys: string[] = new Array<string>();
+  /** Where the next page starts (pass it as `start`); `null` after the
+   *  last page, or when it failed. */
+  next: string | null = null;
+
+  constructor(result: HostResult) {
+    super(result.code, result.value);
+    if (this.ok) {
+      let lines = this.text().split("\n");
+      if (lines[0].length > 0) this.next = lines[0];
+      this.keys = lines.slice(1);
+    }
+  }
+}
+
+/** One write of `kv.batch`: `KvWrite.put(key, value)`,
+ *  `KvWrite.putText(key, value)` or `KvWrite.delete(key)`. */
+export class KvWrite {
+  constructor(
+    /** The key written. */
+    public key: string,
+    /** The value stored, `null` for a delete. */
+    public value: Uint8Array | null,
+  ) {}
+
+  static put(key: string, value: Uint8Array): KvWrite {
+    return new KvWrite(key, value);
+  }
+
+  static putText(key: string, value: string): KvWrite {
+    return new KvWrite(key, bytes(value));
+  }
+
+  static delete(key: string): KvWrite {
+    return new KvWrite(key, null);
+  }
 }
 
 /** Publishes `payload` on `topic` to every subscriber but this plugin

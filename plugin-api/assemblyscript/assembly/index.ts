@@ -34,6 +34,8 @@ export {
   HostResult,
   hostCall,
   kv,
+  KvPage,
+  KvWrite,
   publish,
   publishText,
   callPlugin,

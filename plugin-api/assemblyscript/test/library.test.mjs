@@ -89,6 +89,66 @@ test("kv helpers", async () => {
   assert.match(denied.call("relay", "x/y z").text, /^permission_denied: /);
 });
 
+test("kv.listPage pages through a prefix, in UTF-8 order", async () => {
+  const keys = ["a", "a/1", "a/2", "a/3", "a/4", "a/5", "a/6", "a/7", "b/1", "u/\u{1F600}", "u/\uFF21", "u/z"];
+  const p = await load(wasm, { kv: Object.fromEntries(keys.map((k) => [k, "x"])) });
+  assert.equal(p.callText("pages", "a/\n3"), "a/1,a/2,a/3 > a/4\na/4,a/5,a/6 > a/7\na/7 > null");
+  assert.equal(p.callText("pages", "a/\n100"), "a/1,a/2,a/3,a/4,a/5,a/6,a/7 > null");
+  assert.equal(p.callText("pages", "none/\n3"), " > null");
+  // UTF-16 order (Array.prototype.sort) would put U+1F600 before U+FF21.
+  assert.equal(p.callText("pages", "u/\n2"), "u/z,u/\uFF21 > u/\u{1F600}\nu/\u{1F600} > null");
+  assert.equal(p.callText("pages", "a/\n0"), "bad_request: a page holds at least one key");
+});
+
+test("kv.listPage gets at most 10000 keys a page", async () => {
+  const kv = {};
+  for (let i = 0; i < 10_001; i++) kv[`k/${String(i).padStart(5, "0")}`] = "";
+  const p = await load(wasm, { kv });
+  const pages = p.callText("pages", "k/\n50000").split("\n");
+  assert.equal(pages.length, 2);
+  assert.equal(pages[0].split(",").length, 10_000);
+  assert.match(pages[0], /,k\/09999 > k\/10000$/);
+  assert.equal(pages[1], "k/10000 > null");
+});
+
+test("kv.batch applies puts and deletes in order", async () => {
+  const p = await load(wasm, { kv: { old: "1", gone: "2" } });
+  const batch = "put text=h\u00e9llo\nzeros raw=3\nput old=3\ndelete gone\ndelete missing\nput brief=x\ndelete brief";
+  assert.equal(p.callText("batch", batch), "");
+  assert.deepEqual(
+    Object.fromEntries([...p.kv].map(([k, v]) => [k, new TextDecoder().decode(v)])),
+    { old: "3", text: "h\u00e9llo", raw: "\0\0\0" },
+  );
+  assert.equal(p.ops.at(-1), "kv_batch");
+});
+
+test("kv.batch writes nothing when one of its keys is bad", async () => {
+  const p = await load(wasm, { kv: { a: "1" } });
+  for (const bad of ["", "tab\there", "k".repeat(1025)]) {
+    const result = p.call("batch", `put new=1\nput ${bad}=2\ndelete a`);
+    assert.equal(result.code, 1);
+    assert.match(result.text, /^bad_request: bad key ".*": a key /);
+  }
+  assert.deepEqual([...p.kv.keys()], ["a"]);
+  assert.equal(p.callText("batch", `zeros ${"k".repeat(1024)}=0`), "");
+  assert.equal(p.kv.size, 2);
+});
+
+test("the test host reads kv_page and kv_batch as plugin-api/src/kv.rs writes them", async () => {
+  const p = await load(wasm, { kv: { "a/3": "", "a/4": "", "a/5": "", b: "" } });
+  const host = (op, data) => p.callText("host", `${op}\n${data}`);
+  assert.equal(host("kv_page:a/", "\x02\0\0\0a/4"), "0 ok|\na/4\na/5");
+  assert.equal(host("kv_page:a/", "\x01\0\0\0"), "0 ok|a/4\na/3");
+  assert.equal(host("kv_page:", "\x10\x27\0\0"), "0 ok|\na/3\na/4\na/5\nb");
+  assert.equal(host("kv_page:a/", "\x01\0"), "8 bad_request|a page request starts with its size, a u32");
+  assert.equal(host("kv_batch", "P\x01\0\0\0c\x01\0\0\x001D\x01\0\0\0bD\x01\0\0\0z"), "0 ok|");
+  assert.deepEqual([...p.kv.keys()].sort(), ["a/3", "a/4", "a/5", "c"]);
+  assert.equal(host("kv_batch", "P\x05\0\0\0ab"), "8 bad_request|a batch is cut short");
+  assert.equal(host("kv_batch", "P\x01\0\0\0d"), "8 bad_request|a batch is cut short");
+  assert.equal(host("kv_batch", "X\0\0\0\0"), "8 bad_request|a batch's write starts with `P` or `D`");
+  assert.equal(host("kv_batch", ""), "0 ok|");
+});
+
 test("TOML settings", async () => {
   const p = await load(wasm);
   const toml = (t) => p.callText("toml", t);

@@ -172,6 +172,60 @@ pub enum RequestBody {
         /// The report's id.
         id: String,
     },
+    /// A look at or a repair of `plugin`'s storage while it runs
+    /// ([`Reply::Kv`]). Admin uids only.
+    Kv {
+        /// Plugin name.
+        plugin: String,
+        /// What to do.
+        request: KvRequest,
+    },
+}
+
+/// What an admin does to a plugin's storage ([`RequestBody::Kv`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvRequest {
+    /// One page of keys ([`KvAnswer::Page`]).
+    List {
+        /// Only keys starting with this.
+        prefix: String,
+        /// From this key on (inclusive); empty = the first.
+        start: String,
+        /// At most this many (capped at [`MAX_PAGE`](crate::kv::MAX_PAGE)).
+        limit: u32,
+    },
+    /// One value ([`KvAnswer::Value`]), or `not_found`.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Stores a value ([`KvAnswer::Done`]); the plugin's quota does not
+    /// bind an admin.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// Removes a key ([`KvAnswer::Done`]), or `not_found`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+/// The answer to a [`KvRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvAnswer {
+    /// Keys, and where the next page starts.
+    Page(crate::kv::KvPage),
+    /// A value.
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Done.
+    Done,
 }
 
 /// An admin action on a plugin.
@@ -264,6 +318,8 @@ pub enum Reply {
     Crashes(Vec<super::CrashSummary>),
     /// One crash report.
     Crash(Box<super::CrashReport>),
+    /// What an admin's storage request found or did.
+    Kv(KvAnswer),
 }
 
 /// What a host app reports about the worker behind its direct channel.

@@ -30,8 +30,8 @@ pub use codec::{
 pub use crash::{CallEnd, CrashReport, CrashSummary, RecordedCall, Recording};
 pub use host::{
     Action, ClientHello, DirectChannel, DirectReport, EffectiveLimits, Event, EventKind, ExitCause,
-    ExitInfo, HEALTH_METHOD, Message, PluginDetails, PluginInfo, PluginState, Refusal, Reply,
-    Request, RequestBody, Response, ServerHello, SpawnMode,
+    ExitInfo, HEALTH_METHOD, KvAnswer, KvRequest, Message, PluginDetails, PluginInfo, PluginState,
+    Refusal, Reply, Request, RequestBody, Response, ServerHello, SpawnMode,
 };
 #[cfg(target_os = "linux")]
 pub use shared::{
@@ -47,7 +47,7 @@ pub use worker::{
 };
 
 /// The protocol version this build speaks on both channels.
-pub const PROTOCOL_VERSION: u32 = 9;
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// Default largest frame body accepted on either channel (16 MiB).
 pub const DEFAULT_MAX_FRAME: u32 = 16 * 1024 * 1024;

@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 
-PROTOCOL_VERSION = 9
+PROTOCOL_VERSION = 10
 _HEADER = struct.Struct("<I")
 
 

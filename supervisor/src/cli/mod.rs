@@ -13,6 +13,7 @@ mod input;
 mod inspect;
 mod install;
 mod kill;
+mod kv;
 mod logs;
 mod new;
 mod profile;
@@ -114,6 +115,9 @@ enum Command {
     /// Show one crash report: cause, limits, sandbox, the calls recorded
     /// (those in flight marked), the last output lines
     Crash(crashes::CrashArgs),
+    /// Look at or repair a plugin's storage while it runs: list [PREFIX],
+    /// get KEY, put KEY VALUE, delete KEY (admin uids)
+    Kv(kv::KvArgs),
     /// Replay a crash report's calls in a fresh worker with the same
     /// limits and sandbox, and say whether it crashed the same way (exits
     /// 0 if so, 1 if not); --debug waits for gdb first
@@ -160,5 +164,6 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Crashes(args) => args.run(),
         Command::Crash(args) => args.run(),
         Command::Replay(args) => args.run(),
+        Command::Kv(args) => args.run(),
     }
 }

@@ -12,8 +12,8 @@ use crate::client::requests::{
 };
 use crate::transport::framed::{FrameReader, FrameWriter, unix_stream};
 use corral_plugin_api::wire::{
-    self, Action, CrashReport, CrashSummary, DEFAULT_MAX_FRAME, Event, Fault, Message,
-    PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, WireError,
+    self, Action, CrashReport, CrashSummary, DEFAULT_MAX_FRAME, Event, Fault, KvAnswer, KvRequest,
+    Message, PluginDetails, PluginInfo, Reply, Request, RequestBody, Response, WireError,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::Stream;
@@ -336,6 +336,11 @@ impl Client {
     /// The crash report `id` (admin uids).
     pub async fn crash(&self, id: &str) -> Result<CrashReport, ClientError> {
         self.run(requests::crash(id)).await
+    }
+
+    /// Looks at or repairs `plugin`'s storage while it runs (admin uids).
+    pub async fn kv(&self, plugin: &str, request: KvRequest) -> Result<KvAnswer, ClientError> {
+        self.run(requests::kv(plugin, request)).await
     }
 
     /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s

@@ -16,8 +16,8 @@ use crate::client::requests::{
 use corral_plugin_api::RemoteError;
 use corral_plugin_api::wire::{
     self, Action, CrashReport, CrashSummary, DEFAULT_MAX_FRAME, DirectReport, Event, Fault,
-    FrameBuffer, Message, PluginDetails, PluginInfo, Reply, Request, RequestBody, Response,
-    WireError,
+    FrameBuffer, KvAnswer, KvRequest, Message, PluginDetails, PluginInfo, Reply, Request,
+    RequestBody, Response, WireError,
 };
 use interprocess::local_socket::traits::Stream as _;
 use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
@@ -357,6 +357,11 @@ impl Client {
     /// The crash report `id` (admin uids).
     pub fn crash(&mut self, id: &str) -> Result<CrashReport, ClientError> {
         self.run(requests::crash(id))
+    }
+
+    /// Looks at or repairs `plugin`'s storage while it runs (admin uids).
+    pub fn kv(&mut self, plugin: &str, request: KvRequest) -> Result<KvAnswer, ClientError> {
+        self.run(requests::kv(plugin, request))
     }
 
     /// Sends `signal` (a number, e.g. `libc::SIGTERM`) to `plugin`'s

@@ -6,8 +6,8 @@
 use crate::client::arena::{ClientArenas, Payload, ReplyView};
 use corral_plugin_api::wire::{
     self, Action, Call, CallFrame, ClientHello, CrashReport, CrashSummary, Event, Fault,
-    FromWorker, Outcome, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply, RequestBody, Response,
-    ServerHello, SharedBytes, Slot, ToWorker, WireError, share_large,
+    FromWorker, KvAnswer, KvRequest, Outcome, PROTOCOL_VERSION, PluginDetails, PluginInfo, Reply,
+    RequestBody, Response, ServerHello, SharedBytes, Slot, ToWorker, WireError, share_large,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use std::os::fd::{AsFd, OwnedFd};
@@ -148,6 +148,21 @@ pub(crate) fn crash(id: &str) -> Op<CrashReport> {
         wait: DEFAULT_CALL_TIMEOUT,
         read: |reply| match reply {
             Reply::Crash(report) => Ok(*report),
+            other => Err(unexpected(&other)),
+        },
+    }
+}
+
+/// An admin's storage request on `plugin`.
+pub(crate) fn kv(plugin: &str, request: KvRequest) -> Op<KvAnswer> {
+    Op {
+        body: RequestBody::Kv {
+            plugin: plugin.to_owned(),
+            request,
+        },
+        wait: DEFAULT_CALL_TIMEOUT,
+        read: |reply| match reply {
+            Reply::Kv(answer) => Ok(answer),
             other => Err(unexpected(&other)),
         },
     }
@@ -307,6 +322,7 @@ pub(crate) fn unexpected(reply: &Reply) -> ClientError {
         Reply::DirectEnded { .. } => "direct channel's end",
         Reply::Crashes(_) => "crash reports",
         Reply::Crash(_) => "crash report",
+        Reply::Kv(_) => "storage answer",
     };
     ClientError::Remote(RemoteError::new(
         ErrorKind::Protocol,

@@ -10,4 +10,4 @@ mod serve;
 pub mod settings;
 
 pub(crate) use serve::CGROUP_AUTO;
-pub use serve::ServeConfig;
+pub use serve::{ServeConfig, StorageSync};

@@ -9,6 +9,18 @@ use std::time::Duration;
 /// The `cgroup` setting that means "the subtree delegated to me".
 pub(crate) const CGROUP_AUTO: &str = "auto";
 
+/// How plugin storage is flushed to disk (`storage_sync` in corral.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageSync {
+    /// An acknowledged write survives any process being killed; a power
+    /// loss may lose the last ones (SQLite `synchronous = NORMAL`).
+    #[default]
+    Normal,
+    /// An acknowledged write survives a power loss too: an fsync per
+    /// transaction (`synchronous = FULL`).
+    Full,
+}
+
 /// Settings for [`serve`](crate::serve).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -66,6 +78,8 @@ pub struct ServeConfig {
     /// What a worker's flight recorder keeps for its crash report
     /// (`record_calls`, `record_bytes`); 8 calls, 64 KiB.
     pub recording: corral_plugin_api::wire::Recording,
+    /// How plugin storage is flushed (`storage_sync`); `normal`.
+    pub storage_sync: StorageSync,
     /// Events the journal keeps (`events_keep`); 100000.
     pub events_keep: u64,
     /// How long the journal keeps an event (`events_days`); 30 days.
@@ -125,6 +139,7 @@ impl ServeConfig {
                 bytes: 64 * 1024,
                 inputs: true,
             },
+            storage_sync: StorageSync::Normal,
             events_keep: 100_000,
             events_max_age: Duration::from_secs(30 * 86_400),
             crash_reports_keep: 100,

@@ -22,6 +22,7 @@
 //! record_bytes = 65536          # their bytes (method and input) in all, 0 to 16777216
 //! crash_reports_keep = 100      # crash reports kept, 1 to 100000
 //! crash_reports_days = 30       # and for how long, 1 to 3650
+//! storage_sync = "normal"       # plugin storage: "normal", or "full" to survive power loss
 //! events_keep = 100000          # events the journal keeps, 100 to 10000000
 //! events_days = 30              # and for how long, 1 to 3650
 //! metrics_addr = "127.0.0.1:9464"  # Prometheus text at http://ADDR/metrics; default off
@@ -43,7 +44,7 @@
 //! Longer than most modules because a third of it is tests: each key's
 //! checks and error wording are tested here, beside the code that reads it.
 
-use crate::config::{CGROUP_AUTO, ServeConfig};
+use crate::config::{CGROUP_AUTO, ServeConfig, StorageSync};
 use corral_plugin_api::manifest::{Limits, LimitsTable, ManifestError, check_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -102,6 +103,8 @@ pub struct Settings {
     pub crash_reports_keep: Option<u32>,
     /// Days a crash report is kept (`crash_reports_days`).
     pub crash_reports_days: Option<u32>,
+    /// How plugin storage is flushed (`storage_sync`).
+    pub storage_sync: Option<StorageSync>,
     /// Events the journal keeps (`events_keep`).
     pub events_keep: Option<u64>,
     /// Days the journal keeps an event (`events_days`).
@@ -186,6 +189,7 @@ struct RawSettings {
     record_bytes: Option<Spanned<u64>>,
     crash_reports_keep: Option<Spanned<u64>>,
     crash_reports_days: Option<Spanned<u64>>,
+    storage_sync: Option<Spanned<String>>,
     events_keep: Option<Spanned<u64>>,
     events_days: Option<Spanned<u64>>,
     metrics_addr: Option<Spanned<String>>,
@@ -340,6 +344,19 @@ impl Settings {
             number("crash_reports_keep", raw.crash_reports_keep, 1, 100_000)?.map(small);
         let crash_reports_days =
             number("crash_reports_days", raw.crash_reports_days, 1, 3650)?.map(small);
+        let storage_sync = match raw.storage_sync {
+            None => None,
+            Some(sync) => Some(match sync.get_ref().as_str() {
+                "normal" => StorageSync::Normal,
+                "full" => StorageSync::Full,
+                other => {
+                    return Err(error(
+                        sync.span(),
+                        format!("storage_sync = {other:?}: expected \"normal\" or \"full\""),
+                    ));
+                }
+            }),
+        };
         let events_keep = number("events_keep", raw.events_keep, 100, 10_000_000)?;
         let events_days = number("events_days", raw.events_days, 1, 3650)?.map(small);
         let metrics_addr = match raw.metrics_addr {
@@ -409,6 +426,7 @@ impl Settings {
             record_bytes,
             crash_reports_keep,
             crash_reports_days,
+            storage_sync,
             events_keep,
             events_days,
             metrics_addr,
@@ -458,6 +476,9 @@ impl Settings {
         }
         if let Some(keep) = self.crash_reports_keep {
             config.crash_reports_keep = keep;
+        }
+        if let Some(sync) = self.storage_sync {
+            config.storage_sync = sync;
         }
         if let Some(keep) = self.events_keep {
             config.events_keep = keep;
@@ -601,6 +622,7 @@ mod tests {
                 record_bytes: Some(65536),
                 crash_reports_keep: Some(100),
                 crash_reports_days: Some(30),
+                storage_sync: Some(StorageSync::Normal),
                 events_keep: Some(100_000),
                 events_days: Some(30),
                 metrics_addr: Some("127.0.0.1:9464".parse().unwrap()),
@@ -731,6 +753,10 @@ mod tests {
                 "1:19: call_timeout_ms = 5: [limits] call_timeout_ms = 6 says otherwise",
             ),
             ("socket = ", "1:10:"),
+            (
+                "storage_sync = \"always\"",
+                "1:16: storage_sync = \"always\": expected \"normal\" or \"full\"",
+            ),
         ];
         for (text, expected) in cases {
             refused(text, expected);

@@ -20,8 +20,8 @@ use crate::transport::framed::{FrameReader, unix_stream};
 use crate::transport::payload::Payload;
 use corral_plugin_api::manifest::check_topic;
 use corral_plugin_api::wire::{
-    self, Action, ClientHello, EventKind, Fault, PROTOCOL_VERSION, Reply, Request, RequestBody,
-    Response, ServerHello, SharedBytes,
+    self, Action, ClientHello, EventKind, Fault, KvAnswer, KvRequest, PROTOCOL_VERSION, Reply,
+    Request, RequestBody, Response, ServerHello, SharedBytes,
 };
 use corral_plugin_api::{ErrorKind, RemoteError};
 use interprocess::local_socket::tokio::{Listener, Stream as Connection};
@@ -180,6 +180,7 @@ impl Server {
                     RequestBody::Crashes { .. } | RequestBody::Crash { .. } => {
                         Some("read the crash reports of")
                     }
+                    RequestBody::Kv { .. } => Some("read or change the storage of"),
                     _ => None,
                 };
                 let stream = Stream {
@@ -354,6 +355,7 @@ impl Server {
                     }
                 }
             }
+            RequestBody::Kv { plugin, request } => Reply::Kv(self.kv(plugin, request).await?),
             RequestBody::Events { after } => Reply::Events(self.events.after(after)),
             RequestBody::Kill { plugin, signal } => self.kill(&plugin, signal)?,
             RequestBody::Fault { plugin, fault } => self.inject(&plugin, fault)?,
@@ -411,6 +413,43 @@ impl Server {
         );
         worker.inject(fault);
         Ok(Reply::Controlled(Box::new(handle.info())))
+    }
+
+    /// An admin's look at or change of a plugin's storage; a change is
+    /// recorded as an event.
+    async fn kv(&self, plugin: String, request: KvRequest) -> Result<KvAnswer, RemoteError> {
+        let handle = self.plugin(&plugin)?;
+        let kv = self
+            .services
+            .kv()
+            .cloned()
+            .ok_or_else(crate::services::storage_off)?;
+        let change = match &request {
+            KvRequest::Put { key, value } => Some(format!(
+                "storage: {key:?} put by an admin ({} bytes)",
+                value.len()
+            )),
+            KvRequest::Delete { key } => Some(format!("storage: {key:?} deleted by an admin")),
+            KvRequest::List { .. } | KvRequest::Get { .. } => None,
+        };
+        let answer = tokio::task::spawn_blocking(move || match request {
+            KvRequest::List {
+                prefix,
+                start,
+                limit,
+            } => kv.page(&plugin, &prefix, &start, limit).map(KvAnswer::Page),
+            KvRequest::Get { key } => kv.get(&plugin, &key).map(KvAnswer::Value),
+            KvRequest::Put { key, value } => kv
+                .put(&plugin, &key, &value, u64::MAX)
+                .map(|()| KvAnswer::Done),
+            KvRequest::Delete { key } => kv.delete(&plugin, &key).map(|()| KvAnswer::Done),
+        })
+        .await
+        .map_err(|error| RemoteError::new(ErrorKind::Unavailable, format!("storage: {error}")))??;
+        if let Some(change) = change {
+            handle.event(EventKind::Admin, change);
+        }
+        Ok(answer)
     }
 
     /// Hands an admin action to the plugin's controller and waits until it

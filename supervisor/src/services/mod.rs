@@ -12,11 +12,15 @@
 pub(crate) mod bus;
 pub(crate) mod kv;
 
+use crate::config::StorageSync;
 use crate::process::worker::{BoxFuture, Chain, HostCalls, Origin};
 use crate::services::bus::Bus;
 use crate::services::kv::{Kv, KvError};
 use crate::transport::payload::Payload;
-use corral_plugin_api::abi::{OP_CALL, OP_KV_DELETE, OP_KV_GET, OP_KV_LIST, OP_KV_PUT, OP_PUBLISH};
+use corral_plugin_api::abi::{
+    OP_CALL, OP_KV_BATCH, OP_KV_DELETE, OP_KV_GET, OP_KV_LIST, OP_KV_PAGE, OP_KV_PUT, OP_PUBLISH,
+};
+use corral_plugin_api::kv as format;
 use corral_plugin_api::manifest::{HostGrant, check_topic};
 use corral_plugin_api::wire::EventKind;
 use corral_plugin_api::{ErrorKind, RemoteError};
@@ -66,23 +70,38 @@ enum KvOp {
     Put,
     Delete,
     List,
+    Page,
+    Batch,
 }
 
 /// The storage services by their op prefix (`kv_get:KEY`, ...).
-const KV_OPS: [(&str, KvOp); 4] = [
+const KV_OPS: [(&str, KvOp); 6] = [
     (OP_KV_GET, KvOp::Get),
     (OP_KV_PUT, KvOp::Put),
     (OP_KV_DELETE, KvOp::Delete),
     (OP_KV_LIST, KvOp::List),
+    (OP_KV_PAGE, KvOp::Page),
+    (OP_KV_BATCH, KvOp::Batch),
 ];
 
 impl Services {
-    pub(crate) fn new(plugins: Arc<dyn Plugins>, state_dir: Option<&std::path::Path>) -> Self {
+    /// The services; plugin storage under `STATE/kv` when there is a state
+    /// folder, flushed as `sync` says.
+    pub(crate) fn new(
+        plugins: Arc<dyn Plugins>,
+        state_dir: Option<&std::path::Path>,
+        sync: StorageSync,
+    ) -> Self {
         Self {
             bus: Bus::new(plugins.clone()),
             plugins,
-            kv: state_dir.map(|dir| Arc::new(Kv::new(dir.join("kv")))),
+            kv: state_dir.map(|dir| Arc::new(Kv::new(dir.join("kv"), sync))),
         }
+    }
+
+    /// Plugin storage, `None` without a state folder.
+    pub(crate) fn kv(&self) -> Option<&Arc<Kv>> {
+        self.kv.as_ref()
     }
 }
 
@@ -161,7 +180,7 @@ impl HostContext {
             Err(RemoteError::new(
                 ErrorKind::BadRequest,
                 format!(
-                    "unknown host service {op:?}: expected kv_get, kv_put, kv_delete, kv_list, publish or call"
+                    "unknown host service {op:?}: expected kv_get, kv_put, kv_delete, kv_list, kv_page, kv_batch, publish or call"
                 ),
             ))
         }
@@ -182,40 +201,45 @@ impl HostContext {
         Err(RemoteError::new(ErrorKind::PermissionDenied, why))
     }
 
-    async fn kv(&self, op: KvOp, key: String, value: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
+    /// Serves storage op `op` on `arg` (a key or a prefix) with `input`.
+    async fn kv(&self, op: KvOp, arg: String, input: Vec<u8>) -> Result<Vec<u8>, RemoteError> {
         let Some(kv) = self.services.kv.clone() else {
-            return Err(RemoteError::new(
-                ErrorKind::Unavailable,
-                "storage is off: this supervisor has no state folder (--state-dir)",
-            ));
+            return Err(storage_off());
         };
         let plugin = self.name().to_owned();
         let quota = self.storage_quota;
         let result = tokio::task::spawn_blocking(move || match op {
-            KvOp::Get => kv.get(&plugin, &key),
-            KvOp::Put => kv.put(&plugin, &key, &value, quota).map(|()| Vec::new()),
-            KvOp::Delete => kv.delete(&plugin, &key).map(|()| Vec::new()),
+            KvOp::Get => kv.get(&plugin, &arg),
+            KvOp::Put => kv.put(&plugin, &arg, &input, quota).map(|()| Vec::new()),
+            KvOp::Delete => kv.delete(&plugin, &arg).map(|()| Vec::new()),
             KvOp::List => kv
-                .list(&plugin, &key)
+                .list(&plugin, &arg)
                 .map(|keys| keys.join("\n").into_bytes()),
+            KvOp::Page => {
+                let (start, limit) = format::decode_page_request(&input)
+                    .map_err(|error| KvError::BadRequest(format!("kv_page: {error}")))?;
+                kv.page(&plugin, &arg, start, limit)
+                    .map(|page| format::encode_page(&page))
+            }
+            KvOp::Batch if !arg.is_empty() => Err(KvError::BadRequest(format!(
+                "kv_batch takes no argument, got {arg:?}"
+            ))),
+            KvOp::Batch => {
+                let writes = format::decode_batch(&input)
+                    .map_err(|error| KvError::BadRequest(format!("kv_batch: {error}")))?;
+                kv.batch(&plugin, &writes, quota).map(|()| Vec::new())
+            }
         })
         .await
         .map_err(|error| RemoteError::new(ErrorKind::Unavailable, format!("storage: {error}")))?;
         result.map_err(|error| {
-            let kind = match &error {
-                KvError::NotFound(_) => ErrorKind::NotFound,
-                KvError::BadKey { .. } => ErrorKind::BadRequest,
-                KvError::Quota { .. } => {
-                    warn!(plugin = %self.name(), "{error}");
-                    self.events.event(EventKind::Limit, error.to_string());
-                    ErrorKind::LimitExceeded
-                }
-                KvError::Io { .. } => {
-                    warn!(plugin = %self.name(), "{error}");
-                    ErrorKind::Unavailable
-                }
-            };
-            RemoteError::new(kind, error.to_string())
+            if matches!(error, KvError::Quota { .. }) {
+                warn!(plugin = %self.name(), "{error}");
+                self.events.event(EventKind::Limit, error.to_string());
+            } else if matches!(error, KvError::Db { .. } | KvError::Io { .. }) {
+                warn!(plugin = %self.name(), "{error}");
+            }
+            error.into()
         })
     }
 
@@ -258,6 +282,14 @@ impl HostContext {
             .await?
             .into_bytes()
     }
+}
+
+/// Storage without a state folder.
+pub(crate) fn storage_off() -> RemoteError {
+    RemoteError::new(
+        ErrorKind::Unavailable,
+        "storage is off: this supervisor has no state folder (--state-dir)",
+    )
 }
 
 /// Methods starting with `@` are corral's own (`@event:TOPIC`).

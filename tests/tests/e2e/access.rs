@@ -79,6 +79,13 @@ fn allowed_uids_call_and_only_admin_uids_control() {
         String::from_utf8_lossy(&logs.stderr).contains("may not read the logs of plugins"),
         "{logs:?}"
     );
+    let kv = cli_as(&corral, nobody, &["kv", "hello", "list"]);
+    assert_eq!(kv.status.code(), Some(1), "{kv:?}");
+    assert!(
+        String::from_utf8_lossy(&kv.stderr)
+            .contains("may not read or change the storage of plugins"),
+        "{kv:?}"
+    );
     let publish = cli_as(&corral, nobody, &["publish", "news", "x"]);
     assert!(publish.status.success(), "{publish:?}");
     assert_eq!(corral.plugin("hello").state, corral::PluginState::Ready);

@@ -30,6 +30,7 @@ mod sandbox;
 mod scaffold;
 mod seccomp;
 mod services;
+mod storage;
 mod testkit;
 mod typescript;
 mod wasi;

@@ -1,9 +1,10 @@
 //! Plugins in TypeScript. On the embedded JavaScript engine (`kind =
 //! "js"`): `hello-ts` answers as its Rust twin, a runaway loop is stopped
 //! by the deadline and the worker lives, host services within the
-//! permissions, the whole sandbox, memory limits, hot reload, and clear
-//! errors for broken modules. In AssemblyScript (wasm): `as-hello` answers
-//! as the same twin and uses storage, events and settings.
+//! permissions, storage paged and written in all-or-nothing batches, the
+//! whole sandbox, memory limits, hot reload, and clear errors for broken
+//! modules. In AssemblyScript (wasm): `as-hello` answers as the same twin
+//! and uses storage (paged and batched too), events and settings.
 
 use corral::{ClientError, ErrorKind, PluginState, SpawnMode};
 use corral_tests::{Corral, Workspace};
@@ -152,6 +153,19 @@ export async function store(input) {
   return toJson({ stored: await kv.getText(key), keys: await kv.list("k"), missing: await kv.get("nothing") });
 }
 
+export async function page(input) {
+  const { prefix, start, limit } = json(input);
+  return toJson(await kv.listPage(prefix, { start, limit }));
+}
+
+// Writes as JSON: [{ "put": KEY, "value": TEXT, "repeat": N }, { "delete": KEY }].
+export async function batch(input) {
+  const writes = json(input).map((write) =>
+    write.repeat === undefined ? write : { put: write.put, value: write.value.repeat(write.repeat) });
+  await kv.batch(writes);
+  return "ok";
+}
+
 export async function remove(input) {
   return String(await kv.delete(text(input)));
 }
@@ -282,6 +296,142 @@ greeting = "Hi"
             .log()
             .contains("services ready {\"greeting\":\"Howdy\"}")
     );
+}
+
+#[test]
+fn js_plugins_page_through_keys_and_write_batches_all_or_nothing() {
+    let manifest = "[plugin]\nname = \"services\"\nversion = \"1.0.0\"\nkind = \"js\"\nentry = \"plugin.js\"\napi = 1\n\n[permissions]\nhost = [\"kv\"]\n\n[limits]\nstorage_mb = 1\n";
+    let corral = Corral::builder()
+        .folder(
+            "services",
+            &[
+                ("plugin.toml", manifest.as_bytes()),
+                ("plugin.js", SERVICES.as_bytes()),
+            ],
+        )
+        .start();
+    let before = corral.wait_ready("services");
+    let batch = |writes: serde_json::Value| {
+        answer(&corral, "services", "batch", writes.to_string().as_bytes())
+    };
+    let page = |prefix: &str, start: &str, limit: u32| {
+        let input = serde_json::json!({ "prefix": prefix, "start": start, "limit": limit });
+        answer(&corral, "services", "page", input.to_string().as_bytes())
+            .map(|reply| serde_json::from_slice::<serde_json::Value>(&reply).unwrap())
+    };
+    let ok = || Ok(b"ok".to_vec());
+    // Deleting a key that is not there is no error.
+    let writes = serde_json::json!([
+        { "put": "item/3", "value": "3" },
+        { "put": "item/1", "value": "1" },
+        { "put": "other/1", "value": "o" },
+        { "put": "item/5", "value": "5" },
+        { "delete": "never-stored" },
+        { "put": "item/2", "value": "2" },
+        { "put": "item/4", "value": "4" },
+        { "put": "u/z", "value": "" },
+        { "put": "u/\u{ff21}", "value": "" },
+        { "put": "u/\u{1f600}", "value": "" },
+    ]);
+    assert_eq!(batch(writes), ok());
+    // Two at a time, each page starting at the one before's `next`.
+    let mut pages = Vec::new();
+    let mut start = String::new();
+    loop {
+        let reply = page("item/", &start, 2).unwrap();
+        pages.push(reply.clone());
+        match reply["next"].as_str() {
+            Some(next) => start = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [
+            serde_json::json!({ "keys": ["item/1", "item/2"], "next": "item/3" }),
+            serde_json::json!({ "keys": ["item/3", "item/4"], "next": "item/5" }),
+            serde_json::json!({ "keys": ["item/5"], "next": null }),
+        ]
+    );
+    // The start is inclusive and need not be a stored key; the prefix
+    // filters; keys sort by their UTF-8 bytes (UTF-16 order would put
+    // U+1F600 before U+FF21).
+    assert_eq!(
+        page("item/", "item/25", 100),
+        Ok(serde_json::json!({ "keys": ["item/3", "item/4", "item/5"], "next": null }))
+    );
+    assert_eq!(
+        page("other/", "", 100),
+        Ok(serde_json::json!({ "keys": ["other/1"], "next": null }))
+    );
+    assert_eq!(
+        page("none/", "", 100),
+        Ok(serde_json::json!({ "keys": [], "next": null }))
+    );
+    assert_eq!(
+        page("u/", "", 100),
+        Ok(serde_json::json!({ "keys": ["u/z", "u/\u{ff21}", "u/\u{1f600}"], "next": null }))
+    );
+    assert_eq!(
+        page("", "", 100).unwrap()["keys"].as_array().unwrap().len(),
+        9
+    );
+    assert_eq!(
+        page("item/", "", 0),
+        Err("plugin: bad_request: a page holds at least one key".into())
+    );
+    // A bad key in the middle: nothing of the batch is applied, neither the
+    // put before it nor the delete after it.
+    let bad = batch(serde_json::json!([
+        { "put": "item/6", "value": "6" },
+        { "put": "bad\nkey", "value": "x" },
+        { "delete": "item/1" },
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        bad,
+        "plugin: bad_request: bad key \"bad\\nkey\": a key has no control characters (newlines, tabs, ...)"
+    );
+    let items = serde_json::json!({
+        "keys": ["item/1", "item/2", "item/3", "item/4", "item/5"],
+        "next": null,
+    });
+    assert_eq!(page("item/", "", 100), Ok(items.clone()));
+    // Past the storage quota (1 MiB): nothing applied either.
+    let over = batch(serde_json::json!([
+        { "put": "item/6", "value": "6" },
+        { "delete": "item/1" },
+        { "put": "big", "value": "x", "repeat": 1_100_000 },
+    ]))
+    .unwrap_err();
+    assert!(
+        over.starts_with("plugin: limit_exceeded: storage quota exceeded: "),
+        "{over}"
+    );
+    assert_eq!(page("item/", "", 100), Ok(items));
+    assert_eq!(page("big", "", 100).unwrap()["keys"], serde_json::json!([]));
+    // A good batch after the failed ones: deletes and puts, in order.
+    assert_eq!(
+        batch(serde_json::json!([
+            { "delete": "item/1" },
+            { "put": "item/6", "value": "6" },
+            { "put": "item/1", "value": "again" },
+            { "delete": "item/2" },
+        ])),
+        ok()
+    );
+    assert_eq!(
+        page("item/", "", 100),
+        Ok(serde_json::json!({
+            "keys": ["item/1", "item/3", "item/4", "item/5", "item/6"],
+            "next": null,
+        }))
+    );
+    // The same worker served it all.
+    let after = corral.plugin("services");
+    assert_eq!(after.pid, before.pid);
+    assert_eq!(after.restarts, 0);
+    assert_eq!(after.state, PluginState::Ready);
 }
 
 #[test]
@@ -475,6 +625,102 @@ fn assemblyscript_plugins_use_storage_events_and_settings() {
     assert!(trap.starts_with("plugin: wasm trap in `crash`"), "{trap}");
     assert_eq!(call("upper", b"after"), Ok(b"AFTER".to_vec()));
     assert_eq!(corral.plugin("as-hello").pid, before.pid);
+}
+
+#[test]
+fn assemblyscript_plugins_page_through_keys_and_write_batches_all_or_nothing() {
+    let corral = Corral::builder()
+        .example("as-hello", &["build/as-hello.wasm"])
+        .start();
+    let before = corral.wait_ready("as-hello");
+    let call = |method: &str, input: &str| {
+        answer(&corral, "as-hello", method, input.as_bytes())
+            .map(|reply| String::from_utf8(reply).unwrap())
+    };
+    assert_eq!(
+        call(
+            "batch",
+            "put item/3 3\nput item/1 1\nput other/1 o\ndelete never-stored\nput item/5 5\nput item/2 2\nput item/4 4\nput u/z z\nput u/\u{ff21} a\nput u/\u{1f600} s"
+        ),
+        Ok("applied 10 writes".into())
+    );
+    // Two at a time, each page starting at the one before's next; the
+    // reply is the next start (empty on the last page), then the keys.
+    let mut pages = Vec::new();
+    let mut start = String::new();
+    loop {
+        let reply = call("page", &format!("item/\n{start}\n2")).unwrap();
+        let (next, keys) = reply.split_once('\n').unwrap();
+        pages.push(keys.to_owned());
+        if next.is_empty() {
+            break;
+        }
+        start = next.to_owned();
+    }
+    assert_eq!(pages, ["item/1\nitem/2", "item/3\nitem/4", "item/5"]);
+    // The start is inclusive and need not be a stored key; the prefix
+    // filters; keys sort by their UTF-8 bytes.
+    assert_eq!(
+        call("page", "item/\nitem/25\n100"),
+        Ok("\nitem/3\nitem/4\nitem/5".into())
+    );
+    assert_eq!(call("page", "other/\n\n100"), Ok("\nother/1".into()));
+    assert_eq!(call("page", "none/\n\n100"), Ok(String::new()));
+    assert_eq!(
+        call("page", "u/\n\n2"),
+        Ok("u/\u{1f600}\nu/z\nu/\u{ff21}".into())
+    );
+    assert_eq!(
+        call("page", "item/\n\n0"),
+        Err("plugin: bad_request: a page holds at least one key".into())
+    );
+    // A bad key in the middle: neither the put before it nor the delete
+    // after it is applied.
+    assert_eq!(
+        call("batch", "put item/6 6\nput bad\tkey x\ndelete item/1"),
+        Err(
+            "plugin: bad_request: bad key \"bad\\tkey\": a key has no control characters (newlines, tabs, ...)"
+                .into()
+        )
+    );
+    let items = "\nitem/1\nitem/2\nitem/3\nitem/4\nitem/5";
+    assert_eq!(call("page", "item/\n\n100"), Ok(items.into()));
+    // Past the storage quota (`storage_mb = 1`): nothing applied either.
+    let over = call(
+        "batch",
+        &format!(
+            "put item/6 6\ndelete item/1\nput big {}",
+            "x".repeat(1_100_000)
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        over.starts_with("plugin: limit_exceeded: storage quota exceeded: "),
+        "{over}"
+    );
+    assert_eq!(call("page", "item/\n\n100"), Ok(items.into()));
+    assert_eq!(
+        call("recall", "big"),
+        Err("plugin: recall: nothing stored under `big`".into())
+    );
+    // A good batch after the failed ones: applied in order.
+    assert_eq!(
+        call(
+            "batch",
+            "delete item/1\nput item/6 six\nput item/1 again\ndelete item/2"
+        ),
+        Ok("applied 4 writes".into())
+    );
+    assert_eq!(
+        call("page", "item/\n\n100"),
+        Ok("\nitem/1\nitem/3\nitem/4\nitem/5\nitem/6".into())
+    );
+    assert_eq!(call("recall", "item/1"), Ok("again".into()));
+    assert_eq!(call("recall", "item/6"), Ok("six".into()));
+    let after = corral.plugin("as-hello");
+    assert_eq!(after.pid, before.pid);
+    assert_eq!(after.restarts, 0);
+    assert_eq!(after.state, PluginState::Ready);
 }
 
 #[test]

@@ -33,6 +33,7 @@
 //! | `flood`         | writes as many MiB of short lines to stderr as asked       |
 //! | `sick`          | fails every health check from now on                       |
 //! | `kv-fill`       | stores 64 KiB values in host storage until refused          |
+//! | `kv-time`       | `OP N SIZE [BATCH]`: times N storage operations one by one (`put` of SIZE-byte values under `bench/{i}`, `get` of those, `batch` of BATCH puts under `batch/{i}`), after a few untimed gets; replies with each one's nanoseconds, little-endian u64s |
 //! | `syscall`       | makes the syscall the input names, with integer arguments: `unshare 0x10000000` |
 //! | `sigsys`        | tries to take over `SIGSYS` (`signal(SIGSYS, SIG_IGN)`)     |
 //! | `int80`         | x86_64: a 32-bit syscall (`int 0x80`, getpid)               |
@@ -40,13 +41,14 @@
 //! Installed under a name starting with `hang-init`, its `init` never
 //! returns.
 
+use corral_plugin_api::kv::KvWrite;
 use corral_plugin_api::{Host, Plugin, PluginError, export_plugin, wire};
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The fd the worker serves its channel on.
 const CHANNEL_FD: i32 = 3;
@@ -93,6 +95,7 @@ impl Plugin for Hostile {
                 }
                 unreachable!("the quota ends the loop")
             }
+            "kv-time" => kv_time(host, text(input)?),
             "sick" => {
                 self.sick = true;
                 Ok(b"sick".to_vec())
@@ -374,6 +377,73 @@ fn fs_ops(dir: &str) -> std::io::Result<Vec<u8>> {
     std::fs::remove_file(dir.join("sub/b.txt"))?;
     std::fs::remove_dir(dir.join("sub"))?;
     Ok(format!("{listed:?} {size}").into_bytes())
+}
+
+/// Times storage operations from inside the plugin, so that the host
+/// app's call around them is not counted: `OP N SIZE [BATCH]`.
+fn kv_time(host: &Host, request: &str) -> Result<Vec<u8>, PluginError> {
+    let usage = || {
+        PluginError::new(format!(
+            "expected `put|get|batch N SIZE [BATCH]`, got {request:?}"
+        ))
+    };
+    let words: Vec<&str> = request.split_whitespace().collect();
+    let (op, numbers) = words.split_first().ok_or_else(usage)?;
+    let numbers: Vec<usize> = numbers
+        .iter()
+        .map(|word| word.parse().map_err(|_| usage()))
+        .collect::<Result<_, _>>()?;
+    let (count, size, batch) = match (*op, numbers.as_slice()) {
+        ("put" | "get", &[count, size]) => (count, size, 1),
+        ("batch", &[count, size, batch]) if batch > 0 => (count, size, batch),
+        _ => return Err(usage()),
+    };
+    let value = vec![b'v'; size];
+    let failed = |error: corral_plugin_api::RemoteError| {
+        PluginError::new(format!("{op}: {}: {}", error.kind, error.message))
+    };
+    // Untimed: opens the database and warms the path to the supervisor.
+    for _ in 0..10 {
+        host.kv_get("warm-up").map_err(failed)?;
+    }
+    let mut nanos = Vec::with_capacity(count * 8);
+    let mut timed = |op: &mut dyn FnMut() -> Result<(), PluginError>| {
+        let start = Instant::now();
+        op()?;
+        let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        nanos.extend_from_slice(&took.to_le_bytes());
+        Ok::<(), PluginError>(())
+    };
+    for i in 0..count {
+        match *op {
+            "put" => {
+                let key = format!("bench/{i}");
+                timed(&mut || host.kv_put(&key, &value).map_err(failed))?;
+            }
+            "get" => {
+                let key = format!("bench/{i}");
+                timed(&mut || match host.kv_get(&key).map_err(failed)? {
+                    Some(stored) if stored.len() == size => Ok(()),
+                    Some(stored) => Err(PluginError::new(format!(
+                        "{key} holds {} bytes, not {size}: run put with the same SIZE first",
+                        stored.len()
+                    ))),
+                    None => Err(PluginError::new(format!(
+                        "{key} is not stored: run put first"
+                    ))),
+                })?;
+            }
+            _ => {
+                let keys: Vec<String> = (i * batch..(i + 1) * batch)
+                    .map(|n| format!("batch/{n}"))
+                    .collect();
+                let writes: Vec<KvWrite<'_>> =
+                    keys.iter().map(|key| KvWrite::Put(key, &value)).collect();
+                timed(&mut || host.kv_batch(&writes).map_err(failed))?;
+            }
+        }
+    }
+    Ok(nanos)
 }
 
 fn text(input: &[u8]) -> Result<&str, PluginError> {

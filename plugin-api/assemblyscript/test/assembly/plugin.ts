@@ -10,6 +10,7 @@ import {
   hostCall,
   isUtf8,
   kv,
+  KvWrite,
   log,
   nowMs,
   ok,
@@ -126,6 +127,47 @@ register("kv", (input: Uint8Array): Reply => {
   let again = kv.delete("k");
   return okText(after! + " " + keys.join(",") + " " + gone.ok.toString() + " " +
     again.is(ErrorKind.NotFound).toString() + " " + again.errorKind);
+});
+
+/** `PREFIX` newline `LIMIT`: every page, `KEYS > NEXT` a line (keys
+ *  joined by `,`, NEXT `null` on the last), or `KIND: MESSAGE`. */
+register("pages", (input: Uint8Array): Reply => {
+  let s = text(input);
+  let nl = s.indexOf("\n");
+  let limit = U32.parseInt(s.substring(nl + 1));
+  let lines = new Array<string>();
+  let start: string | null = "";
+  while (start !== null) {
+    let page = kv.listPage(s.substring(0, nl), start, limit);
+    if (!page.ok) return okText(page.describe());
+    let next = page.next;
+    lines.push(page.keys.join(",") + " > " + (next !== null ? next : "null"));
+    start = next;
+  }
+  return okText(lines.join("\n"));
+});
+
+/** Writes through kv.batch, one a line: `put KEY=VALUE` (text),
+ *  `zeros KEY=N` (N zero bytes) or `delete KEY`. */
+register("batch", (input: Uint8Array): Reply => {
+  let lines = text(input).split("\n");
+  let writes = new Array<KvWrite>();
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    let space = line.indexOf(" ");
+    let eq = line.indexOf("=");
+    let verb = line.substring(0, space);
+    if (verb == "put") {
+      writes.push(KvWrite.putText(line.substring(space + 1, eq), line.substring(eq + 1)));
+    } else if (verb == "zeros") {
+      writes.push(KvWrite.put(line.substring(space + 1, eq), new Uint8Array(I32.parseInt(line.substring(eq + 1)))));
+    } else if (verb == "delete") {
+      writes.push(KvWrite.delete(line.substring(space + 1)));
+    } else {
+      return fail("batch: unknown write `" + line + "`");
+    }
+  }
+  return kv.batch(writes).toReply();
 });
 
 register("publish", (input: Uint8Array): Reply => publishText("t", text(input)).toReply());

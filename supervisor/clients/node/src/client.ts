@@ -18,7 +18,7 @@ import { ReplyStream } from "./stream.js";
 import type { Action, CorralEvent, Fault, Message, PluginDetails, PluginInfo } from "./types.js";
 
 /** The host protocol version this client speaks (`wire::PROTOCOL_VERSION`). */
-export const PROTOCOL_VERSION = 9;
+export const PROTOCOL_VERSION = 10;
 
 /** A call's deadline unless told otherwise, as the Rust clients have it. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
