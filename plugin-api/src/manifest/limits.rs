@@ -34,12 +34,14 @@ pub struct Limits {
     pub wasm_fuel: Option<u64>,
     /// Quota of the host key-value storage, in MiB (keys and values).
     pub storage_mb: Option<u64>,
+    /// Most keys the host key-value storage holds.
+    pub storage_keys: Option<u64>,
 }
 
 impl Limits {
     /// Every `[limits]` key with the values it accepts (inclusive), in
     /// the order of the reference.
-    pub const RANGES: [(&'static str, u64, u64); 9] = [
+    pub const RANGES: [(&'static str, u64, u64); 10] = [
         ("memory_mb", 16, 1 << 20),
         ("call_timeout_ms", 1, 24 * 3_600_000),
         ("cpu_seconds", 1, 1 << 32),
@@ -49,6 +51,7 @@ impl Limits {
         ("file_size_mb", 1, 1 << 30),
         ("wasm_fuel", 0, u64::MAX),
         ("storage_mb", 1, 1 << 20),
+        ("storage_keys", 1, 1 << 32),
     ];
 }
 
@@ -68,6 +71,7 @@ pub struct LimitsTable {
     file_size_mb: Option<Spanned<u64>>,
     wasm_fuel: Option<Spanned<u64>>,
     storage_mb: Option<Spanned<u64>>,
+    storage_keys: Option<Spanned<u64>>,
 }
 
 impl LimitsTable {
@@ -93,6 +97,7 @@ impl LimitsTable {
             file_size_mb: range(self.file_size_mb, "file_size_mb")?,
             wasm_fuel: range(self.wasm_fuel, "wasm_fuel")?,
             storage_mb: range(self.storage_mb, "storage_mb")?,
+            storage_keys: range(self.storage_keys, "storage_keys")?,
         })
     }
 }

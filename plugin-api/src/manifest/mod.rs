@@ -47,6 +47,7 @@
 //! file_size_mb = 64       # 1 to 1073741824
 //! wasm_fuel = 0           # wasm only; 0 = off
 //! storage_mb = 16         # host key-value storage quota, 1 to 1048576
+//! storage_keys = 1000000  # and the keys it may hold, 1 to 4294967296
 //!
 //! [restart]
 //! policy = "always"       # always | on-failure | never

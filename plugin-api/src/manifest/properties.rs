@@ -124,6 +124,7 @@ fn limits() -> impl Strategy<Value = Limits> {
         limit("file_size_mb"),
         limit("wasm_fuel"),
         limit("storage_mb"),
+        limit("storage_keys"),
     )
         .prop_map(
             |(
@@ -136,6 +137,7 @@ fn limits() -> impl Strategy<Value = Limits> {
                 file_size_mb,
                 wasm_fuel,
                 storage_mb,
+                storage_keys,
             )| Limits {
                 memory_mb,
                 cpu_seconds,
@@ -146,6 +148,7 @@ fn limits() -> impl Strategy<Value = Limits> {
                 file_size_mb,
                 wasm_fuel,
                 storage_mb,
+                storage_keys,
             },
         )
 }
@@ -370,6 +373,7 @@ fn render(manifest: &Manifest, explicit: bool, upper: bool) -> String {
         ("file_size_mb", limits.file_size_mb),
         ("wasm_fuel", limits.wasm_fuel),
         ("storage_mb", limits.storage_mb),
+        ("storage_keys", limits.storage_keys),
     ] {
         if let Some(value) = value {
             set(&mut limit_table, name, integer(value), false);
@@ -494,6 +498,7 @@ fn known_keys(table: &str) -> &'static [&'static str] {
             "file_size_mb",
             "wasm_fuel",
             "storage_mb",
+            "storage_keys",
         ],
         "restart" => &[
             "policy",

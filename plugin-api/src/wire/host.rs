@@ -579,6 +579,8 @@ pub struct EffectiveLimits {
     pub wasm_fuel: u64,
     /// Quota of the host key-value storage (keys and values), bytes.
     pub storage_bytes: u64,
+    /// Most keys the host key-value storage holds.
+    pub storage_keys: u64,
 }
 
 /// Everything `corral inspect` shows about one plugin.

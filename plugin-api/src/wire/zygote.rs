@@ -83,6 +83,7 @@ mod tests {
                     file_size_bytes: 1 << 20,
                     wasm_fuel: 0,
                     storage_bytes: 0,
+                    storage_keys: 1000,
                 },
                 Some(200_000),
                 false,

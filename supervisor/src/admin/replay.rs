@@ -234,5 +234,6 @@ fn limits(report: &CrashReport) -> Limits {
         file_size_mb: Some(limits.file_size_bytes >> 20),
         wasm_fuel: Some(limits.wasm_fuel),
         storage_mb: Some(limits.storage_bytes >> 20),
+        storage_keys: Some(limits.storage_keys),
     }
 }

@@ -440,7 +440,7 @@ impl Server {
             } => kv.page(&plugin, &prefix, &start, limit).map(KvAnswer::Page),
             KvRequest::Get { key } => kv.get(&plugin, &key).map(KvAnswer::Value),
             KvRequest::Put { key, value } => kv
-                .put(&plugin, &key, &value, u64::MAX)
+                .put(&plugin, &key, &value, crate::services::kv::Quota::NONE)
                 .map(|()| KvAnswer::Done),
             KvRequest::Delete { key } => kv.delete(&plugin, &key).map(|()| KvAnswer::Done),
         })

@@ -184,6 +184,7 @@ mod tests {
                 file_size_bytes: 0,
                 wasm_fuel: 0,
                 storage_bytes: 0,
+                storage_keys: 1000,
             },
             layers: Vec::new(),
             inputs_recorded: true,

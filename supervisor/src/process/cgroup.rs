@@ -156,6 +156,7 @@ mod tests {
             file_size_bytes: 1 << 20,
             wasm_fuel: 0,
             storage_bytes: 1 << 20,
+            storage_keys: 1000,
         }
     }
 

@@ -15,7 +15,7 @@ pub(crate) mod kv;
 use crate::config::StorageSync;
 use crate::process::worker::{BoxFuture, Chain, HostCalls, Origin};
 use crate::services::bus::Bus;
-use crate::services::kv::{Kv, KvError};
+use crate::services::kv::{Kv, KvError, Quota};
 use crate::transport::payload::Payload;
 use corral_plugin_api::abi::{
     OP_CALL, OP_KV_BATCH, OP_KV_DELETE, OP_KV_GET, OP_KV_LIST, OP_KV_PAGE, OP_KV_PUT, OP_PUBLISH,
@@ -116,7 +116,7 @@ pub(crate) struct HostContext {
     /// Its manifest file, for messages.
     pub(crate) manifest: PathBuf,
     /// Its storage quota, bytes.
-    pub(crate) storage_quota: u64,
+    pub(crate) storage_quota: Quota,
     /// Its call deadline: how long a host call made outside any call
     /// (`init`, a health check) may take.
     pub(crate) call_timeout: Duration,
@@ -233,7 +233,7 @@ impl HostContext {
         .await
         .map_err(|error| RemoteError::new(ErrorKind::Unavailable, format!("storage: {error}")))?;
         result.map_err(|error| {
-            if matches!(error, KvError::Quota { .. }) {
+            if matches!(error, KvError::Quota { .. } | KvError::Keys { .. }) {
                 warn!(plugin = %self.name(), "{error}");
                 self.events.event(EventKind::Limit, error.to_string());
             } else if matches!(error, KvError::Db { .. } | KvError::Io { .. }) {

@@ -6,6 +6,7 @@ use crate::process::integrity::IntegrityError;
 use crate::process::spawn::SpawnError;
 use crate::process::worker::{self, Ended, StartError, Worker, WorkerContext};
 use crate::services::HostContext;
+use crate::services::kv::Quota;
 use crate::supervise::discovery;
 use crate::supervise::handle::{PluginHandle, Spec, Supervision};
 use corral_plugin_api::wire::{ExitCause, ExitInfo};
@@ -205,7 +206,10 @@ async fn spawn_worker(
         plugin: manifest.name.clone(),
         grants: manifest.permissions.host.clone(),
         manifest: spec.plugin.dir.join(discovery::MANIFEST),
-        storage_quota: spec.limits.storage_bytes,
+        storage_quota: Quota {
+            bytes: spec.limits.storage_bytes,
+            keys: spec.limits.storage_keys,
+        },
         call_timeout: Duration::from_millis(spec.limits.call_timeout_ms),
         events: plugin.clone(),
         services: supervision.services.clone(),

@@ -7,6 +7,8 @@ use corral_plugin_api::wire::EffectiveLimits;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
+/// Keys a plugin's storage holds unless its manifest says otherwise.
+const DEFAULT_STORAGE_KEYS: u64 = 1_000_000;
 
 /// Supervisor-wide defaults for limits a manifest leaves unset: the
 /// `[limits]` of corral.toml, then corral's own.
@@ -51,6 +53,10 @@ impl Defaults {
                 .or(d.storage_mb)
                 .unwrap_or(16)
                 .saturating_mul(MIB),
+            storage_keys: asked
+                .storage_keys
+                .or(d.storage_keys)
+                .unwrap_or(DEFAULT_STORAGE_KEYS),
         }
     }
 }

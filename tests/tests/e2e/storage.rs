@@ -302,3 +302,38 @@ fn per_key_files_of_earlier_versions_are_migrated_once_with_an_event() {
     assert_eq!(value(&mut corral.client(), "count"), 42);
     assert_eq!(migrated(&corral), 1);
 }
+
+#[test]
+fn the_number_of_keys_has_a_quota_too() {
+    let corral = Corral::builder()
+        .native_with(
+            "counter",
+            "counter",
+            &format!("{KV}\n[limits]\nstorage_keys = 2\n"),
+        )
+        .start();
+    let pid = corral.wait_ready("counter").pid;
+    let mut client = corral.client();
+    client.call("counter", "incr", b"a:1").unwrap();
+    client.call("counter", "incr", b"b:1").unwrap();
+    client.call("counter", "incr", b"b:1").unwrap();
+    let error = client
+        .call("counter", "incr", b"c:1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("limit_exceeded")
+            && error.contains("2 of 2 keys stored")
+            && error.contains("raise [limits] storage_keys"),
+        "{error}"
+    );
+    // Freeing a key makes room; the worker never stopped.
+    client.call("counter", "reset", b"a").unwrap();
+    client.call("counter", "incr", b"c:1").unwrap();
+    assert_eq!(corral.plugin("counter").pid, pid);
+    let events = text(&corral.cli(&["events", "--plugin", "counter"]).stdout);
+    assert!(
+        events.contains("  limit  storage quota exceeded: 2 of 2 keys"),
+        "{events}"
+    );
+}

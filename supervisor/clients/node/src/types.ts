@@ -73,6 +73,7 @@ export interface EffectiveLimits {
   file_size_bytes: number;
   wasm_fuel: number;
   storage_bytes: number;
+  storage_keys: number;
 }
 
 /** Everything `corral inspect` shows about one plugin. */

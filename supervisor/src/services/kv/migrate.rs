@@ -5,7 +5,7 @@
 //! leaves files whose values the database already holds; the next start
 //! imports them again, which changes nothing.
 
-use super::{Kv, KvError};
+use super::{Kv, KvError, Quota};
 use corral_plugin_api::kv::{KvWrite, check_key};
 use corral_plugin_api::manifest::check_name;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -99,7 +99,7 @@ fn one(kv: &Kv, plugin: &str, dir: &Path) -> Result<Option<Migrated>, KvError> {
         .collect();
     if !writes.is_empty() {
         kv.with(plugin, |store| {
-            store.apply(&writes, u64::MAX, || "migrating".to_owned())
+            store.apply(&writes, Quota::NONE, || "migrating".to_owned())
         })?;
     }
     for (_, _, path) in &entries {

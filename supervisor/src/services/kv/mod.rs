@@ -51,6 +51,15 @@ pub(crate) enum KvError {
         quota: u64,
         needed: u64,
     },
+    #[error(
+        "storage quota exceeded: {used} of {quota} keys stored, {what} adds {needed} more than that (raise [limits] storage_keys)"
+    )]
+    Keys {
+        what: String,
+        used: u64,
+        quota: u64,
+        needed: u64,
+    },
     #[error("storage {}: {source}", path.display())]
     Db {
         path: PathBuf,
@@ -65,11 +74,26 @@ impl From<KvError> for RemoteError {
         let kind = match &error {
             KvError::NotFound(_) => ErrorKind::NotFound,
             KvError::BadKey { .. } | KvError::BadRequest(_) => ErrorKind::BadRequest,
-            KvError::Quota { .. } => ErrorKind::LimitExceeded,
+            KvError::Quota { .. } | KvError::Keys { .. } => ErrorKind::LimitExceeded,
             KvError::Db { .. } | KvError::Io { .. } => ErrorKind::Unavailable,
         };
         RemoteError::new(kind, error.to_string())
     }
+}
+
+/// What a plugin's storage may hold: bytes of keys and values, and keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota {
+    pub(crate) bytes: u64,
+    pub(crate) keys: u64,
+}
+
+impl Quota {
+    /// No limit (an admin's repair, a migration).
+    pub(crate) const NONE: Self = Self {
+        bytes: u64::MAX,
+        keys: u64::MAX,
+    };
 }
 
 /// Every plugin's storage, under one root folder.
@@ -81,12 +105,14 @@ pub(crate) struct Kv {
     stores: Mutex<HashMap<String, Arc<Mutex<Option<Store>>>>>,
 }
 
-/// One plugin's open database and the bytes it holds (keys and values).
+/// One plugin's open database, the bytes it holds (keys and values) and
+/// its number of keys.
 #[derive(Debug)]
 struct Store {
     path: PathBuf,
     db: Connection,
     used: u64,
+    keys: u64,
 }
 
 impl Kv {
@@ -154,7 +180,7 @@ impl Kv {
         plugin: &str,
         key: &str,
         value: &[u8],
-        quota: u64,
+        quota: Quota,
     ) -> Result<(), KvError> {
         self.with(plugin, |store| {
             store.apply(&[KvWrite::Put(key, value)], quota, || {
@@ -179,6 +205,7 @@ impl Kv {
                 })?;
             let size = size.ok_or_else(|| KvError::NotFound(key.to_owned()))?;
             store.used = store.used.saturating_sub(bytes(size));
+            store.keys = store.keys.saturating_sub(1);
             Ok(())
         })
     }
@@ -188,7 +215,7 @@ impl Kv {
         &self,
         plugin: &str,
         writes: &[KvWrite<'_>],
-        quota: u64,
+        quota: Quota,
     ) -> Result<(), KvError> {
         self.with(plugin, |store| {
             store.apply(writes, quota, || {
@@ -284,15 +311,20 @@ impl Store {
             db.execute_batch(
                 "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)",
             )?;
-            let used: i64 = db.query_row(
-                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0) FROM kv",
+            let (used, keys): (i64, i64) = db.query_row(
+                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0), COUNT(*) FROM kv",
                 [],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
-            Ok((db, bytes(used)))
+            Ok((db, bytes(used), bytes(keys)))
         });
         match opened {
-            Ok((db, used)) => Ok(Self { path, db, used }),
+            Ok((db, used, keys)) => Ok(Self {
+                path,
+                db,
+                used,
+                keys,
+            }),
             Err(source) => Err(KvError::Db { path, source }),
         }
     }
@@ -321,7 +353,7 @@ impl Store {
     fn apply(
         &mut self,
         writes: &[KvWrite<'_>],
-        quota: u64,
+        quota: Quota,
         what: impl FnOnce() -> String,
     ) -> Result<(), KvError> {
         for write in writes {
@@ -331,14 +363,14 @@ impl Store {
                 problem,
             })?;
         }
-        let used = self.used;
+        let (used, keys) = (self.used, self.keys);
         let path = self.path.clone();
         let db_error = |source| KvError::Db {
             path: path.clone(),
             source,
         };
         let transaction = self.begin()?;
-        let mut after = used;
+        let (mut after, mut keys_after) = (used, keys);
         {
             let mut size = transaction
                 .prepare_cached("SELECT length(value) FROM kv WHERE key = ?1")
@@ -358,11 +390,15 @@ impl Store {
                     .query_row([key], |row| row.get(0))
                     .optional()
                     .map_err(db_error)?;
-                after = after.saturating_sub(old.map_or(0, |old| len(key.as_bytes()) + bytes(old)));
+                if let Some(old) = old {
+                    after = after.saturating_sub(len(key.as_bytes()) + bytes(old));
+                    keys_after = keys_after.saturating_sub(1);
+                }
                 match write {
                     KvWrite::Put(key, value) => {
                         put.execute(params![key, value]).map_err(db_error)?;
                         after += len(key.as_bytes()) + len(value);
+                        keys_after += 1;
                     }
                     KvWrite::Delete(key) => {
                         delete.execute([key]).map_err(db_error)?;
@@ -370,17 +406,26 @@ impl Store {
                 }
             }
         }
-        if after > quota && after > used {
-            // Dropping the transaction rolls it back.
+        // Dropping the transaction rolls it back.
+        if after > quota.bytes && after > used {
             return Err(KvError::Quota {
                 what: what(),
                 used,
-                quota,
-                needed: after - quota,
+                quota: quota.bytes,
+                needed: after - quota.bytes,
+            });
+        }
+        if keys_after > quota.keys && keys_after > keys {
+            return Err(KvError::Keys {
+                what: what(),
+                used: keys,
+                quota: quota.keys,
+                needed: keys_after - quota.keys,
             });
         }
         transaction.commit().map_err(db_error)?;
         self.used = after;
+        self.keys = keys_after;
         Ok(())
     }
 }
@@ -398,6 +443,13 @@ fn bytes(size: i64) -> u64 {
 mod tests {
     use super::*;
 
+    fn bytes_quota(bytes: u64) -> Quota {
+        Quota {
+            bytes,
+            keys: u64::MAX,
+        }
+    }
+
     fn kv() -> (tempfile::TempDir, Kv) {
         let dir = tempfile::tempdir().unwrap();
         let kv = Kv::new(dir.path().join("kv"), StorageSync::Normal);
@@ -408,11 +460,12 @@ mod tests {
     fn put_get_list_delete() {
         let (dir, kv) = kv();
         assert!(matches!(kv.get("p", "a"), Err(KvError::NotFound(_))));
-        kv.put("p", "a", b"1", 1000).unwrap();
-        kv.put("p", "b/c", b"22", 1000).unwrap();
-        kv.put("p", ".hidden ü", b"", 1000).unwrap();
-        kv.put("p", "../escape", b"x", 1000).unwrap();
-        kv.put("q", "a", b"other plugin", 1000).unwrap();
+        kv.put("p", "a", b"1", bytes_quota(1000)).unwrap();
+        kv.put("p", "b/c", b"22", bytes_quota(1000)).unwrap();
+        kv.put("p", ".hidden ü", b"", bytes_quota(1000)).unwrap();
+        kv.put("p", "../escape", b"x", bytes_quota(1000)).unwrap();
+        kv.put("q", "a", b"other plugin", bytes_quota(1000))
+            .unwrap();
         assert_eq!(kv.get("p", "a").unwrap(), b"1");
         assert_eq!(kv.get("p", ".hidden ü").unwrap(), b"");
         assert_eq!(
@@ -420,7 +473,7 @@ mod tests {
             ["../escape", ".hidden ü", "a", "b/c"]
         );
         assert_eq!(kv.list("p", "b").unwrap(), ["b/c"]);
-        kv.put("p", "a", b"replaced", 1000).unwrap();
+        kv.put("p", "a", b"replaced", bytes_quota(1000)).unwrap();
         assert_eq!(kv.get("p", "a").unwrap(), b"replaced");
         kv.delete("p", "a").unwrap();
         assert!(matches!(kv.delete("p", "a"), Err(KvError::NotFound(_))));
@@ -428,7 +481,7 @@ mod tests {
         assert_eq!(kv.list("none", "").unwrap(), Vec::<String>::new());
         for key in ["", "a\nb", &"k".repeat(kv::MAX_KEY + 1)] {
             assert!(matches!(
-                kv.put("p", key, b"x", 1000),
+                kv.put("p", key, b"x", bytes_quota(1000)),
                 Err(KvError::BadKey { .. })
             ));
         }
@@ -446,7 +499,7 @@ mod tests {
     fn pages_follow_the_prefix_start_and_limit() {
         let (_dir, kv) = kv();
         for key in ["a", "u/1", "u/2", "u/3", "u/4", "v"] {
-            kv.put("p", key, b"", 1000).unwrap();
+            kv.put("p", key, b"", bytes_quota(1000)).unwrap();
         }
         let page = |prefix, start, limit| {
             let page = kv.page("p", prefix, start, limit).unwrap();
@@ -479,7 +532,7 @@ mod tests {
     #[test]
     fn a_batch_is_applied_whole_or_not_at_all() {
         let (_dir, kv) = kv();
-        kv.put("p", "keep", b"old", 100).unwrap();
+        kv.put("p", "keep", b"old", bytes_quota(100)).unwrap();
         kv.batch(
             "p",
             &[
@@ -489,18 +542,22 @@ mod tests {
                 KvWrite::Delete("missing"),
                 KvWrite::Put("a", b"11"),
             ],
-            100,
+            bytes_quota(100),
         )
         .unwrap();
         assert_eq!(kv.list("p", "").unwrap(), ["a", "b"]);
         assert_eq!(kv.get("p", "a").unwrap(), b"11");
-        let bad_key = kv.batch("p", &[KvWrite::Delete("a"), KvWrite::Put("x\ty", b"")], 100);
+        let bad_key = kv.batch(
+            "p",
+            &[KvWrite::Delete("a"), KvWrite::Put("x\ty", b"")],
+            bytes_quota(100),
+        );
         assert!(matches!(bad_key, Err(KvError::BadKey { .. })));
         let over = kv
             .batch(
                 "p",
                 &[KvWrite::Delete("a"), KvWrite::Put("big", &[0; 200])],
-                100,
+                bytes_quota(100),
             )
             .unwrap_err();
         assert!(
@@ -513,7 +570,7 @@ mod tests {
         kv.batch(
             "p",
             &[KvWrite::Put("t", &[0; 200]), KvWrite::Delete("t")],
-            100,
+            bytes_quota(100),
         )
         .unwrap();
     }
@@ -521,22 +578,49 @@ mod tests {
     #[test]
     fn quota_counts_keys_and_values_and_survives_reopening() {
         let (dir, kv) = kv();
-        kv.put("p", "k1", &[0; 40], 100).unwrap(); // 42
-        kv.put("p", "k2", &[0; 40], 100).unwrap(); // 84
-        let error = kv.put("p", "k3", &[0; 40], 100).unwrap_err();
+        kv.put("p", "k1", &[0; 40], bytes_quota(100)).unwrap(); // 42
+        kv.put("p", "k2", &[0; 40], bytes_quota(100)).unwrap(); // 84
+        let error = kv.put("p", "k3", &[0; 40], bytes_quota(100)).unwrap_err();
         assert_eq!(
             error.to_string(),
             "storage quota exceeded: 84 of 100 bytes used, storing \"k3\" needs 26 more (raise [limits] storage_mb)"
         );
         // Shrinking an entry is always allowed; growing one counts the difference.
-        kv.put("p", "k1", &[0; 10], 100).unwrap(); // 54
-        kv.put("p", "k3", &[0; 40], 100).unwrap(); // 96
+        kv.put("p", "k1", &[0; 10], bytes_quota(100)).unwrap(); // 54
+        kv.put("p", "k3", &[0; 40], bytes_quota(100)).unwrap(); // 96
         kv.delete("p", "k2").unwrap(); // 54
-        kv.put("p", "ü", &[0; 2], 100).unwrap(); // 58: keys count in bytes
+        kv.put("p", "ü", &[0; 2], bytes_quota(100)).unwrap(); // 58: keys count in bytes
         drop(kv);
         let again = Kv::new(dir.path().join("kv"), StorageSync::Full);
-        assert!(again.put("p", "k4", &[0; 41], 100).is_err());
-        again.put("p", "k4", &[0; 40], 100).unwrap();
+        assert!(again.put("p", "k4", &[0; 41], bytes_quota(100)).is_err());
+        again.put("p", "k4", &[0; 40], bytes_quota(100)).unwrap();
+    }
+
+    #[test]
+    fn the_number_of_keys_has_a_quota_too() {
+        let (dir, kv) = kv();
+        let quota = Quota {
+            bytes: 1000,
+            keys: 2,
+        };
+        kv.put("p", "a", b"", quota).unwrap();
+        kv.put("p", "b", b"", quota).unwrap();
+        kv.put("p", "b", b"replaced", quota).unwrap();
+        let error = kv.put("p", "c", b"", quota).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "storage quota exceeded: 2 of 2 keys stored, storing \"c\" adds 1 more than that (raise [limits] storage_keys)"
+        );
+        kv.batch("p", &[KvWrite::Delete("a"), KvWrite::Put("c", b"")], quota)
+            .unwrap();
+        drop(kv);
+        let again = Kv::new(dir.path().join("kv"), StorageSync::Normal);
+        assert!(matches!(
+            again.put("p", "d", b"", quota),
+            Err(KvError::Keys { .. })
+        ));
+        again.delete("p", "b").unwrap();
+        again.put("p", "d", b"", quota).unwrap();
     }
 
     #[test]
@@ -553,7 +637,7 @@ mod tests {
         ] {
             std::fs::write(old.join(name), value).unwrap();
         }
-        kv.put("p", "plain", b"already in the database", 1000)
+        kv.put("p", "plain", b"already in the database", bytes_quota(1000))
             .unwrap();
         let migrated = kv.migrate();
         assert_eq!(migrated.len(), 1);
