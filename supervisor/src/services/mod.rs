@@ -115,7 +115,7 @@ pub(crate) struct HostContext {
     pub(crate) grants: Vec<HostGrant>,
     /// Its manifest file, for messages.
     pub(crate) manifest: PathBuf,
-    /// Its storage quota, bytes.
+    /// Its storage quota: bytes of keys and values, and keys.
     pub(crate) storage_quota: Quota,
     /// Its call deadline: how long a host call made outside any call
     /// (`init`, a health check) may take.
