@@ -4,6 +4,10 @@
 //! new fields at the end of a struct and new variants at the end of an
 //! enum, and bump [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION) when a peer
 //! of the old version could not read them.
+//!
+//! Longer than most modules: it is the whole host protocol in one place,
+//! every request beside the reply it gets, which is how a client author
+//! reads it.
 
 use super::worker::{Fault, Layer, PluginKind};
 use crate::error::RemoteError;

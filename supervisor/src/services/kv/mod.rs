@@ -21,6 +21,11 @@
 //! Keys and values together stay within the plugin's quota. Blocking;
 //! callers use `spawn_blocking`. Operations on one plugin's storage take
 //! turns on its connection; plugins do not wait for each other.
+//!
+//! Longer than most modules because two fifths of it are tests: each
+//! guarantee (pages, batches whole or absent, both quotas across a
+//! reopening, checkpoints, migration) is tested beside the code that
+//! keeps it.
 
 mod checkpoint;
 mod migrate;
