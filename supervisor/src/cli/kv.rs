@@ -73,28 +73,23 @@ enum KvOp {
 }
 
 impl KvOp {
-    fn common(&self) -> &Common {
+    /// The command's name and what every command takes.
+    fn parts(&self) -> (&'static str, &Common) {
         match self {
-            Self::List { common, .. }
-            | Self::Get { common, .. }
-            | Self::Put { common, .. }
-            | Self::Delete { common, .. } => common,
+            Self::List { common, .. } => ("list", common),
+            Self::Get { common, .. } => ("get", common),
+            Self::Put { common, .. } => ("put", common),
+            Self::Delete { common, .. } => ("delete", common),
         }
     }
 }
 
 impl KvArgs {
     pub(super) fn run(self) -> Result<ExitCode> {
-        let common = self.op.common();
+        let (what, common) = self.op.parts();
         let (mut client, json) = (connect(&common.socket)?, common.json);
         let plugin = self.plugin;
         let mut ask = |request| client.kv(&plugin, request);
-        let what = match &self.op {
-            KvOp::List { .. } => "list",
-            KvOp::Get { .. } => "get",
-            KvOp::Put { .. } => "put",
-            KvOp::Delete { .. } => "delete",
-        };
         let failed = |error| remote_failure(&format!("kv {plugin} {what}"), error);
         match self.op {
             KvOp::List {
